@@ -1,0 +1,174 @@
+"""Retry policy, the retry decision, Retry-After, and the shared back-off gate."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Protocol
+
+import anyio
+import attrs
+
+from .exceptions import (
+    AmeyoError,
+    APIError,
+    RateLimitedError,
+    ResponseFormatError,
+    ServerError,
+    TransportError,
+)
+
+__all__ = ["AnyioClock", "BackoffGate", "Clock", "RetryDecision", "RetryPolicy", "decide"]
+
+Kind = Literal["list", "delete", "login"]
+
+_RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float | None) -> None:
+    if value is not None and (not isinstance(value, (int, float)) or value < 0):
+        msg = f"RetryPolicy.{attribute.name} must be a number >= 0, got {value!r}"
+        raise ValueError(msg)
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How a call is retried. The defaults suit a bulk job against a busy server.
+
+    - ``attempts`` (6): sends per call, the first included; 1 turns retries off.
+    - ``wait_initial`` (0.2 s), ``wait_max`` (10 s), ``wait_jitter`` (0.5 s):
+      exponential back-off, ``min(wait_max, wait_initial * 2 ** (n - 1)) +
+      uniform(0, wait_jitter)`` before retry n.
+    - ``timeout`` (60 s): the time budget of one call, retries and waits
+      included; None for no budget.
+    - ``max_retry_after`` (60 s): a ``Retry-After`` up to this many seconds is
+      honoured in place of the back-off; a longer one ends the call with the
+      error (``RateLimitedError.retry_after`` carries the value) rather than
+      sleeping for an hour.
+    """
+
+    attempts: int = attrs.field(default=6)
+    wait_initial: float = attrs.field(default=0.2, validator=_positive)
+    wait_max: float = attrs.field(default=10.0, validator=_positive)
+    wait_jitter: float = attrs.field(default=0.5, validator=_positive)
+    timeout: float | None = attrs.field(default=60.0, validator=_positive)
+    max_retry_after: float = attrs.field(default=60.0, validator=_positive)
+
+    @attempts.validator
+    def _check_attempts(self, _: attrs.Attribute[int], value: int) -> None:
+        if type(value) is not int or value < 1:
+            msg = f"RetryPolicy.attempts must be an int >= 1, got {value!r}"
+            raise ValueError(msg)
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """No retries: every call is sent once."""
+        return cls(attempts=1)
+
+    def backoff(self, retry_number: int) -> float:
+        """The jitter-free back-off before retry ``retry_number`` (1-based), for messages."""
+        try:
+            return min(self.wait_max, self.wait_initial * 2.0 ** (retry_number - 1))
+        except OverflowError:  # pragma: no cover  (needs ~1000 retries)
+            return self.wait_max
+
+
+@attrs.frozen
+class RetryDecision:
+    """What to do after a failed attempt: retry or not, why, and a server-given wait."""
+
+    retry: bool
+    reason: str
+    retry_after: float | None = None
+
+
+def _describe(exc: AmeyoError) -> str:
+    if isinstance(exc, APIError):
+        return f"HTTP {exc.status_code}"
+    if isinstance(exc, TransportError) and exc.cause is not None:
+        return type(exc.cause).__name__
+    return type(exc).__name__
+
+
+def decide(exc: AmeyoError, *, kind: Kind, policy: RetryPolicy) -> RetryDecision:
+    """Whether the failure of one attempt of a ``kind`` call is worth another.
+
+    Retried: transport failures (connect, read timeout, dropped connection),
+    429, 502, 503, 504, a 500 whose body is not an Ameyo envelope, and for
+    reads (list, login) a 2xx whose body cannot be decoded. Not retried:
+    other 4xx, 512 and other Ameyo envelopes, a DELETE's undecodable 2xx,
+    and a ``Retry-After`` longer than ``policy.max_retry_after``.
+    """
+    reason = _describe(exc)
+    if isinstance(exc, TransportError):
+        return RetryDecision(retry=True, reason=reason)
+    if isinstance(exc, ResponseFormatError):
+        return RetryDecision(retry=kind != "delete", reason=f"{reason} (undecodable body)")
+    if isinstance(exc, (RateLimitedError, ServerError)):
+        status = exc.status_code
+        retryable = status in _RETRIED_STATUSES or (status == 500 and not exc.from_envelope)
+        after = exc.retry_after
+        if not retryable:
+            return RetryDecision(retry=False, reason=reason)
+        if after is not None and after > policy.max_retry_after:
+            return RetryDecision(
+                retry=False,
+                reason=f"{reason} with Retry-After {after:g} s, above the "
+                f"{policy.max_retry_after:g} s cap",
+                retry_after=after,
+            )
+        return RetryDecision(retry=True, reason=reason, retry_after=after)
+    return RetryDecision(retry=False, reason=reason)
+
+
+class Clock(Protocol):
+    """Time source and sleep of the gate; tests swap in a fake one."""
+
+    def now(self) -> float:
+        """Monotonic seconds."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait this long."""
+        ...
+
+
+class AnyioClock:
+    """The event loop's clock (``time.monotonic`` on asyncio) and ``anyio.sleep``."""
+
+    def now(self) -> float:
+        """The running event loop's monotonic time."""
+        return anyio.current_time()
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep on the running event loop."""
+        await anyio.sleep(seconds)
+
+
+class BackoffGate:
+    """One "not before" moment shared by every request of a client.
+
+    When an answer says ``Retry-After``, :meth:`defer` moves the moment;
+    every request then :meth:`wait` s for it before its next send, so a
+    server that asked for a pause gets one from all of prefetch and bulk
+    delete at once, not from each request after it finds out on its own.
+    """
+
+    __slots__ = ("_clock", "_not_before")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._not_before = -math.inf
+
+    @property
+    def not_before(self) -> float:
+        """The clock time before which nothing is sent (-inf when open)."""
+        return self._not_before
+
+    def defer(self, seconds: float) -> None:
+        """Hold every send until ``seconds`` from now (never brings the moment closer)."""
+        self._not_before = max(self._not_before, self._clock.now() + seconds)
+
+    async def wait(self) -> None:
+        """Return once the gate is open; loops in case it is deferred meanwhile."""
+        while (delay := self._not_before - self._clock.now()) > 0:
+            await self._clock.sleep(delay)

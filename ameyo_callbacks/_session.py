@@ -1,0 +1,154 @@
+"""Session providers: where the ``sessionId`` header comes from, and how it is renewed."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from ._protocol import DEFAULT_LOGIN_PATH, RequestSpec, build_login_request
+
+__all__ = ["LoginFn", "LoginSession", "SessionProvider", "StaticSession"]
+
+#: Sends a login request (without a session header) and returns the new session id.
+LoginFn = Callable[[RequestSpec], Awaitable[str]]
+
+
+class SessionProvider:
+    """Base of the session providers.
+
+    ``session_id()`` gives the id to send; ``refresh(stale)`` is called once
+    when the server said that id is invalid, and returns a new one, or None
+    when this provider cannot renew (the caller then raises
+    ``AuthenticationError``). ``secrets()`` lists the strings to keep out of
+    logs and exception texts.
+    """
+
+    __slots__ = ()
+
+    async def session_id(self, login: LoginFn) -> str:
+        """The session id to send now."""
+        raise NotImplementedError
+
+    async def refresh(self, stale: str, login: LoginFn) -> str | None:
+        """A new session id after ``stale`` was refused, or None if there is none to get."""
+        raise NotImplementedError
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret this provider holds or has handed out."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(<redacted>)"
+
+
+class StaticSession(SessionProvider):
+    """A fixed session id, as Ameyo's services team hands out. It cannot be renewed."""
+
+    __slots__ = ("_session_id",)
+
+    def __init__(self, session_id: str) -> None:
+        if not isinstance(session_id, str) or not session_id.strip():
+            msg = "session_id must be a non-empty string (or a SessionProvider)"
+            raise ValueError(msg)
+        self._session_id = session_id
+
+    async def session_id(self, login: LoginFn) -> str:
+        """The fixed id."""
+        return self._session_id
+
+    async def refresh(self, stale: str, login: LoginFn) -> str | None:
+        """A fixed session cannot be renewed: always None."""
+        return None
+
+    def secrets(self) -> tuple[str, ...]:
+        """The session id."""
+        return (self._session_id,)
+
+
+class LoginSession(SessionProvider):
+    """Logs in with a user id and token (WIRE_NOTES' login call), and again on expiry.
+
+    The first request logs in; when the server later answers that the session
+    is invalid, the client calls :meth:`refresh` and repeats the request once.
+    Refreshes are single-flight: fifty requests that all see the same expired
+    session cause one login, and all fifty then use its session.
+    """
+
+    __slots__ = (
+        "_current",
+        "_domain",
+        "_force_login",
+        "_lock",
+        "_login_path",
+        "_seen",
+        "_token",
+        "_user_id",
+    )
+
+    def __init__(
+        self,
+        user_id: str,
+        token: str,
+        *,
+        domain: str | None = None,
+        login_path: str = DEFAULT_LOGIN_PATH,
+        force_login: bool = False,
+    ) -> None:
+        for name, value in (("user_id", user_id), ("token", token)):
+            if not isinstance(value, str) or not value.strip():
+                msg = f"{name} must be a non-empty string"
+                raise ValueError(msg)
+        if not login_path.startswith("/"):
+            msg = f"login_path must start with '/', got {login_path!r}"
+            raise ValueError(msg)
+        self._user_id = user_id
+        self._token = token
+        self._domain = domain
+        self._login_path = login_path
+        self._force_login = force_login
+        self._current: str | None = None
+        self._lock: anyio.Lock | None = None
+        self._seen: list[str] = []
+
+    def _spec(self) -> RequestSpec:
+        return build_login_request(
+            path=self._login_path,
+            user_id=self._user_id,
+            token=self._token,
+            domain=self._domain,
+            force_login=self._force_login,
+        )
+
+    def _get_lock(self) -> anyio.Lock:
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        return self._lock
+
+    async def _login(self, login: LoginFn) -> str:
+        session_id = await login(self._spec())
+        self._current = session_id
+        self._seen.append(session_id)
+        del self._seen[:-4]  # the last few, for scrubbing answers to in-flight requests
+        return session_id
+
+    async def session_id(self, login: LoginFn) -> str:
+        """The current session, logging in first if there is none yet."""
+        current = self._current
+        if current is not None:
+            return current
+        async with self._get_lock():
+            if self._current is not None:
+                return self._current
+            return await self._login(login)
+
+    async def refresh(self, stale: str, login: LoginFn) -> str | None:
+        """Log in again, unless another request already replaced ``stale``."""
+        async with self._get_lock():
+            if self._current is not None and self._current != stale:
+                return self._current
+            return await self._login(login)
+
+    def secrets(self) -> tuple[str, ...]:
+        """The token and the session ids handed out lately."""
+        return (self._token, *self._seen)

@@ -1,0 +1,1 @@
+"""The fake Ameyo server and pytest helpers (being built)."""
