@@ -355,7 +355,11 @@ async def delete_matching(
     tally._dry_run = dry_run
     confirmed: set[str] = set()
     for _ in range(max_rounds):
-        listed = await _collect(fetch)
+        try:
+            listed = await _collect(fetch)
+        except (anyio.get_cancelled_exc_class(), KeyboardInterrupt):
+            tally._cancelled = True  # stopped mid-walk: the run is not complete
+            raise
         if dry_run:
             tally._matched.extend(listed)
             break

@@ -20,13 +20,14 @@ import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 import httpx
 import sniffio
 import stamina
 
-from ._bulk import BulkDeleteResult, BulkProgress, delete_callbacks, delete_matching
+from ._bulk import BulkDeleteResult, BulkProgress, BulkTally, delete_callbacks, delete_matching
 from ._convert import make_converter
 from ._models import CustomerCallback
 from ._paging import CallbackIterator
@@ -71,6 +72,11 @@ _DEFAULT_PORTS = {"http": 8888, "https": 8443}
 _AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
 _CAMPAIGN_PATH = f"{CALLBACKS_PREFIX}/getFiltered"
 
+try:
+    import aiohttp as _aiohttp
+except ImportError:  # pragma: no cover  (a declared dependency; kept for vendored installs)
+    _aiohttp = None  # type: ignore[assignment]
+
 
 def normalize_base_url(base_url: str) -> str:
     """``http(s)://host[:port][/prefix]`` -> the same with the spec's default port.
@@ -96,7 +102,9 @@ def normalize_base_url(base_url: str) -> str:
     if url.query or url.fragment:
         msg = f"base_url {base_url!r} must not have a query or fragment: {expected}"
         raise ValueError(msg)
-    port = url.port or _DEFAULT_PORTS[url.scheme]
+    # httpx.URL drops a port equal to the scheme's usual one (":80", ":443"),
+    # but an explicit port is kept: read it back from the text.
+    port = url.port or urlsplit(base_url.strip()).port or _DEFAULT_PORTS[url.scheme]
     host = f"[{url.host}]" if ":" in url.host else url.host
     return f"{url.scheme}://{host}:{port}{url.raw_path.decode('ascii').rstrip('/')}"
 
@@ -471,15 +479,21 @@ class AmeyoCallbacksClient:
         *,
         concurrency: int = 8,
         on_progress: Callable[[BulkProgress], None] | None = None,
+        tally: BulkTally | None = None,
     ) -> BulkDeleteResult:
         """Delete many callbacks, ``concurrency`` at a time, with an outcome for every id.
 
         ``ids`` (an iterable or async iterable of strings) is read lazily.
         API and transport failures become outcomes in the result, never an
-        exception; on cancellation, see :class:`BulkDeleteResult`.
+        exception; on cancellation, ``tally.result()`` of a :class:`BulkTally`
+        passed in still accounts for every id read.
         """
         return await delete_callbacks(
-            self.delete_callback, ids, concurrency=concurrency, on_progress=on_progress
+            self.delete_callback,
+            ids,
+            concurrency=concurrency,
+            on_progress=on_progress,
+            tally=tally,
         )
 
     async def delete_matching(
@@ -494,6 +508,7 @@ class AmeyoCallbacksClient:
         concurrency: int = 8,
         dry_run: bool = False,
         on_progress: Callable[[BulkProgress], None] | None = None,
+        tally: BulkTally | None = None,
     ) -> BulkDeleteResult:
         """Delete every callback of a campaign matching the filters, skipping none.
 
@@ -516,6 +531,7 @@ class AmeyoCallbacksClient:
             concurrency=concurrency,
             dry_run=dry_run,
             on_progress=on_progress,
+            tally=tally,
         )
 
     async def delete_matching_tenant(
@@ -529,6 +545,7 @@ class AmeyoCallbacksClient:
         concurrency: int = 8,
         dry_run: bool = False,
         on_progress: Callable[[BulkProgress], None] | None = None,
+        tally: BulkTally | None = None,
     ) -> BulkDeleteResult:
         """:meth:`delete_matching` over the tenant-wide list."""
         filters = check_filters(
@@ -544,6 +561,7 @@ class AmeyoCallbacksClient:
             concurrency=concurrency,
             dry_run=dry_run,
             on_progress=on_progress,
+            tally=tally,
         )
 
     # ------------------------------------------------------------------
@@ -674,10 +692,7 @@ class AmeyoCallbacksClient:
                             return None  # type: ignore[return-value]  # only DELETE sets answer_lost
                         raise
                     except (TransportError, ServerError) as exc:
-                        if spec.kind == "delete" and (
-                            isinstance(exc, TransportError)
-                            or exc.status_code in _AMBIGUOUS_STATUSES
-                        ):
+                        if spec.kind == "delete" and _maybe_done(exc):
                             answer_lost = True
                         raise
         except AmeyoError as exc:
@@ -729,12 +744,26 @@ class AmeyoCallbacksClient:
         return decode(spec, response.status_code, response.headers, response.content)
 
 
+def _maybe_done(exc: TransportError | ServerError) -> bool:
+    """Whether the server may have carried out a request that failed this way.
+
+    Not when the connection was never made (the request was never sent);
+    yes for a timeout or a dropped connection after sending, and for a
+    gateway's 500/502/504 (the backend may have done it before failing).
+    """
+    if isinstance(exc, ServerError):
+        return exc.status_code in _AMBIGUOUS_STATUSES
+    cause = exc.cause
+    origin = cause.__cause__ if cause is not None else None
+    if _aiohttp is not None and isinstance(origin, _aiohttp.ClientError):
+        # The aiohttp transport maps every connection error to ConnectTimeout;
+        # the aiohttp exception it came from says which one it was.
+        return not isinstance(origin, _aiohttp.ClientConnectorError)
+    return not isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout))
+
+
 def _is_transport_failure(exc: Exception) -> bool:
     """httpx's request errors, and what the aiohttp transport lets through unmapped."""
     if isinstance(exc, (httpx.RequestError, OSError, TimeoutError)):
         return True
-    try:
-        import aiohttp  # noqa: PLC0415
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, aiohttp.ClientError)
+    return _aiohttp is not None and isinstance(exc, _aiohttp.ClientError)

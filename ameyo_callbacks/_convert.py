@@ -13,6 +13,7 @@ from cattrs.gen import make_dict_unstructure_fn, override
 from ._models import _NO_EXTRA, WIRE_NAMES, CustomerCallback
 
 attrs.resolve_types(CustomerCallback)
+_FIELD_TYPES: dict[str, Any] = {f.name: f.type for f in attrs.fields(CustomerCallback)}
 
 __all__ = [
     "RecordError",
@@ -95,7 +96,7 @@ def make_converter() -> cattrs.Converter:
     for kind in (int, str, bool):
         converter.register_structure_hook(kind, _strict(kind))
 
-    renames = {name: override(rename=wire) for name, wire in WIRE_NAMES.items()}
+    renames: dict[str, Any] = {name: override(rename=wire) for name, wire in WIRE_NAMES.items()}
     unstructure_known = make_dict_unstructure_fn(
         CustomerCallback, converter, extra=override(omit=True), **renames
     )
@@ -148,10 +149,11 @@ def make_converter() -> cattrs.Converter:
             raise _diagnose(converter, value) from exc
 
     def unstructure(record: CustomerCallback) -> dict[str, Any]:
-        wire: dict[str, Any] = unstructure_known(record)
-        if record.extra:
-            wire.update(record.extra)
-        return wire
+        known: dict[str, Any] = unstructure_known(record)
+        if not record.extra:
+            return known
+        # extra first: a modelled field always wins over an extra of the same name.
+        return {**record.extra, **known}
 
     converter.register_structure_hook(CustomerCallback, structure)
     converter.register_unstructure_hook(CustomerCallback, unstructure)
@@ -162,22 +164,17 @@ def _diagnose(converter: cattrs.Converter, value: object) -> RecordError:
     """Name the first field of a record that does not fit, and why."""
     if not isinstance(value, Mapping):
         return RecordError(f"expected a JSON object, got {type(value).__name__}", field=None)
-    for field in attrs.fields(CustomerCallback):
-        wire = WIRE_NAMES.get(field.name)
-        if wire is None:
-            continue
+    for name, wire in WIRE_NAMES.items():
         if wire not in value:
             return RecordError(f"field {wire!r} is missing", field=wire)
         try:
-            converter.structure(value[wire], field.type)
+            converter.structure(value[wire], _FIELD_TYPES[name])
         except Exception as exc:  # noqa: BLE001
             return RecordError(f"field {wire!r}: {exc}", field=wire)
     return RecordError("record does not fit CustomerCallback", field=None)  # pragma: no cover
 
 
-def structure_callbacks(
-    converter: cattrs.Converter, payload: object
-) -> list[CustomerCallback]:
+def structure_callbacks(converter: cattrs.Converter, payload: object) -> list[CustomerCallback]:
     """A decoded JSON list -> records; raises RecordError with the index in ``index``."""
     if not isinstance(payload, list):
         msg = f"expected a JSON array of callbacks, got {type(payload).__name__}"
@@ -185,10 +182,11 @@ def structure_callbacks(
     structure = converter.get_structure_hook(CustomerCallback)
     out: list[CustomerCallback] = []
     append = out.append
-    for index, item in enumerate(payload):
-        try:
+    index = 0
+    try:
+        for index, item in enumerate(payload):  # noqa: B007  (read in the handler)
             append(structure(item, CustomerCallback))
-        except RecordError as exc:
-            exc.index = index
-            raise
+    except RecordError as exc:
+        exc.index = index
+        raise
     return out

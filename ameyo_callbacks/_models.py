@@ -16,7 +16,7 @@ _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 
 def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    if type(value) is MappingProxyType:
+    if value is _NO_EXTRA:
         return value
     return MappingProxyType(dict(value))
 

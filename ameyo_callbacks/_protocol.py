@@ -58,6 +58,7 @@ MAX_LIMIT = 100
 NOT_FOUND_KEY = "CallBackManager.invalid.campcust.callback.id"
 SESSION_INVALID_KEYS = frozenset({"invalid.session.id", "invalid.authentication.token"})
 SNIPPET_CHARS = 200
+_MESSAGE_CHARS = 300
 REDACTED = "<redacted>"
 
 DateBound = datetime | int
@@ -154,6 +155,12 @@ def _check_user_ids(value: object) -> tuple[str, ...] | None:
         msg = f"user_ids must be a list of user id strings, got {type(value).__name__}"
         raise TypeError(msg)
     ids = tuple(value)
+    if not ids:
+        msg = (
+            "user_ids is empty, which would match every user: pass None to not filter "
+            "by user, or at least one user id"
+        )
+        raise ValueError(msg)
     for uid in ids:
         if not isinstance(uid, str):
             msg = f"user_ids must hold strings, got {type(uid).__name__}"
@@ -204,7 +211,18 @@ def check_callback_id(callback_id: object) -> str:
     if not callback_id.strip():
         msg = "customer_callback_id must not be empty or blank"
         raise ValueError(msg)
+    if not _encodable(callback_id):
+        msg = f"customer_callback_id {callback_id!r} cannot be encoded as UTF-8"
+        raise ValueError(msg)
     return callback_id
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def build_list_request(
@@ -392,8 +410,9 @@ def decode_error(
         if found is not None:
             key, key_args = found
         texts = [t for t in (raw_message, raw_info) if isinstance(t, str) and t.strip()]
-        human = [t for t in texts if t.strip() != key and not t.strip().startswith("[")]
-        message = human[0] if human else (texts[0] if texts else None)
+        # Human text: whatever is not the key itself (bare, or as a JSON array).
+        human = [t for t in texts if key is None or _split_key(t) != (key, key_args)]
+        message = human[0] if human else None
         fields["error_code"] = _int_or_none(payload.get("errorCode", payload.get("code")))
         envelope_status = _int_or_none(payload.get("status"))
         if 200 <= status < 300 and envelope_status is not None and envelope_status >= 400:
@@ -403,8 +422,9 @@ def decode_error(
     summary = key or (f"{snippet!r}" if snippet and not envelope else "")
     if key_args:
         summary += f" {list(key_args)}"
-    if message and message != key:
-        summary += f": {message}" if summary else message
+    if message:
+        shown = message if len(message) <= _MESSAGE_CHARS else message[:_MESSAGE_CHARS] + "..."
+        summary += f": {shown}" if summary else shown
     if fields.get("error_code") is not None:
         summary += f" (error code {fields['error_code']})"
     text = f"{spec.method} {spec.path} answered HTTP {status}" + (f": {summary}" if summary else "")
@@ -422,10 +442,13 @@ def decode_error(
         **fields,
     }
     if status == 401 or (key in SESSION_INVALID_KEYS and status in (401, 403)):
-        text += (
-            ". The session id is missing, expired or invalid: log in again for a new one, "
-            "or pass a LoginSession so the client refreshes it"
-        )
+        if spec.kind == "login":
+            text += ". The login was refused: check the user id, token and domain"
+        else:
+            text += (
+                ". The session id is missing, expired or invalid: log in again for a new "
+                "one, or pass a LoginSession so the client refreshes it"
+            )
         return AuthenticationError(text, **common)
     if key == NOT_FOUND_KEY:
         callback_id = key_args[0] if key_args else spec.callback_id
@@ -486,7 +509,8 @@ def decode_list_response(
         return structure_callbacks(converter, payload)
     except RecordError as exc:
         where = f"record {exc.index}: " if exc.index is not None else ""
-        error = _format_error(status, body, spec, f"a body that does not fit ({where}{exc})", secrets)
+        reason = f"a body that does not fit ({where}{exc})"
+        error = _format_error(status, body, spec, reason, secrets)
         error.field = exc.field
         error.index = exc.index
         raise error from None
@@ -545,9 +569,12 @@ def decode_login_response(
         if _is_envelope(payload):
             raise decode_error(status, headers, body, spec=spec, now=now, secrets=secrets)
     # The body may hold a session id in an unexpected place: never quote it.
-    raise ResponseFormatError(
+    msg = (
         f"{spec.method} {spec.path} answered HTTP {status} without a sessionId "
-        "in the shape the login call returns",
+        "in the shape the login call returns"
+    )
+    raise ResponseFormatError(
+        msg,
         method=spec.method,
         path=spec.path,
         status_code=status,

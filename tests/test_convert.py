@@ -44,7 +44,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    lambda kids: (
+        st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4)
+    ),
     max_leaves=12,
 )
 epoch_ms = st.integers(MIN_MS, MAX_MS)
@@ -103,7 +105,10 @@ def test_structured_datetimes_are_aware_utc_at_the_same_millisecond(
 ) -> None:
     """callbackTime and dateAdded become aware UTC datetimes of exactly that instant."""
     structured = make_converter().structure(record, CustomerCallback)
-    for value, wire in ((structured.callback_time, "callbackTime"), (structured.date_added, "dateAdded")):
+    for value, wire in (
+        (structured.callback_time, "callbackTime"),
+        (structured.date_added, "dateAdded"),
+    ):
         assert value.tzinfo is timezone.utc
         assert value.utcoffset() == timedelta(0)
         expected = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=record[wire])
@@ -164,11 +169,11 @@ def test_unknown_fields_go_to_extra_and_come_back(converter: cattrs.Converter) -
 
 def test_unstructure_refuses_a_naive_datetime(converter: cattrs.Converter) -> None:
     """A record holding a naive datetime cannot be written to the wire."""
-    record = attrs.evolve(_record(), callback_time=datetime(2018, 3, 20, 9, 43, 58))  # noqa: DTZ001
+    record = attrs.evolve(_record(), callback_time=datetime(2018, 3, 20, 9, 43, 58))
     with pytest.raises(ValueError, match="naive datetime"):
         converter.unstructure(record)
     with pytest.raises(ValueError, match="naive datetime"):
-        datetime_to_epoch_ms(datetime(2018, 3, 20))  # noqa: DTZ001
+        datetime_to_epoch_ms(datetime(2018, 3, 20))
 
 
 def test_unstructure_converts_other_zones_to_the_same_instant(converter: cattrs.Converter) -> None:
@@ -271,7 +276,9 @@ def test_non_object_record_names_index(converter: cattrs.Converter, item: object
 
 
 @pytest.mark.parametrize("payload", [SPEC_RECORD, None, "[]", 0])
-def test_payload_that_is_not_a_list_is_refused(converter: cattrs.Converter, payload: object) -> None:
+def test_payload_that_is_not_a_list_is_refused(
+    converter: cattrs.Converter, payload: object
+) -> None:
     """structure_callbacks wants a JSON array; anything else is a RecordError without index."""
     with pytest.raises(RecordError, match="JSON array") as info:
         structure_callbacks(converter, payload)

@@ -1,0 +1,381 @@
+"""The session id and the login token never show: not in reprs, exceptions or logs.
+
+Every failing answer below echoes the secrets the request carried (the way a
+careless server or proxy does), so a leak anywhere on the way to the caller
+would show up. Retries run in stamina's testing mode (no back-off sleeps).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+import respx
+import stamina
+
+from ameyo_callbacks import (
+    AmeyoCallbacksClient,
+    AmeyoError,
+    APIError,
+    AuthenticationError,
+    CallbackNotFoundError,
+    LoginSession,
+    RateLimitedError,
+    ResponseFormatError,
+    ServerError,
+    StaticSession,
+    TransportError,
+)
+
+BASE = "http://ameyo.example:8888"
+PREFIX = "/ameyorestapi/voice/customerCallbacks"
+LIST_PATH = f"{PREFIX}/getFiltered"
+LOGIN_PATH = "/ameyorestapi/userLogin/login"
+CALLBACK_ID = "d810-59423051-cm-0"
+DELETE_PATH = f"{PREFIX}/{CALLBACK_ID}"
+NOT_FOUND_KEY = "CallBackManager.invalid.campcust.callback.id"
+SESSION = "sid-7f3a-SECRET-c0ffee-42"
+TOKEN = "tok-XYZ"
+ATTEMPTS = 3  # stamina testing mode: attempts per call, no waits
+HTML = "text/html; charset=utf-8"
+
+Answer = Callable[[httpx.Request, str], httpx.Response]
+
+
+def html(status: int, echo: str) -> httpx.Response:
+    page = f"<html><body><h1>Error</h1><pre>request sessionId={echo}</pre></body></html>"
+    return httpx.Response(status, text=page, headers={"content-type": HTML})
+
+
+def raise_(exc: type[httpx.TransportError]) -> Answer:
+    def answer(request: httpx.Request, echo: str) -> httpx.Response:
+        raise exc(f"connection to {echo} reset by peer", request=request)
+
+    return answer
+
+
+@attrs.frozen
+class Case:
+    """One failing call: which endpoint, what the server does, what the caller gets."""
+
+    target: str  # "list" or "delete"
+    answer: Answer
+    error: type[AmeyoError]
+    retried: bool = False
+
+
+CASES: dict[str, Case] = {
+    "403-invalid-session": Case(
+        "list",
+        lambda _, echo: httpx.Response(
+            403,
+            json={
+                "message": f"session {echo} expired",
+                "code": 99999,
+                "info": "invalid.session.id",
+                "status": 403,
+            },
+        ),
+        AuthenticationError,
+    ),
+    "401-invalid-token": Case(
+        "delete",
+        lambda _, echo: httpx.Response(
+            401,
+            json={"message": "invalid.authentication.token", "code": 909090, "info": echo},
+        ),
+        AuthenticationError,
+    ),
+    "500-html-list": Case("list", lambda _, echo: html(500, echo), ServerError, retried=True),
+    "500-html-delete": Case("delete", lambda _, echo: html(500, echo), ServerError, retried=True),
+    "512-not-found": Case(
+        "delete",
+        lambda _, echo: httpx.Response(
+            512,
+            json={
+                "message": f"no such callback for session {echo}",
+                "info": json.dumps([NOT_FOUND_KEY, CALLBACK_ID]),
+                "status": 512,
+                "errorCode": 512,
+            },
+        ),
+        CallbackNotFoundError,
+    ),
+    "512-secret-in-key-args": Case(
+        "list",
+        lambda _, echo: httpx.Response(
+            512,
+            json={
+                "message": None,
+                "info": json.dumps(["CallBackManager.fetch.failed", echo]),
+                "status": 512,
+                "errorCode": 7,
+            },
+        ),
+        APIError,
+    ),
+    "429-retry-after": Case(
+        "list",
+        lambda _, echo: httpx.Response(
+            429, text=f"slow down, {echo}", headers={"Retry-After": "0"}
+        ),
+        RateLimitedError,
+        retried=True,
+    ),
+    "connect-error": Case("list", raise_(httpx.ConnectError), TransportError, retried=True),
+    "read-timeout-delete": Case("delete", raise_(httpx.ReadTimeout), TransportError, retried=True),
+    "format-html-list": Case(
+        "list",
+        lambda _, echo: html(200, echo),
+        ResponseFormatError,
+        retried=True,
+    ),
+    "format-misfit-record": Case(
+        "list",
+        lambda _, echo: httpx.Response(
+            200, json=[{"customerCallbackId": echo, "campaignId": "six", "phone": echo}]
+        ),
+        ResponseFormatError,
+        retried=True,
+    ),
+    "format-delete-body": Case(
+        "delete",
+        lambda _, echo: httpx.Response(200, text=f"Deleted for {echo}"),
+        ResponseFormatError,
+    ),
+    "2xx-envelope-list": Case(
+        "list",
+        lambda _, echo: httpx.Response(
+            200,
+            json={
+                "message": f"fetch failed for {echo}",
+                "info": "CallBackManager.fetch.failed",
+                "status": 512,
+                "errorCode": 3,
+            },
+        ),
+        APIError,
+    ),
+    "2xx-envelope-delete": Case(
+        "delete",
+        lambda _, echo: httpx.Response(
+            200, json={"message": echo, "info": None, "status": 500, "errorCode": 1}
+        ),
+        ServerError,
+    ),
+}
+
+
+class FakeLogin:
+    """The login endpoint: a fresh session id per login, each one remembered."""
+
+    def __init__(self) -> None:
+        self.issued: list[str] = []
+        self.tokens: list[str] = []
+        self._numbers = itertools.count(1)
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.tokens.append(json.loads(request.content)["token"])
+        session_id = f"login-sid-{next(self._numbers):04d}-SECRET"
+        self.issued.append(session_id)
+        return httpx.Response(200, json={"userSessionInfo": {"sessionId": session_id}})
+
+
+@pytest.fixture
+def router() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
+        yield mock
+
+
+@pytest.fixture(autouse=True)
+def no_backoff() -> Iterator[None]:
+    with stamina.set_testing(True, attempts=ATTEMPTS):
+        yield
+
+
+def visible_texts(exc: BaseException) -> list[str]:
+    """What a caller can see of an exception: str, repr, args and its attributes.
+
+    ``cause`` is left out: it is the httpx exception exactly as httpx raised it.
+    """
+    attributes = {k: v for k, v in vars(exc).items() if k != "cause"}
+    return [str(exc), repr(exc), repr(exc.args), repr(attributes)]
+
+
+def log_texts(records: list[logging.LogRecord]) -> list[str]:
+    """Every captured log record as a handler could render it, extras included."""
+    formatter = logging.Formatter()
+    texts = []
+    for record in records:
+        texts.append(record.getMessage())
+        texts.append(repr(record.__dict__))
+        if record.exc_info:
+            texts.append(formatter.formatException(record.exc_info))
+    return texts
+
+
+def assert_hidden(secrets: list[str], texts: list[str]) -> None:
+    for secret in secrets:
+        leaks = [text for text in texts if secret in text]
+        assert leaks == [], f"{secret!r} leaked"
+
+
+def route_for(router: respx.MockRouter, case: Case, also_echo: str) -> respx.Route:
+    def side_effect(request: httpx.Request) -> httpx.Response:
+        echo = f"{request.headers.get('sessionId', '')} {also_echo}".strip()
+        return case.answer(request, echo)
+
+    if case.target == "list":
+        return router.post(LIST_PATH).mock(side_effect=side_effect)
+    return router.delete(DELETE_PATH).mock(side_effect=side_effect)
+
+
+async def run(client: AmeyoCallbacksClient, case: Case) -> AmeyoError:
+    call = (
+        client.get_campaign_callbacks(6, limit=1)
+        if case.target == "list"
+        else client.delete_callback(CALLBACK_ID)
+    )
+    with pytest.raises(case.error) as caught:
+        await call
+    return caught.value
+
+
+def test_client_repr_hides_the_session_id() -> None:
+    """repr() and str() of a client show the session kind, never the session id."""
+    client = AmeyoCallbacksClient(BASE, session_id=SESSION, http_backend="httpx")
+
+    for text in (repr(client), str(client)):
+        assert SESSION not in text
+        assert "StaticSession(<redacted>)" in text
+
+
+def test_session_provider_reprs_hide_secrets() -> None:
+    """repr() of StaticSession and LoginSession shows neither the id nor the token."""
+    login = LoginSession("agent", TOKEN, domain="ameyo")
+    static = StaticSession(SESSION)
+
+    assert repr(login) == "LoginSession(<redacted>)"
+    assert repr(static) == "StaticSession(<redacted>)"
+    client = AmeyoCallbacksClient(BASE, session_id=login, http_backend="httpx")
+    assert TOKEN not in repr(client)
+    assert "LoginSession(<redacted>)" in repr(client)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_fixed_session_id_never_shows_in_errors_or_logs(
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """A failing call's exception and DEBUG logs (retries included) never hold the session id."""
+    case = CASES[name]
+    caplog.set_level(logging.DEBUG)
+    route = route_for(router, case, also_echo="")
+
+    async with AmeyoCallbacksClient(BASE, session_id=SESSION, http_backend="httpx") as client:
+        error = await run(client, case)
+        client_repr = repr(client)
+
+    assert route.call_count == (ATTEMPTS if case.retried else 1)
+    assert all(call.request.headers["sessionId"] == SESSION for call in route.calls)
+    assert any(r.name == "ameyo_callbacks" and r.levelno == logging.DEBUG for r in caplog.records)
+    if case.retried:
+        assert any("retrying" in r.getMessage() for r in caplog.records)
+    assert_hidden([SESSION], [*visible_texts(error), *log_texts(caplog.records), client_repr])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+async def test_login_token_and_sessions_never_show_in_errors_or_logs(
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """With a LoginSession, neither the token nor any session id it got shows anywhere."""
+    case = CASES[name]
+    caplog.set_level(logging.DEBUG)
+    login = FakeLogin()
+    router.post(LOGIN_PATH).mock(side_effect=login)
+    route = route_for(router, case, also_echo=TOKEN)
+
+    session = LoginSession("agent", TOKEN)
+    async with AmeyoCallbacksClient(BASE, session_id=session, http_backend="httpx") as client:
+        error = await run(client, case)
+        client_repr = repr(client)
+
+    renewed = issubclass(case.error, AuthenticationError)  # refused once, logged in again
+    assert login.tokens == [TOKEN] * (2 if renewed else 1)
+    sent = [call.request.headers["sessionId"] for call in route.calls]
+    assert set(sent) == set(login.issued)
+    assert any("retrying" in r.getMessage() for r in caplog.records) == case.retried
+    secrets = [TOKEN, *login.issued]
+    texts = [*visible_texts(error), *log_texts(caplog.records), client_repr, repr(session)]
+    assert_hidden(secrets, texts)
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (
+            httpx.Response(
+                401,
+                json={"message": "invalid.authentication.token", "code": 909090, "info": TOKEN},
+            ),
+            AuthenticationError,
+        ),
+        (html(500, TOKEN), ServerError),
+        (httpx.Response(200, json={"session": TOKEN, "userSessionInfo": {}}), ResponseFormatError),
+    ],
+    ids=["401-echo", "500-html-echo", "2xx-no-session"],
+)
+async def test_failed_login_never_shows_the_token(
+    router: respx.MockRouter,
+    caplog: pytest.LogCaptureFixture,
+    answer: httpx.Response,
+    error: type[AmeyoError],
+) -> None:
+    """A login answer that fails and echoes the token keeps it out of the error and logs."""
+    caplog.set_level(logging.DEBUG)
+    login_route = router.post(LOGIN_PATH).mock(return_value=answer)
+    list_route = router.post(LIST_PATH).respond(200, json=[])
+    session = LoginSession("agent", TOKEN)
+
+    async with AmeyoCallbacksClient(BASE, session_id=session, http_backend="httpx") as client:
+        with pytest.raises(error) as caught:
+            await client.get_campaign_callbacks(6)
+
+    assert login_route.call_count >= 1
+    assert json.loads(login_route.calls.last.request.content)["token"] == TOKEN
+    assert list_route.call_count == 0
+    assert_hidden([TOKEN], [*visible_texts(caught.value), *log_texts(caplog.records)])
+
+
+async def test_bulk_delete_outcomes_never_show_the_session_id(
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The per-id errors of a bulk delete, and its repr, keep the session id out."""
+    caplog.set_level(logging.DEBUG)
+    answers: dict[str, Any] = {
+        "id-500": lambda echo: html(500, echo),
+        "id-401": lambda echo: httpx.Response(
+            401, json={"message": "invalid.authentication.token", "info": echo}
+        ),
+        "id-ok": lambda _: httpx.Response(200, text="OK"),
+    }
+
+    def side_effect(request: httpx.Request, cb_id: str) -> httpx.Response:
+        return answers[cb_id](request.headers["sessionId"])  # type: ignore[no-any-return]
+
+    router.delete(path__regex=rf"^{PREFIX}/(?P<cb_id>[^/]+)$").mock(side_effect=side_effect)
+
+    async with AmeyoCallbacksClient(BASE, session_id=SESSION, http_backend="httpx") as client:
+        result = await client.delete_callbacks(list(answers), concurrency=2)
+
+    assert result.deleted == ("id-ok",)
+    assert sorted(result.failed) == ["id-401", "id-500"]
+    texts = [repr(result), *log_texts(caplog.records)]
+    for failure in result.failed.values():
+        texts.extend(visible_texts(failure))
+    assert_hidden([SESSION], texts)
