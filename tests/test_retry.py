@@ -539,6 +539,42 @@ async def test_delete_unavailable_then_not_found_raises(api: respx.MockRouter) -
     assert info.value.attempts == 2
 
 
+@pytest.mark.parametrize(
+    "first",
+    [
+        pytest.param(httpx.ConnectError("refused"), id="connect-error"),
+        pytest.param(httpx.ConnectTimeout("no route"), id="connect-timeout"),
+    ],
+)
+async def test_never_connected_then_not_found_raises(api: respx.MockRouter, first: Any) -> None:
+    """A connection never made sent nothing: a not-found retry after it is still an error."""
+    route = api.delete(DELETE_PATH).mock(side_effect=[first, httpx.Response(512, json=NOT_FOUND)])
+    with pytest.raises(CallbackNotFoundError):
+        await delete_once(retry=NO_WAIT)
+    assert route.call_count == 2
+
+
+def test_aiohttp_connector_error_counts_as_never_sent() -> None:
+    """Through the aiohttp transport, a refused connection is told apart from a dropped one."""
+    import aiohttp
+
+    from ameyo_callbacks._client import _maybe_done
+    from ameyo_callbacks.exceptions import TransportError
+
+    def mapped(origin: BaseException) -> TransportError:
+        # httpx_aiohttp maps every aiohttp connection error to ConnectTimeout.
+        cause = httpx.ConnectTimeout(str(origin))
+        cause.__cause__ = origin
+        return TransportError("failed", cause=cause)
+
+    refused = aiohttp.ClientConnectorError(
+        aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None),
+        OSError(111, "refused"),
+    )
+    assert not _maybe_done(mapped(refused))
+    assert _maybe_done(mapped(aiohttp.ServerDisconnectedError()))
+
+
 # --------------------------------------------------------------------------
 # Logging
 

@@ -1,0 +1,427 @@
+"""Auto-pagination end to end: client.iter_*_callbacks against the fake server, in-process.
+
+The fake runs through ``httpx.ASGITransport`` (no socket). Assertions look at
+what the iterator yields and at the fake's request log: which offsets and
+limits were asked, how many requests overlapped, and that none is left
+unfinished when a walk stops early.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import AsyncIterable
+from datetime import datetime, timedelta, timezone
+
+import anyio
+import pytest
+
+from ameyo_callbacks import AmeyoCallbacksClient, CustomerCallback, Page, RetryPolicy
+from ameyo_callbacks.exceptions import ServerError
+from ameyo_callbacks.testing import FakeAmeyo, Fault
+
+BASE_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)
+CAMPAIGN = 6
+
+
+def make_record(
+    i: int, campaign: int = CAMPAIGN, *, added: float | None = None
+) -> CustomerCallback:
+    """Callback ``i``, added ``i`` seconds after the base time: the fake serves them by ``i``."""
+    return CustomerCallback(
+        customer_callback_id=f"cb-{campaign}-{i:05d}",
+        campaign_id=campaign,
+        callback_time=BASE_TIME + timedelta(days=1),
+        self_callback=True,
+        user_id="stieve",
+        phone="9876543210",
+        customer_id=10_000 + i,
+        date_added=BASE_TIME + timedelta(seconds=i if added is None else added),
+    )
+
+
+def fake_with(n: int, **options: object) -> FakeAmeyo:
+    """A fake holding callbacks 0..n-1 of CAMPAIGN and a few of another campaign."""
+    others = [make_record(i, campaign=7) for i in range(5)]
+    return FakeAmeyo([*(make_record(i) for i in range(n)), *others], **options)  # type: ignore[arg-type]
+
+
+def client_of(fake: FakeAmeyo) -> AmeyoCallbacksClient:
+    return fake.client(retry=RetryPolicy.none())
+
+
+def ids(records: list[CustomerCallback] | tuple[CustomerCallback, ...]) -> list[str]:
+    return [r.customer_callback_id for r in records]
+
+
+def list_calls(fake: FakeAmeyo) -> list[tuple[int, int]]:
+    """(offset, limit) of every list request, in arrival order."""
+    entries = sorted(
+        (e for e in fake.requests if e.endpoint in ("list", "tenant")), key=lambda e: e.seq
+    )
+    return [(int(e.params("offset")[0]), int(e.params("limit")[0])) for e in entries]
+
+
+def expected(fake: FakeAmeyo, campaign: int = CAMPAIGN) -> list[CustomerCallback]:
+    return [cb for cb in fake.callbacks if cb.campaign_id == campaign]
+
+
+async def drain_into(walk: AsyncIterable[CustomerCallback], got: list[CustomerCallback]) -> None:
+    """Append every record of ``walk`` to ``got``, which keeps them when the walk raises."""
+    async for cb in walk:
+        got.append(cb)  # noqa: PERF401  (the list keeps what came before an error)
+
+
+def assert_nothing_unfinished(fake: FakeAmeyo) -> None:
+    """No request is being served and every logged request got a full answer."""
+    assert fake.in_flight == 0
+    assert all(entry.status == 200 for entry in fake.requests)
+
+
+# -- where a walk ends -------------------------------------------------------
+
+
+async def test_walk_yields_every_campaign_callback_in_serving_order() -> None:
+    """A seeded fake: the walk yields exactly the campaign's callbacks, in the fake's order."""
+    fake = FakeAmeyo.seeded(1000, seed=3)
+    async with client_of(fake) as client:
+        got = [cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, prefetch=4)]
+    assert got == expected(fake)
+    assert 0 < len(got) < 1000
+    assert_nothing_unfinished(fake)
+
+
+async def test_tenant_walk_yields_every_callback() -> None:
+    """iter_tenant_callbacks walks the tenant list (all campaigns) on its own path."""
+    fake = FakeAmeyo.seeded(345, seed=1)
+    async with client_of(fake) as client:
+        got = [cb async for cb in client.iter_tenant_callbacks(page_size=40, prefetch=3)]
+    assert got == fake.callbacks
+    assert {e.endpoint for e in fake.requests} == {"tenant"}
+
+
+@pytest.mark.parametrize("prefetch", [1, 4])
+async def test_exact_multiple_of_page_size_ends_at_empty_page_after(prefetch: int) -> None:
+    """200 callbacks in pages of 100: the walk asks offset 200, gets [] and stops."""
+    fake = fake_with(200)
+    async with client_of(fake) as client:
+        got = [cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, prefetch=prefetch)]
+    assert ids(got) == ids(expected(fake))
+    assert len(got) == 200
+    calls = list_calls(fake)
+    assert (200, 100) in calls
+    if prefetch == 1:
+        assert calls == [(0, 100), (100, 100), (200, 100)]
+
+
+async def test_short_page_ends_iteration() -> None:
+    """250 callbacks: the short page at offset 200 is the last request."""
+    fake = fake_with(250)
+    async with client_of(fake) as client:
+        got = [cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, prefetch=1)]
+    assert len(got) == 250
+    assert list_calls(fake) == [(0, 100), (100, 100), (200, 100)]
+
+
+async def test_empty_campaign_yields_nothing() -> None:
+    """A campaign without callbacks yields no record and no page."""
+    fake = fake_with(50)
+    async with client_of(fake) as client:
+        records = [cb async for cb in client.iter_campaign_callbacks(99, prefetch=2)]
+        pages = [p async for p in client.iter_campaign_callbacks(99, prefetch=2).pages()]
+    assert records == []
+    assert pages == []
+    assert {offset for offset, _ in list_calls(fake)} <= {0, 100}
+
+
+# -- max_items and resume ------------------------------------------------------
+
+
+async def test_max_items_caps_total_with_fewer_requests() -> None:
+    """max_items=150, prefetch 4: 150 records from two requests asking 100 and 50."""
+    fake = fake_with(1000)
+    async with client_of(fake) as client:
+        got = [
+            cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, max_items=150, prefetch=4)
+        ]
+    assert ids(got) == ids(expected(fake)[:150])
+    assert list_calls(fake) == [(0, 100), (100, 50)]
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+async def test_resume_from_page_checkpoint_yields_exactly_the_rest(prefetch: int) -> None:
+    """A checkpoint (next_offset) taken mid-walk resumes a new walk with exactly the rest."""
+    fake = fake_with(430)
+    first: list[CustomerCallback] = []
+    checkpoint = None
+    async with client_of(fake) as client:
+        walk = client.iter_campaign_callbacks(CAMPAIGN, page_size=60, prefetch=prefetch)
+        async for page in walk.pages():
+            first.extend(page.items)
+            checkpoint = page.next_offset
+            if len(first) >= 180:
+                break
+        assert checkpoint == 180
+        fake.clear_requests()
+        rest = [
+            cb
+            async for cb in client.iter_campaign_callbacks(
+                CAMPAIGN, page_size=60, start_offset=checkpoint, prefetch=prefetch
+            )
+        ]
+    assert ids(first + rest) == ids(expected(fake))
+    assert list_calls(fake)[0] == (180, 60)
+
+
+# -- a server that serves smaller pages than asked --------------------------------
+
+
+@pytest.mark.parametrize("prefetch", [2, 4])
+async def test_server_clamped_page_size_walk_continues_at_served_size(prefetch: int) -> None:
+    """A fake serving at most 30 while 100 are asked: every callback comes out exactly once."""
+    fake = fake_with(250, max_limit=30)
+    async with client_of(fake) as client:
+        got = [cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, prefetch=prefetch)]
+    assert ids(got) == ids(expected(fake))
+    assert len(set(ids(got))) == 250
+    assert {limit for _, limit in list_calls(fake)[prefetch:]} == {30}
+
+
+async def test_server_clamped_page_size_with_prefetch_one_ends_at_first_short_page() -> None:
+    """prefetch=1 takes the clamped first page for the last one: 30 records, one request."""
+    fake = fake_with(250, max_limit=30)
+    async with client_of(fake) as client:
+        got = [cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, prefetch=1)]
+    assert ids(got) == ids(expected(fake)[:30])
+    assert list_calls(fake) == [(0, 100)]
+
+
+# -- prefetch -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize("prefetch", [1, 3, 5])
+async def test_prefetch_with_jitter_keeps_order_and_bounds_concurrency(
+    prefetch: int, seed: int
+) -> None:
+    """Random server latency: records in order and complete; prefetch requests overlap, no more."""
+    fake = fake_with(600, latency=0.0005, jitter=0.002, seed=seed)
+    async with client_of(fake) as client:
+        got = []
+        async for cb in client.iter_campaign_callbacks(CAMPAIGN, page_size=50, prefetch=prefetch):
+            assert fake.in_flight == 0
+            got.append(cb)
+    assert ids(got) == ids(expected(fake))
+    assert fake.max_concurrency == prefetch
+    offsets = [offset for offset, _ in list_calls(fake)]
+    assert sorted(offsets) == list(range(0, len(offsets) * 50, 50))
+    if prefetch == 1:
+        entries = sorted(fake.requests, key=lambda e: e.seq)
+        assert all(a.ended <= b.started for a, b in itertools.pairwise(entries))
+
+
+async def test_slow_consumer_holds_walk_back() -> None:
+    """A consumer holding the first record: exactly prefetch requests were made, no more."""
+    fake = fake_with(1000)
+    async with client_of(fake) as client:
+        it = client.iter_campaign_callbacks(CAMPAIGN, page_size=20, prefetch=3)
+        async for _cb in it:
+            await anyio.sleep(0.01)
+            break
+    assert len(fake.requests) == 3
+    assert_nothing_unfinished(fake)
+
+
+# -- clean exits -----------------------------------------------------------------
+
+
+async def test_break_leaves_no_request_in_flight() -> None:
+    """After break the fake serves nothing, and every logged request was answered."""
+    fake = fake_with(1000, latency=0.0005, jitter=0.001)
+    async with client_of(fake) as client:
+        got = []
+        async for cb in client.iter_campaign_callbacks(CAMPAIGN, page_size=50, prefetch=4):
+            got.append(cb)
+            if len(got) == 230:
+                break
+        made = len(fake.requests)
+        await anyio.sleep(0.02)
+    assert ids(got) == ids(expected(fake)[:230])
+    assert len(fake.requests) == made == 8
+    assert_nothing_unfinished(fake)
+
+
+async def test_exception_in_loop_body_leaves_no_request_in_flight() -> None:
+    """An exception from the loop body propagates; the fake has nothing left to serve."""
+    fake = fake_with(1000)
+
+    async def walk(client: AmeyoCallbacksClient) -> None:
+        async for cb in client.iter_campaign_callbacks(CAMPAIGN, page_size=50, prefetch=4):
+            if cb.customer_id == 10_000 + 120:
+                raise LookupError(cb.customer_callback_id)
+
+    async with client_of(fake) as client:
+        with pytest.raises(LookupError, match="cb-6-00120"):
+            await walk(client)
+    assert len(fake.requests) == 4
+    assert_nothing_unfinished(fake)
+
+
+async def test_cancellation_during_a_wave_leaves_no_request_in_flight() -> None:
+    """move_on_after firing while a request hangs: it is abandoned and logged as unanswered."""
+    fake = fake_with(1000)
+    fake.script("list", None, None, Fault.slow(30.0))  # the first request of the second wave
+    got: list[CustomerCallback] = []
+
+    async with client_of(fake) as client:
+        with anyio.move_on_after(0.1) as scope:
+            await drain_into(client.iter_campaign_callbacks(CAMPAIGN, prefetch=2), got)
+    assert scope.cancelled_caught
+    assert ids(got) == ids(expected(fake)[:200])
+    assert fake.in_flight == 0
+    unanswered = [e for e in fake.requests if e.status is None]
+    assert [e.fault for e in unanswered] == ["slow"]
+    assert len(fake.requests) == 4
+
+
+async def test_async_with_form_closes_the_walk() -> None:
+    """``async with client.iter_...() as it`` walks, and leaving it ends the walk for good."""
+    fake = fake_with(500)
+    got = []
+    async with client_of(fake) as client:
+        async with client.iter_campaign_callbacks(CAMPAIGN, page_size=50, prefetch=3) as it:
+            async for cb in it:
+                got.append(cb)
+                if len(got) == 75:
+                    break
+        made = len(fake.requests)
+        after = [cb async for cb in it]
+    assert ids(got) == ids(expected(fake)[:75])
+    assert after == []
+    assert len(fake.requests) == made
+    assert_nothing_unfinished(fake)
+
+
+def test_trio_walk_with_prefetch_and_early_break() -> None:
+    """On trio, through the fake: pages with prefetch in order, break leaves nothing running."""
+    fake = fake_with(700, latency=0.0005, jitter=0.001)
+
+    async def main() -> list[Page]:
+        pages = []
+        async with client_of(fake) as client:
+            walk = client.iter_campaign_callbacks(CAMPAIGN, page_size=40, prefetch=3)
+            async with walk as it:
+                async for page in it.pages():
+                    assert fake.in_flight == 0
+                    pages.append(page)
+                    if len(pages) == 4:
+                        break
+            await anyio.sleep(0.01)
+        return pages
+
+    pages = anyio.run(main, backend="trio")
+    assert [cb for p in pages for cb in p.items] == expected(fake)[:160]
+    assert [p.next_offset for p in pages] == [40, 80, 120, 160]
+    assert fake.max_concurrency == 3
+    assert sorted(offset for offset, _ in list_calls(fake)) == list(range(0, 240, 40))
+    assert_nothing_unfinished(fake)
+
+
+# -- inserts during the walk ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+async def test_inserts_before_offset_yield_no_duplicate_and_lose_nothing(prefetch: int) -> None:
+    """Callbacks added before the walk's position shift later ones: each id comes out once."""
+    fake = fake_with(500)
+    original = set(ids(expected(fake)))
+    rng = random.Random(prefetch)
+    got: list[CustomerCallback] = []
+    added = 0
+    async with client_of(fake) as client:
+        walk = client.iter_campaign_callbacks(CAMPAIGN, page_size=40, prefetch=prefetch)
+        async for page in walk.pages():
+            got.extend(page.items)
+            for _ in range(rng.randint(1, 4)):
+                # sorts just before a callback already yielded: before the walk's offset
+                before = rng.randrange(page.next_offset)
+                fake.add(make_record(1000 + added, added=before - 0.5))
+                added += 1
+    got_ids = ids(got)
+    assert len(got_ids) == len(set(got_ids))
+    assert original <= set(got_ids)
+    assert len(fake.callbacks) == 505 + added
+
+
+# -- errors and misuse -------------------------------------------------------------
+
+
+async def test_error_mid_walk_raises_after_earlier_pages_prefetch_one() -> None:
+    """A 500 on the third page: two pages of records, then ServerError (retries off)."""
+    fake = fake_with(1000)
+    fake.script("list", None, None, "html_500")
+    got: list[CustomerCallback] = []
+
+    async with client_of(fake) as client:
+        with pytest.raises(ServerError) as caught:
+            await drain_into(client.iter_campaign_callbacks(CAMPAIGN, prefetch=1), got)
+    assert caught.value.status_code == 500
+    assert ids(got) == ids(expected(fake)[:200])
+    assert list_calls(fake) == [(0, 100), (100, 100), (200, 100)]
+
+
+async def test_error_mid_walk_raises_after_earlier_pages_with_prefetch() -> None:
+    """A 500 inside the second wave: every record before the failing page, then ServerError."""
+    fake = fake_with(1000)
+    fake.script("list", *[None] * 6, "html_500")  # a request of the second wave
+    got: list[CustomerCallback] = []
+
+    async with client_of(fake) as client:
+        with pytest.raises(ServerError):
+            await drain_into(client.iter_campaign_callbacks(CAMPAIGN, prefetch=4), got)
+    failed = [e for e in fake.requests if e.status == 500]
+    assert len(failed) == 1
+    failed_offset = int(failed[0].params("offset")[0])
+    assert 400 <= failed_offset <= 700
+    assert ids(got) == ids(expected(fake)[:failed_offset])
+    assert fake.in_flight == 0
+
+
+async def test_records_and_pages_on_one_iterator_raise_runtime_error() -> None:
+    """One client iterator serves records or pages(), not both."""
+    fake = fake_with(10)
+    async with client_of(fake) as client:
+        it = client.iter_campaign_callbacks(CAMPAIGN)
+        async for _cb in it:
+            break
+        with pytest.raises(RuntimeError, match="not both"):
+            it.pages()
+        other = client.iter_tenant_callbacks()
+        other.pages()
+        with pytest.raises(RuntimeError, match="not both"):
+            other.__aiter__()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"page_size": 0}, ValueError),
+        ({"page_size": 101}, ValueError),
+        ({"page_size": True}, TypeError),
+        ({"prefetch": 0}, ValueError),
+        ({"max_items": -1}, ValueError),
+        ({"start_offset": -1}, ValueError),
+    ],
+)
+async def test_invalid_arguments_are_refused_before_any_request(
+    kwargs: dict[str, object], error: type[Exception]
+) -> None:
+    """iter_campaign/tenant_callbacks reject bad walk arguments at the call, sending nothing."""
+    fake = fake_with(10)
+    name = next(iter(kwargs))
+    async with client_of(fake) as client:
+        with pytest.raises(error, match=name):
+            client.iter_campaign_callbacks(CAMPAIGN, **kwargs)  # type: ignore[arg-type]
+        with pytest.raises(error, match=name):
+            client.iter_tenant_callbacks(**kwargs)  # type: ignore[arg-type]
+    assert fake.requests == []
