@@ -1,0 +1,282 @@
+"""Where the command line finds its server, its session and its client options.
+
+Options shared by every command that talks to a server (``connection_options``),
+their resolution into a :class:`Connection` (flags, then environment), the
+``--demo`` server, and :func:`build_client`, the one place a client is made
+(tests replace it to reach an in-process fake without a socket).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import click
+
+from .. import AmeyoCallbacksClient, AmeyoError, LoginSession, RetryPolicy, SessionProvider
+from ._ui import count
+
+__all__ = [
+    "DEMO_CALLBACKS",
+    "DEMO_CAMPAIGNS",
+    "ConfigError",
+    "Connection",
+    "ConnectionOptions",
+    "build_client",
+    "client_options",
+    "connect",
+    "connection_options",
+    "library_errors",
+    "open_client",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEMO_CALLBACKS = 2_500
+DEMO_CAMPAIGNS = (6, 7, 8)
+DEFAULT_RETRIES = 5  # 6 attempts in all: RetryPolicy's default
+
+_NOTHING_CONFIGURED = (
+    "{what}. Set AMEYO_BASE_URL (or pass --base-url) to your Ameyo server, e.g. "
+    "https://ameyo.example.com:8443, and give a session: AMEYO_SESSION_ID, or "
+    "--session-id-file FILE, or --session-id ID (other users can see that one in the "
+    "process list), or AMEYO_USER_ID and AMEYO_TOKEN to log in. Or add --demo to try "
+    "the command against a built-in fake server."
+)
+
+
+class ConfigError(click.ClickException):
+    """The command cannot run as configured: say what to set; exit status 2."""
+
+    exit_code = 2
+
+
+@attrs.frozen
+class ConnectionOptions:
+    """The connection flags as given (environment not yet consulted)."""
+
+    base_url: str | None
+    session_id: str | None = attrs.field(repr=False)
+    session_id_file: str | None
+    ca_bundle: str | None
+    timeout: float | None
+    retries: int
+    demo: bool
+    verbose: bool
+
+
+@attrs.frozen
+class Connection:
+    """Everything a client needs, resolved. Never printed: it holds the session."""
+
+    base_url: str
+    session: str | SessionProvider = attrs.field(repr=False)
+    verify: bool | str = True
+    timeout: float | None = None
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+
+
+_OPTIONS = (
+    click.option(
+        "--base-url",
+        envvar="AMEYO_BASE_URL",
+        metavar="URL",
+        help="The Ameyo server, http(s)://host[:port]; no port: 8888 (http), 8443 (https). "
+        "[env: AMEYO_BASE_URL]",
+    ),
+    click.option(
+        "--session-id",
+        metavar="ID",
+        help="The session id. Visible to other users in the process list: prefer "
+        "AMEYO_SESSION_ID or --session-id-file.",
+    ),
+    click.option(
+        "--session-id-file",
+        type=click.Path(exists=True, dir_okay=False, readable=True),
+        metavar="FILE",
+        help="Read the session id from this file.",
+    ),
+    click.option(
+        "--ca-bundle",
+        envvar=["AMEYO_CA_BUNDLE", "AMEYO_CA_FILE"],
+        type=click.Path(exists=True, dir_okay=False, readable=True),
+        metavar="FILE",
+        help="Trust the CAs in this PEM file for HTTPS. [env: AMEYO_CA_BUNDLE]",
+    ),
+    click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="SECONDS",
+        help="Timeout of each request (default: connect 10 s, read 30 s).",
+    ),
+    click.option(
+        "--retries",
+        type=click.IntRange(min=0),
+        default=DEFAULT_RETRIES,
+        show_default=True,
+        metavar="N",
+        help="Retries of a failed request (after the first attempt); 0 turns retries off.",
+    ),
+    click.option(
+        "--demo",
+        is_flag=True,
+        help=f"Run against a built-in fake server on 127.0.0.1 ({count(DEMO_CALLBACKS)} "
+        f"callbacks in campaigns {', '.join(map(str, DEMO_CAMPAIGNS))}); no configuration needed.",
+    ),
+    click.option(
+        "--verbose",
+        "-v",
+        is_flag=True,
+        help="Log every request to stderr, and show tracebacks (never a session id or token).",
+    ),
+)
+_NAMES = tuple(f.name for f in attrs.fields(ConnectionOptions))
+
+
+def connection_options(func: F) -> F:
+    """Add the connection flags to a command; it receives them as ``conn=ConnectionOptions``."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        options = ConnectionOptions(**{name: kwargs.pop(name) for name in _NAMES})
+        return func(*args, conn=options, **kwargs)
+
+    decorated: Any = wrapper
+    for option in reversed(_OPTIONS):
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def _session(options: ConnectionOptions) -> str | SessionProvider | None:
+    if options.session_id is not None:
+        if not options.session_id.strip():
+            msg = "--session-id is empty"
+            raise ConfigError(msg)
+        return options.session_id.strip()
+    if options.session_id_file is not None:
+        try:
+            text = Path(options.session_id_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            msg = f"cannot read the session id file {options.session_id_file}: {exc.strerror}"
+            raise ConfigError(msg) from None
+        except UnicodeError:
+            msg = f"the session id file {options.session_id_file} is not UTF-8 text"
+            raise ConfigError(msg) from None
+        if not text:
+            msg = f"the session id file {options.session_id_file} is empty"
+            raise ConfigError(msg)
+        return text
+    session = _env("AMEYO_SESSION_ID")
+    if session is not None:
+        return session
+    user, token = _env("AMEYO_USER_ID"), _env("AMEYO_TOKEN")
+    if user is not None and token is not None:
+        return LoginSession(user, token, domain=_env("AMEYO_DOMAIN"))
+    if user is not None or token is not None:
+        given, missing = ("AMEYO_USER_ID", "AMEYO_TOKEN")[:: 1 if user is not None else -1]
+        msg = f"{given} is set but {missing} is not: a login needs both"
+        raise ConfigError(msg)
+    return None
+
+
+def _client_options(options: ConnectionOptions) -> dict[str, Any]:
+    return {
+        "timeout": options.timeout,
+        "retry": RetryPolicy(attempts=options.retries + 1),
+    }
+
+
+def resolve(options: ConnectionOptions) -> Connection:
+    """The connection from the flags and the environment, or a ConfigError saying what to set."""
+    base_url = options.base_url.strip() if options.base_url else None
+    session = _session(options)
+    if base_url is None or session is None:
+        what = {
+            (True, True): "No Ameyo server configured",
+            (True, False): "No Ameyo server configured (no base URL)",
+            (False, True): "No session configured for the Ameyo server",
+        }[(base_url is None, session is None)]
+        raise ConfigError(_NOTHING_CONFIGURED.format(what=what))
+    return Connection(
+        base_url,
+        session,
+        verify=options.ca_bundle if options.ca_bundle is not None else True,
+        **_client_options(options),
+    )
+
+
+@contextmanager
+def connect(options: ConnectionOptions) -> Iterator[Connection]:
+    """The connection to use: the configured server, or a fake one with ``--demo``."""
+    if not options.demo:
+        yield resolve(options)
+        return
+    from ..testing import FakeAmeyo, serve  # noqa: PLC0415  (only for --demo)
+
+    fake = FakeAmeyo.seeded(DEMO_CALLBACKS, campaigns=DEMO_CAMPAIGNS)
+    with ExitStack() as stack:
+        try:
+            url = stack.enter_context(serve(fake))
+        except ModuleNotFoundError as exc:  # uvicorn missing: an install problem
+            raise ConfigError(str(exc)) from None
+        click.echo(
+            f"demo: a fake Ameyo server on {url} with {count(len(fake))} callbacks in "
+            f"campaigns {', '.join(map(str, DEMO_CAMPAIGNS))} (nothing leaves this machine)",
+            err=True,
+        )
+        yield Connection(url, fake.session_id, **_client_options(options))
+
+
+def client_options(connection: Connection) -> dict[str, Any]:
+    """The keyword arguments of ``AmeyoCallbacksClient`` for a connection (all but the URL)."""
+    options: dict[str, Any] = {"session_id": connection.session, "retry": connection.retry}
+    if connection.timeout is not None:
+        options["timeout"] = connection.timeout
+    if connection.verify is not True:
+        options["verify"] = connection.verify
+    return options
+
+
+def build_client(connection: Connection) -> AmeyoCallbacksClient:
+    """Make the client for a connection.
+
+    The one seam of the command line: tests replace this function with one
+    that adds ``transport=httpx.ASGITransport(app=fake)``, so commands run
+    against an in-process fake server without a socket.
+    """
+    return AmeyoCallbacksClient(connection.base_url, **client_options(connection))
+
+
+def open_client(connection: Connection) -> AmeyoCallbacksClient:
+    """:func:`build_client`, with a bad base URL or CA file turned into a ConfigError."""
+    try:
+        return build_client(connection)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:  # an unreadable or invalid CA bundle
+        msg = f"cannot use the CA bundle {connection.verify}: {exc}"
+        raise ConfigError(msg) from None
+
+
+@contextmanager
+def library_errors(*, verbose: bool) -> Iterator[None]:
+    """An :class:`AmeyoError` becomes a one-line error (exit status 1); a traceback with -v."""
+    try:
+        yield
+    except AmeyoError as exc:
+        if verbose:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        text = " ".join(str(exc).split())
+        raise click.ClickException(text) from exc

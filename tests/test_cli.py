@@ -1,0 +1,1156 @@
+"""The ``ameyo-callbacks`` command line, run with click's CliRunner.
+
+Most tests reach an in-process ``FakeAmeyo`` through the command line's one
+seam: ``ameyo_callbacks.cli._config.build_client`` is replaced by a function
+that builds the same client with ``transport=httpx.ASGITransport(app=fake)``
+(no socket). The ``--demo`` tests and the timeout test serve the fake on
+127.0.0.1 and are marked ``integration``. Retries run in stamina's testing
+mode (no back-off sleeps); injected 503s carry no ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import runpy
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import stamina
+import trustme
+from click.testing import CliRunner, Result
+
+import ameyo_callbacks
+from ameyo_callbacks import AmeyoCallbacksClient, CustomerCallback, make_converter
+from ameyo_callbacks.cli import _config, _ui, main
+from ameyo_callbacks.cli._app import cli
+from ameyo_callbacks.cli._delete import IdsReader
+from ameyo_callbacks.testing import FAKE_BASE_URL, FakeAmeyo, Fault, serve
+from ameyo_callbacks.testing import __main__ as fake_main
+
+NO_WAIT_503 = Fault.unavailable(retry_after=None)
+CSV_HEADER = [
+    "customer_callback_id",
+    "campaign_id",
+    "callback_time",
+    "self_callback",
+    "user_id",
+    "phone",
+    "customer_id",
+    "date_added",
+    "extra",
+]
+PACKAGE = Path(ameyo_callbacks.__file__).parent
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def ms(moment: datetime) -> int:
+    return (moment - EPOCH) // (datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc) - EPOCH)
+
+
+def iso_z(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def expected_row(cb: CustomerCallback) -> list[str]:
+    return [
+        cb.customer_callback_id,
+        str(cb.campaign_id),
+        iso_z(cb.callback_time),
+        "true" if cb.self_callback else "false",
+        cb.user_id or "",
+        cb.phone,
+        "" if cb.customer_id is None else str(cb.customer_id),
+        iso_z(cb.date_added),
+        json.dumps(dict(cb.extra), separators=(",", ":")) if cb.extra else "{}",
+    ]
+
+
+def in_campaign(fake: FakeAmeyo, *campaigns: int) -> list[CustomerCallback]:
+    return [cb for c in campaigns for cb in fake.callbacks if cb.campaign_id == c]
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
+
+
+def leftovers(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".part"))
+
+
+def deletes(fake: FakeAmeyo) -> list[str]:
+    return [r.path for r in fake.requests if r.endpoint == "delete"]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "AMEYO_BASE_URL",
+        "AMEYO_SESSION_ID",
+        "AMEYO_USER_ID",
+        "AMEYO_TOKEN",
+        "AMEYO_DOMAIN",
+        "AMEYO_CA_BUNDLE",
+        "AMEYO_CA_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_retry_waits() -> Iterator[None]:
+    with stamina.set_testing(True, attempts=50, cap=True):
+        yield
+
+
+@pytest.fixture
+def fake() -> FakeAmeyo:
+    return FakeAmeyo.seeded(300)
+
+
+@pytest.fixture
+def transports() -> list[Any]:
+    """Wrappers applied to the in-process transport of every client built (tests append)."""
+    return []
+
+
+@pytest.fixture
+def in_process(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, transports: list[Any]
+) -> list[_config.Connection]:
+    """Commands reach ``fake`` in-process; returns the connections they built clients for."""
+    built: list[_config.Connection] = []
+
+    def build(connection: _config.Connection) -> AmeyoCallbacksClient:
+        built.append(connection)
+        transport: httpx.AsyncBaseTransport = httpx.ASGITransport(app=fake)
+        for wrap in transports:
+            transport = wrap(transport)
+        return AmeyoCallbacksClient(
+            connection.base_url, transport=transport, **_config.client_options(connection)
+        )
+
+    monkeypatch.setattr(_config, "build_client", build)
+    return built
+
+
+@pytest.fixture
+def configured(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, in_process: list[_config.Connection]
+) -> list[_config.Connection]:
+    """The environment names the (in-process) fake and its valid session."""
+    monkeypatch.setenv("AMEYO_BASE_URL", FAKE_BASE_URL)
+    monkeypatch.setenv("AMEYO_SESSION_ID", fake.session_id)
+    return in_process
+
+
+def run(*args: str, input: str | None = None) -> Result:  # noqa: A002
+    return CliRunner().invoke(cli, list(args), input=input, catch_exceptions=False)
+
+
+class Interrupting(httpx.AsyncBaseTransport):
+    """Raises KeyboardInterrupt (as Ctrl-C would) at the n-th request of one kind."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, *, method: str, at: int) -> None:
+        self.inner, self.method, self.at, self.seen = inner, method, at, 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == self.method:
+            self.seen += 1
+            if self.seen == self.at:
+                raise KeyboardInterrupt
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+# ----------------------------------------------------------------------
+# Entry points
+
+
+def test_main_without_click_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without click installed, main() names the extra to install and returns 2."""
+    monkeypatch.setitem(sys.modules, "click", None)
+    assert main(["export", "--demo", "--campaign-id", "6"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "ameyo-callbacks: the command line needs its extra: pip install 'ameyo-callbacks[cli]'\n"
+    )
+
+
+def test_python_dash_m_runs_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``python -m ameyo_callbacks`` runs main(): a usage error exits 2 with the usage line."""
+    monkeypatch.setattr(sys, "argv", ["ameyo-callbacks", "export", "--format", "xml"])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_path(
+            str(Path(ameyo_callbacks.__file__).parent / "__main__.py"), run_name="__main__"
+        )
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Usage: ameyo-callbacks export" in err
+    assert "'xml' is not one of 'csv', 'jsonl'" in err
+
+
+def test_main_returns_the_exit_status(capsys: pytest.CaptureFixture[str]) -> None:
+    """main() returns click's exit status instead of raising SystemExit."""
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.startswith("ameyo-callbacks, version ")
+    assert main(["export"]) == 2
+
+
+# ----------------------------------------------------------------------
+# Configuration
+
+
+def test_nothing_configured_is_one_paragraph_and_exit_2(
+    fake: FakeAmeyo, in_process: list[Any], tmp_path: Path
+) -> None:
+    """No base URL and no session: a paragraph saying what to set, exit 2, nothing sent."""
+    out = tmp_path / "out.csv"
+    result = run("export", "--campaign-id", "6", "--output", str(out))
+    assert result.exit_code == 2
+    paragraph = result.stderr.strip()
+    assert "\n" not in paragraph
+    assert paragraph.startswith("Error: No Ameyo server configured.")
+    for hint in (
+        "AMEYO_BASE_URL",
+        "AMEYO_SESSION_ID",
+        "--session-id-file",
+        "AMEYO_TOKEN",
+        "--demo",
+    ):
+        assert hint in paragraph
+    assert fake.requests == []
+    assert not out.exists()
+
+
+def test_base_url_without_a_session_says_so(
+    monkeypatch: pytest.MonkeyPatch, in_process: list[Any]
+) -> None:
+    """A base URL alone: the error says the session is what is missing."""
+    monkeypatch.setenv("AMEYO_BASE_URL", FAKE_BASE_URL)
+    result = run("delete", "--campaign-id", "6", "--dry-run")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: No session configured for the Ameyo server.")
+
+
+@pytest.mark.parametrize("source", ["env", "flag", "file"])
+def test_session_sources_reach_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeAmeyo,
+    in_process: list[Any],
+    tmp_path: Path,
+    source: str,
+) -> None:
+    """AMEYO_SESSION_ID, --session-id and --session-id-file each authenticate the export."""
+    args = ["export", "--campaign-id", "7", "--base-url", FAKE_BASE_URL]
+    if source == "env":
+        monkeypatch.setenv("AMEYO_SESSION_ID", fake.session_id)
+    elif source == "flag":
+        args += ["--session-id", fake.session_id]
+    else:
+        path = tmp_path / "session"
+        path.write_text(f"{fake.session_id}\n")
+        args += ["--session-id-file", str(path)]
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    assert len(list(csv.reader(io.StringIO(result.stdout)))) == 1 + len(in_campaign(fake, 7))
+
+
+def test_session_flag_wins_over_the_environment(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, in_process: list[Any]
+) -> None:
+    """--session-id is used even when AMEYO_SESSION_ID holds another (stale) id."""
+    monkeypatch.setenv("AMEYO_BASE_URL", FAKE_BASE_URL)
+    monkeypatch.setenv("AMEYO_SESSION_ID", "stale-session")
+    result = run("export", "--campaign-id", "6", "--session-id", fake.session_id)
+    assert result.exit_code == 0, result.output
+    assert {r.session for r in fake.requests} == {"valid"}
+
+
+def test_empty_session_id_file_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, in_process: list[Any], tmp_path: Path
+) -> None:
+    """An empty --session-id-file: exit 2 naming the file."""
+    monkeypatch.setenv("AMEYO_BASE_URL", FAKE_BASE_URL)
+    path = tmp_path / "session"
+    path.write_text("\n")
+    result = run("export", "--campaign-id", "6", "--session-id-file", str(path))
+    assert result.exit_code == 2
+    assert f"the session id file {path} is empty" in result.stderr
+
+
+def test_login_with_user_and_token(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, in_process: list[Any]
+) -> None:
+    """AMEYO_USER_ID and AMEYO_TOKEN log in once, and the export uses that session."""
+    fake.add_user("supervisor", "tok-123")
+    monkeypatch.setenv("AMEYO_BASE_URL", FAKE_BASE_URL)
+    monkeypatch.setenv("AMEYO_USER_ID", "supervisor")
+    monkeypatch.setenv("AMEYO_TOKEN", "tok-123")
+    result = run("export", "--campaign-id", "8")
+    assert result.exit_code == 0, result.output
+    assert fake.login_count == 1
+    assert len(result.stdout.splitlines()) == 1 + len(in_campaign(fake, 8))
+
+
+def test_login_needs_both_user_and_token(
+    monkeypatch: pytest.MonkeyPatch, in_process: list[Any]
+) -> None:
+    """AMEYO_USER_ID without AMEYO_TOKEN: exit 2 saying the token is missing."""
+    monkeypatch.setenv("AMEYO_BASE_URL", FAKE_BASE_URL)
+    monkeypatch.setenv("AMEYO_USER_ID", "supervisor")
+    result = run("export", "--campaign-id", "6")
+    assert result.exit_code == 2
+    assert "AMEYO_USER_ID is set but AMEYO_TOKEN is not" in result.stderr
+
+
+def test_bad_base_url_is_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, in_process: list[Any]
+) -> None:
+    """A base URL that is not http(s): exit 2 with the client's explanation."""
+    monkeypatch.setenv("AMEYO_SESSION_ID", fake.session_id)
+    result = run("export", "--campaign-id", "6", "--base-url", "ftp://ameyo.example.com")
+    assert result.exit_code == 2
+    assert "has no http or https scheme" in result.stderr
+
+
+def test_ca_bundle_must_exist_and_be_pem(configured: list[Any], tmp_path: Path) -> None:
+    """--ca-bundle: a missing file or one that is not PEM is exit 2; a real CA is used."""
+    missing = run("export", "--campaign-id", "6", "--ca-bundle", str(tmp_path / "nope.pem"))
+    assert missing.exit_code == 2
+    assert "'--ca-bundle'" in missing.stderr
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    bad = run("export", "--campaign-id", "6", "--ca-bundle", str(junk))
+    assert bad.exit_code == 2
+    assert f"cannot use the CA bundle {junk}" in bad.stderr
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
+    good = run("export", "--campaign-id", "6", "--ca-bundle", str(ca))
+    assert good.exit_code == 0, good.output
+    assert configured[-1].verify == str(ca)
+
+
+@pytest.mark.parametrize(("retries", "exit_code"), [("2", 0), ("1", 1), ("0", 1)])
+def test_retries_flag_sets_the_attempts(
+    fake: FakeAmeyo, configured: list[Any], retries: str, exit_code: int
+) -> None:
+    """--retries N retries a failing request N times: two 503s need --retries 2."""
+    fake.script("list", NO_WAIT_503, NO_WAIT_503)
+    result = run("export", "--campaign-id", "6", "--retries", retries, "--prefetch", "1")
+    assert result.exit_code == exit_code, result.output
+    lists = [r for r in fake.requests if r.endpoint == "list"]
+    pages = len(in_campaign(fake, 6)) // 100 + 1
+    assert len(lists) == (2 + pages if exit_code == 0 else int(retries) + 1)
+
+
+def test_library_error_is_one_line_without_traceback(
+    monkeypatch: pytest.MonkeyPatch, in_process: list[Any]
+) -> None:
+    """A refused session: exit 1, one 'Error:' line naming the 403, no traceback."""
+    monkeypatch.setenv("AMEYO_BASE_URL", FAKE_BASE_URL)
+    monkeypatch.setenv("AMEYO_SESSION_ID", "expired-session")
+    result = run("export", "--campaign-id", "6")
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("Error: POST /ameyorestapi/voice/customerCallbacks/getFiltered")
+    assert "403" in lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("source", ["flag", "env", "file", "login"])
+def test_secrets_never_printed_even_verbose(
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeAmeyo,
+    in_process: list[Any],
+    tmp_path: Path,
+    source: str,
+) -> None:
+    """With --verbose, a good and a refused run print DEBUG lines and tracebacks, no secret."""
+    secret_token = "tok-SECRET-42"
+    fake.add_user("supervisor", secret_token)
+    monkeypatch.setenv("AMEYO_BASE_URL", FAKE_BASE_URL)
+    outputs = []
+    for session in (fake.session_id, "bad-SECRET-session"):
+        args = ["export", "--campaign-id", "6", "--verbose", "--retries", "0"]
+        if source == "flag":
+            args += ["--session-id", session]
+        elif source == "env":
+            monkeypatch.setenv("AMEYO_SESSION_ID", session)
+        elif source == "file":
+            (tmp_path / "s").write_text(session)
+            args += ["--session-id-file", str(tmp_path / "s")]
+        else:
+            monkeypatch.setenv("AMEYO_USER_ID", "supervisor")
+            ok = session == fake.session_id
+            monkeypatch.setenv("AMEYO_TOKEN", secret_token if ok else "bad-SECRET-token")
+        outputs.append(run(*args))
+    good, refused = outputs
+    assert good.exit_code == 0
+    assert refused.exit_code == 1
+    assert "DEBUG" in good.stderr
+    assert "getFiltered -> 200" in good.stderr
+    assert "Traceback" in refused.stderr
+    for result in outputs:
+        text = result.stdout + result.stderr
+        for secret in (fake.session_id, "bad-SECRET-session", secret_token, "bad-SECRET-token"):
+            assert secret not in text
+    if source == "login":
+        assert fake.login_count == 1
+        assert "login" in good.stderr
+
+
+# ----------------------------------------------------------------------
+# export
+
+
+def test_export_csv_has_the_records_in_snake_case_columns(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """CSV: header of snake_case fields, ISO-8601 UTC 'Z' times, true/false, empty nulls."""
+    out = tmp_path / "callbacks.csv"
+    result = run("export", "--campaign-id", "6", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out)
+    expected = in_campaign(fake, 6)
+    assert rows[0] == CSV_HEADER
+    assert rows[1:] == [expected_row(cb) for cb in expected]
+    assert any(r[4] == "" for r in rows[1:])  # campaign callbacks have no user
+    assert result.stdout == ""
+    assert leftovers(tmp_path) == []
+
+
+def test_export_csv_writes_extra_as_compact_json(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """Wire fields the record does not model land in 'extra' as compact JSON."""
+    fake.clear()
+    fake.add(
+        {
+            "customerCallbackId": "d806-1-cm-1",
+            "campaignId": 6,
+            "callbackTime": 1704067200000,
+            "selfCallback": True,
+            "userId": "asha",
+            "phone": "+9198",
+            "customerId": None,
+            "dateAdded": 1704067200001,
+            "crmRef": {"a": 1},
+            "note": "é",
+        }
+    )
+    out = tmp_path / "x.csv"
+    assert run("export", "--campaign-id", "6", "-o", str(out)).exit_code == 0
+    assert read_csv(out)[1] == [
+        "d806-1-cm-1",
+        "6",
+        "2024-01-01T00:00:00.000Z",
+        "true",
+        "asha",
+        "+9198",
+        "",
+        "2024-01-01T00:00:00.001Z",
+        '{"crmRef":{"a":1},"note":"é"}',
+    ]
+
+
+def test_export_jsonl_keeps_the_wire_form(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """JSONL: one wire object per line (camelCase, epoch ms) that structures back to the record."""
+    out = tmp_path / "callbacks.jsonl"
+    result = run("export", "--campaign-id", "7", "--output", str(out))
+    assert result.exit_code == 0, result.output
+    lines = out.read_text().splitlines()
+    converter = make_converter()
+    records = [converter.structure(json.loads(line), CustomerCallback) for line in lines]
+    assert records == in_campaign(fake, 7)
+    first = json.loads(lines[0])
+    assert isinstance(first["dateAdded"], int)
+    assert set(first) >= {"customerCallbackId", "campaignId", "callbackTime", "dateAdded"}
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "kind"),
+    [
+        ("out.jsonl", [], "jsonl"),
+        ("out.ndjson", [], "jsonl"),
+        ("out.CSV", [], "csv"),
+        ("out.txt", [], "csv"),
+        ("v1.jsonl.d/out", [], "csv"),
+        ("out.csv", ["--format", "JSONL"], "jsonl"),
+        ("out.jsonl", ["--format", "csv"], "csv"),
+    ],
+)
+def test_format_follows_the_flag_then_the_suffix(
+    configured: list[Any], tmp_path: Path, name: str, args: list[str], kind: str
+) -> None:
+    """--format wins; else .jsonl/.ndjson mean JSON Lines and anything else CSV."""
+    out = tmp_path / name
+    out.parent.mkdir(exist_ok=True)
+    result = run("export", "--campaign-id", "6", "--output", str(out), *args)
+    assert result.exit_code == 0, result.output
+    first = out.read_text().splitlines()[0]
+    assert first.startswith("{") if kind == "jsonl" else first == ",".join(CSV_HEADER)
+
+
+def test_unknown_format_is_a_usage_error(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """--format xml: exit 2, nothing sent, no file."""
+    out = tmp_path / "out.xml"
+    result = run("export", "--campaign-id", "6", "--format", "xml", "--output", str(out))
+    assert result.exit_code == 2
+    assert "Invalid value for '--format'" in result.stderr
+    assert fake.requests == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_to_stdout_by_default_with_a_summary(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """No --output: CSV on stdout; the summary (records, pages, elapsed) on stderr."""
+    result = run("export", "--campaign-id", "6")
+    assert result.exit_code == 0, result.output
+    expected = in_campaign(fake, 6)
+    assert list(csv.reader(io.StringIO(result.stdout)))[1:] == [expected_row(c) for c in expected]
+    pages = len(expected) // 100 + 1
+    assert result.stderr.startswith(
+        f"exported {len(expected)} records ({pages} pages) to stdout in "
+    )
+    assert result.stderr.rstrip().endswith("records/s)")
+
+
+def test_export_several_campaigns_in_order(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """Repeated --campaign-id exports each campaign in turn."""
+    result = run("export", "--campaign-id", "8", "--campaign-id", "6")
+    assert result.exit_code == 0, result.output
+    ids = [row[0] for row in csv.reader(io.StringIO(result.stdout))][1:]
+    assert ids == [cb.customer_callback_id for cb in in_campaign(fake, 8, 6)]
+
+
+def test_export_tenant_gets_every_campaign(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """--tenant exports the tenant-wide list."""
+    result = run("export", "--tenant", "--format", "jsonl")
+    assert result.exit_code == 0, result.output
+    ids = [json.loads(line)["customerCallbackId"] for line in result.stdout.splitlines()]
+    assert ids == [cb.customer_callback_id for cb in fake.callbacks]
+    assert {r.endpoint for r in fake.requests} == {"tenant"}
+
+
+@pytest.mark.parametrize("args", [[], ["--tenant", "--campaign-id", "6"]])
+def test_export_needs_exactly_one_source(
+    fake: FakeAmeyo, configured: list[Any], args: list[str]
+) -> None:
+    """Neither or both of --campaign-id and --tenant: exit 2."""
+    result = run("export", *args)
+    assert result.exit_code == 2
+    assert "--campaign-id" in result.stderr
+    assert fake.requests == []
+
+
+def test_user_filter_is_sent_and_applied(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """--user-id (repeated) exports only those agents' callbacks."""
+    result = run("export", "--campaign-id", "6", "--user-id", "asha", "--user-id", "ravi")
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(io.StringIO(result.stdout)))[1:]
+    expected = [cb for cb in in_campaign(fake, 6) if cb.user_id in ("asha", "ravi")]
+    assert [r[0] for r in rows] == [cb.customer_callback_id for cb in expected]
+    assert fake.requests[0].params("userIds") == ["asha", "ravi"]
+
+
+def test_dates_become_epoch_ms_bounds(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """A date is midnight UTC (a --*-to date: 23:59:59.999); offsets and epoch ms are exact."""
+    result = run(
+        "export",
+        "--campaign-id",
+        "6",
+        "--added-from",
+        "2024-01-05",
+        "--added-to",
+        "2024-01-10",
+        "--scheduled-from",
+        "2024-01-05T05:30:00+05:30",
+        "--scheduled-to",
+        "1800000000000",
+    )
+    assert result.exit_code == 0, result.output
+    request = fake.requests[0]
+    jan5 = datetime(2024, 1, 5, tzinfo=timezone.utc)
+    jan11 = datetime(2024, 1, 11, tzinfo=timezone.utc)
+    assert request.params("fromDateAdded") == [str(ms(jan5))]
+    assert request.params("toDateAdded") == [str(ms(jan11) - 1)]
+    assert request.params("fromDateScheduled") == [str(ms(jan5))]
+    assert request.params("toDateScheduled") == ["1800000000000"]
+    rows = list(csv.reader(io.StringIO(result.stdout)))[1:]
+    expected = [
+        cb
+        for cb in in_campaign(fake, 6)
+        if jan5 <= cb.date_added < jan11 and cb.callback_time >= jan5
+    ]
+    assert [r[0] for r in rows] == [cb.customer_callback_id for cb in expected]
+    assert expected  # the window is not empty
+
+
+def test_z_suffix_means_utc(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """'...Z' is accepted as UTC."""
+    result = run("export", "--campaign-id", "6", "--added-to", "2024-01-02T03:04:05.006Z")
+    assert result.exit_code == 0, result.output
+    bound = datetime(2024, 1, 2, 3, 4, 5, 6000, tzinfo=timezone.utc)
+    assert fake.requests[0].params("toDateAdded") == [str(ms(bound))]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2024-01-05T10:00:00", "has no UTC offset, so it is ambiguous"),
+        ("2024-01-05 10:00", "has no UTC offset, so it is ambiguous"),
+        ("yesterday", "is not a date"),
+        ("2024-13-01", "is not a date"),
+        ("05/01/2024", "is not a date"),
+    ],
+)
+def test_bad_dates_are_usage_errors(
+    fake: FakeAmeyo, configured: list[Any], value: str, message: str
+) -> None:
+    """A time without an offset, or not a date at all: exit 2 naming the flag; nothing sent."""
+    result = run("export", "--campaign-id", "6", "--scheduled-from", value)
+    assert result.exit_code == 2
+    assert "Invalid value for '--scheduled-from'" in result.stderr
+    assert message in result.stderr
+    assert fake.requests == []
+
+
+def test_range_backwards_is_a_usage_error(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """--added-from after --added-to: exit 2 naming both flags."""
+    result = run("export", "--tenant", "--added-from", "2024-02-01", "--added-to", "2024-01-01")
+    assert result.exit_code == 2
+    assert "--added-from is after --added-to" in result.stderr
+    assert fake.requests == []
+
+
+def test_max_items_caps_the_total(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """--max-items caps the records across campaigns."""
+    n6 = len(in_campaign(fake, 6))
+    result = run("export", "--campaign-id", "6", "--campaign-id", "7", "--max-items", str(n6 + 5))
+    assert result.exit_code == 0, result.output
+    ids = [row[0] for row in csv.reader(io.StringIO(result.stdout))][1:]
+    assert ids == [cb.customer_callback_id for cb in in_campaign(fake, 6, 7)[: n6 + 5]]
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+def test_prefetch_bounds_requests_in_flight(
+    configured: list[Any], monkeypatch: pytest.MonkeyPatch, prefetch: int
+) -> None:
+    """--prefetch N puts at most (and here exactly) N page requests in flight."""
+    big = FakeAmeyo.seeded(1200, latency=0.005)
+    monkeypatch.setattr(
+        _config,
+        "build_client",
+        lambda c: AmeyoCallbacksClient(
+            c.base_url, transport=httpx.ASGITransport(app=big), **_config.client_options(c)
+        ),
+    )
+    result = run("export", "--campaign-id", "6", "--prefetch", str(prefetch))
+    assert result.exit_code == 0, result.output
+    assert big.max_concurrency == prefetch
+
+
+def test_server_failure_mid_export_leaves_no_file(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """A 503 on the third page with retries off: exit 1, no output file, no temp file."""
+    big = FakeAmeyo.seeded(1000)
+    fake.add(*big.callbacks[300:])
+    fake.script("list", None, None, NO_WAIT_503)
+    out = tmp_path / "callbacks.csv"
+    result = run(
+        "export", "--campaign-id", "6", "-o", str(out), "--retries", "0", "--prefetch", "1"
+    )
+    assert result.exit_code == 1
+    assert "503" in result.stderr
+    assert len([r for r in fake.requests if r.endpoint == "list"]) == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_export_keeps_the_previous_file(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """A failed export over an existing file leaves that file as it was."""
+    out = tmp_path / "callbacks.jsonl"
+    out.write_text("previous\n")
+    fake.script("list", NO_WAIT_503)
+    result = run("export", "--campaign-id", "6", "-o", str(out), "--retries", "0")
+    assert result.exit_code == 1
+    assert out.read_text() == "previous\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_ctrl_c_mid_export_exits_130_and_leaves_no_file(
+    configured: list[Any], transports: list[Any], tmp_path: Path
+) -> None:
+    """Ctrl-C during the walk: exit 130, 'interrupted' on stderr, no file, no temp file."""
+    transports.append(lambda inner: Interrupting(inner, method="POST", at=2))
+    out = tmp_path / "callbacks.csv"
+    result = run("export", "--tenant", "-o", str(out), "--prefetch", "1")
+    assert result.exit_code == 130
+    assert "interrupted" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_in_a_missing_directory_is_a_usage_error(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """--output in a directory that does not exist: exit 2, nothing sent."""
+    result = run("export", "--campaign-id", "6", "-o", str(tmp_path / "no" / "out.csv"))
+    assert result.exit_code == 2
+    assert "cannot write" in result.stderr
+    assert fake.requests == []
+
+
+def test_progress_bar_only_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, configured: list[Any], tmp_path: Path
+) -> None:
+    """stderr a terminal: a progress display with records and pages; otherwise none."""
+    plain = run("export", "--campaign-id", "6", "-o", str(tmp_path / "a.csv"))
+    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    shown = run("export", "--campaign-id", "6", "-o", str(tmp_path / "b.csv"))
+    assert plain.exit_code == shown.exit_code == 0
+    assert "exporting" not in plain.stderr
+    assert "exporting" in shown.stderr
+    assert "records" in shown.stderr
+    assert "pages" in shown.stderr
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+
+
+# ----------------------------------------------------------------------
+# delete
+
+
+def write_ids(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def summary_counts(stderr: str) -> dict[str, int]:
+    counts = {}
+    for line in stderr.splitlines():
+        for name in ("deleted", "not found", "failed", "not attempted"):
+            if line.strip().startswith(name) and line.strip()[len(name) :].strip().isdigit():
+                counts[name] = int(line.strip()[len(name) :].strip().replace(",", ""))
+    return counts
+
+
+def test_delete_ids_file_skips_blanks_and_comments(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """--ids-file: listed ids deleted; blanks and # comments skipped; unknown ids 'not found'."""
+    victims = [cb.customer_callback_id for cb in fake.callbacks[:3]]
+    ids = write_ids(
+        tmp_path / "ids.txt",
+        ["# to delete", victims[0], "", f"  {victims[1]}  ", "#" + victims[2], "d806-0-cm-0"],
+    )
+    result = run("delete", "--ids-file", str(ids), "--yes")
+    assert result.exit_code == 0, result.output
+    assert victims[0] not in fake
+    assert victims[1] not in fake
+    assert victims[2] in fake
+    assert summary_counts(result.stderr) == {
+        "deleted": 2,
+        "not found": 1,
+        "failed": 0,
+        "not attempted": 0,
+    }
+
+
+def test_delete_ids_from_stdin_needs_yes(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """--ids-file -: without --yes exit 2 (stdin holds the ids); with it, they are deleted."""
+    victims = [cb.customer_callback_id for cb in fake.callbacks[:4]]
+    refused = run("delete", "--ids-file", "-", input="\n".join(victims))
+    assert refused.exit_code == 2
+    assert "pass --yes" in refused.stderr
+    assert fake.requests == []
+    done = run("delete", "--ids-file", "-", "--yes", input="\n".join(victims))
+    assert done.exit_code == 0, done.output
+    assert not any(v in fake for v in victims)
+
+
+def test_ids_reader_is_lazy() -> None:
+    """The ids reader takes one line from its stream per id asked for."""
+    stream = io.StringIO("a\n\n# c\nb\nc\n")
+    reader = IdsReader(stream, "ids")
+    ids = iter(reader)
+    assert next(ids) == "a"
+    assert stream.tell() == 2
+    assert next(ids) == "b"
+    assert stream.tell() == len("a\n\n# c\nb\n")
+    assert reader.read == 2
+
+
+def test_unreadable_ids_file_is_a_usage_error(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """A missing file or a directory as --ids-file: exit 2, nothing sent."""
+    for path in (tmp_path / "missing.txt", tmp_path):
+        result = run("delete", "--ids-file", str(path), "--yes")
+        assert result.exit_code == 2
+        assert "Invalid value for '--ids-file'" in result.stderr
+    assert fake.requests == []
+
+
+def test_ids_file_that_is_not_text_stops_with_exit_2(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """Bytes that are not UTF-8: the ids before them are deleted, then exit 2 naming the line."""
+    victim = fake.callbacks[0].customer_callback_id
+    path = tmp_path / "ids.txt"
+    path.write_bytes(victim.encode() + b"\n" + b"x" * 10000 + b"\n\xff\xfe\n")
+    result = run("delete", "--ids-file", str(path), "--yes")
+    assert result.exit_code == 2
+    assert f"{path} is not UTF-8 text at or after line 2" in result.stderr
+    assert summary_counts(result.stderr)["deleted"] == 1
+    assert victim not in fake
+
+
+def test_dry_run_of_an_ids_file_sends_nothing(
+    fake: FakeAmeyo, in_process: list[Any], tmp_path: Path
+) -> None:
+    """--dry-run with --ids-file counts the ids and shows the first ten; needs no server."""
+    ids = [f"id-{i}" for i in range(25)]
+    path = write_ids(tmp_path / "ids.txt", ["# header", *ids])
+    result = run("delete", "--ids-file", str(path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"dry run: {path} lists 25 ids to delete (nothing was sent):"
+    assert [line.strip() for line in lines[1:11]] == ids[:10]
+    assert lines[11].strip() == "... and 15 more ids"
+    assert fake.requests == []
+    assert in_process == []  # no client was even built
+
+
+def test_dry_run_of_a_filter_lists_matches_and_deletes_nothing(
+    fake: FakeAmeyo, configured: list[Any]
+) -> None:
+    """--dry-run with a filter walks the list, says how many match, deletes none."""
+    before = len(fake)
+    result = run("delete", "--campaign-id", "6", "--user-id", "asha", "--dry-run")
+    assert result.exit_code == 0, result.output
+    matches = [cb for cb in in_campaign(fake, 6) if cb.user_id == "asha"]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"dry run: {len(matches)} callbacks match")
+    assert [line.strip() for line in lines[1 : 1 + min(10, len(matches))]] == [
+        cb.customer_callback_id for cb in matches[:10]
+    ]
+    assert deletes(fake) == []
+    assert len(fake) == before
+
+
+def test_delete_by_campaign_filter(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """--campaign-id with --user-id deletes exactly the matching callbacks."""
+    matches = {cb.customer_callback_id for cb in in_campaign(fake, 6) if cb.user_id == "asha"}
+    others = fake.ids() - matches
+    result = run("delete", "--campaign-id", "6", "--user-id", "asha", "--yes")
+    assert result.exit_code == 0, result.output
+    assert fake.ids() == others
+    assert summary_counts(result.stderr)["deleted"] == len(matches)
+
+
+def test_delete_tenant_filter(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """--tenant with a filter deletes the matches across campaigns."""
+    matches = {cb.customer_callback_id for cb in fake.callbacks if cb.user_id == "ravi"}
+    result = run("delete", "--tenant", "--user-id", "ravi", "--yes")
+    assert result.exit_code == 0, result.output
+    assert not matches & fake.ids()
+    assert len({cb.campaign_id for cb in fake.callbacks}) == 3
+    assert {r.endpoint for r in fake.requests} == {"tenant", "delete"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "say which callbacks to delete"),
+        (["--campaign-id", "6", "--tenant"], "say which callbacks to delete"),
+        (["--ids-file", "-", "--user-id", "asha"], "the filters apply to --campaign-id"),
+        (["--campaign-id", "0"], "Invalid value for '--campaign-id'"),
+        (["--campaign-id", "6", "--concurrency", "0"], "Invalid value for '--concurrency'"),
+    ],
+)
+def test_delete_usage_errors(
+    fake: FakeAmeyo, configured: list[Any], args: list[str], message: str
+) -> None:
+    """Missing or conflicting sources, filters on an ids file, bad numbers: exit 2."""
+    result = run("delete", *args, "--yes", input="")
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert fake.requests == []
+
+
+def test_delete_without_a_terminal_needs_yes(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """stdin not a terminal and no --yes: refuse with exit 2 and say to pass --yes."""
+    result = run("delete", "--campaign-id", "6")
+    assert result.exit_code == 2
+    assert "stdin is not a terminal. Pass --yes" in result.stderr
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(("answer", "exit_code"), [("n\n", 1), ("y\n", 0)])
+def test_delete_asks_for_confirmation_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeAmeyo,
+    configured: list[Any],
+    answer: str,
+    exit_code: int,
+) -> None:
+    """On a terminal the prompt names the target; 'n' deletes nothing (exit 1), 'y' deletes."""
+    monkeypatch.setattr(_ui, "stdin_is_interactive", lambda: True)
+    matches = {cb.customer_callback_id for cb in in_campaign(fake, 7) if cb.user_id == "li"}
+    result = run("delete", "--campaign-id", "7", "--user-id", "li", input=answer)
+    assert result.exit_code == exit_code, result.output
+    assert f"Delete every callback of campaign 7 matching user ids li on {FAKE_BASE_URL}?" in (
+        result.stderr
+    )
+    if exit_code:
+        assert "nothing was deleted" in result.stderr
+        assert deletes(fake) == []
+    else:
+        assert not matches & fake.ids()
+
+
+def test_failures_exit_1_and_failed_out_reruns_them(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """Failed deletes: exit 1, listed in --failed-out, and re-running that file finishes the job."""
+    victims = [cb.customer_callback_id for cb in fake.callbacks[:6]]
+    ids = write_ids(tmp_path / "ids.txt", victims)
+    fake.script("delete", None, NO_WAIT_503, None, NO_WAIT_503)
+    failed = tmp_path / "failed.txt"
+    first = run(
+        "delete",
+        "--ids-file",
+        str(ids),
+        "--yes",
+        "--retries",
+        "0",
+        "--concurrency",
+        "1",
+        "--failed-out",
+        str(failed),
+    )
+    assert first.exit_code == 1
+    assert summary_counts(first.stderr) == {
+        "deleted": 4,
+        "not found": 0,
+        "failed": 2,
+        "not attempted": 0,
+    }
+    assert f"failed {victims[1]}: " in first.stderr
+    listed = [x for x in failed.read_text().splitlines() if not x.startswith("#")]
+    assert listed == [victims[1], victims[3]]
+    again = run("delete", "--ids-file", str(failed), "--yes")
+    assert again.exit_code == 0, again.output
+    assert not set(victims) & fake.ids()
+
+
+def test_concurrency_bounds_deletes_in_flight(
+    monkeypatch: pytest.MonkeyPatch, configured: list[Any], fake: FakeAmeyo, tmp_path: Path
+) -> None:
+    """--concurrency N keeps N deletes in flight."""
+    fake.latency = 0.005
+    ids = write_ids(tmp_path / "ids.txt", [cb.customer_callback_id for cb in fake.callbacks[:24]])
+    result = run("delete", "--ids-file", str(ids), "--yes", "--concurrency", "6")
+    assert result.exit_code == 0, result.output
+    assert fake.max_concurrency == 6
+
+
+def test_ctrl_c_mid_delete_exits_130_with_the_summary(
+    fake: FakeAmeyo, configured: list[Any], transports: list[Any], tmp_path: Path
+) -> None:
+    """Ctrl-C at the 5th delete: exit 130; the summary and --failed-out account for every id."""
+    transports.append(lambda inner: Interrupting(inner, method="DELETE", at=5))
+    victims = [cb.customer_callback_id for cb in fake.callbacks[:10]]
+    ids = write_ids(tmp_path / "ids.txt", victims)
+    failed = tmp_path / "failed.txt"
+    result = run(
+        "delete",
+        "--ids-file",
+        str(ids),
+        "--yes",
+        "--concurrency",
+        "1",
+        "--failed-out",
+        str(failed),
+    )
+    assert result.exit_code == 130
+    assert summary_counts(result.stderr) == {
+        "deleted": 4,
+        "not found": 0,
+        "failed": 1,
+        "not attempted": 5,
+    }
+    assert "interrupted" in result.stderr
+    assert not set(victims[:4]) & fake.ids()
+    listed = [x for x in failed.read_text().splitlines() if not x.startswith("#")]
+    assert listed == victims[4:]
+
+
+def test_delete_progress_only_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any]
+) -> None:
+    """stderr a terminal: a delete progress display with its counters; otherwise none."""
+    plain = run("delete", "--campaign-id", "6", "--user-id", "asha", "--yes")
+    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    shown = run("delete", "--campaign-id", "7", "--user-id", "asha", "--yes")
+    assert plain.exit_code == shown.exit_code == 0
+    assert "deleting" not in plain.stderr
+    assert "deleting" in shown.stderr
+    assert "not found" in shown.stderr.split("outcome")[0]
+
+
+def test_walk_failure_in_filter_mode_exits_1_after_the_summary(
+    fake: FakeAmeyo, configured: list[Any]
+) -> None:
+    """A list error while finding matches: the summary table, then the one-line error, exit 1."""
+    fake.script("list", NO_WAIT_503)
+    result = run("delete", "--campaign-id", "6", "--yes", "--retries", "0")
+    assert result.exit_code == 1
+    assert summary_counts(result.stderr)["deleted"] == 0
+    assert result.stderr.splitlines()[-1].startswith("Error: ")
+    assert deletes(fake) == []
+
+
+def test_failed_out_in_a_missing_directory_is_refused_first(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """--failed-out that cannot be written: exit 2 before anything is deleted."""
+    result = run("delete", "--campaign-id", "6", "--yes", "--failed-out", str(tmp_path / "x" / "f"))
+    assert result.exit_code == 2
+    assert fake.requests == []
+
+
+# ----------------------------------------------------------------------
+# fake-server
+
+
+def test_fake_server_hands_its_options_to_the_fake_runner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """fake-server runs ameyo_callbacks.testing's runner with the same settings and exit status."""
+    calls: list[list[str]] = []
+
+    def fake_runner(argv: list[str]) -> int:
+        calls.append(argv)
+        return 0
+
+    monkeypatch.setattr(fake_main, "main", fake_runner)
+    result = run(
+        "fake-server",
+        "--port",
+        "0",
+        "--callbacks",
+        "42",
+        "--latency-ms",
+        "5",
+        "--fault-rate",
+        "0.1",
+        "--https",
+        "--seed",
+        "3",
+        "--login",
+        "u:t",
+    )
+    assert result.exit_code == 0
+    (argv,) = calls
+    pairs = dict(zip(argv[::2], argv[1::2], strict=False))
+    assert pairs["--port"] == "0"
+    assert pairs["--callbacks"] == "42"
+    assert float(pairs["--latency-ms"]) == 5
+    assert float(pairs["--fault-rate"]) == 0.1
+    assert pairs["--seed"] == "3"
+    assert "--https" in argv
+    assert argv[argv.index("--login") + 1] == "u:t"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--keyfile", "{key}"], ["--campaigns", "6,x"], ["--fault-rate", "2"], ["--login", "nocolon"]],
+)
+def test_fake_server_usage_errors(tmp_path: Path, args: list[str]) -> None:
+    """A key without a certificate, bad campaigns, a rate above 1, a bad login: exit 2."""
+    key = tmp_path / "key.pem"
+    key.write_text("k")
+    result = run("fake-server", *[a.format(key=key) for a in args])
+    assert result.exit_code == 2
+
+
+# ----------------------------------------------------------------------
+# On a socket
+
+
+@pytest.mark.integration
+def test_demo_export_is_the_readme_first_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """export --demo --campaign-id 6 --output callbacks.csv works with nothing configured."""
+    monkeypatch.chdir(tmp_path)
+    result = run("export", "--demo", "--campaign-id", "6", "--output", "callbacks.csv")
+    assert result.exit_code == 0, result.output
+    demo = FakeAmeyo.seeded(_config.DEMO_CALLBACKS, campaigns=_config.DEMO_CAMPAIGNS)
+    expected = in_campaign(demo, 6)
+    assert read_csv(tmp_path / "callbacks.csv")[1:] == [expected_row(cb) for cb in expected]
+    assert "demo: a fake Ameyo server on http://127.0.0.1:" in result.stderr
+    assert demo.session_id not in result.output
+
+
+@pytest.mark.integration
+def test_demo_delete_runs_against_the_demo_server() -> None:
+    """delete --demo --dry-run counts the demo matches; --yes deletes them (exit 0)."""
+    demo = FakeAmeyo.seeded(_config.DEMO_CALLBACKS, campaigns=_config.DEMO_CAMPAIGNS)
+    matches = [cb for cb in in_campaign(demo, 8) if cb.user_id == "maria"]
+    dry = run("delete", "--demo", "--campaign-id", "8", "--user-id", "maria", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.startswith(f"dry run: {len(matches)} callbacks match")
+    done = run("delete", "--demo", "--campaign-id", "8", "--user-id", "maria", "--yes")
+    assert done.exit_code == 0, done.output
+    assert summary_counts(done.stderr)["deleted"] == len(matches)
+
+
+@pytest.mark.integration
+def test_timeout_flag_gives_up_on_a_slow_server(tmp_path: Path) -> None:
+    """--timeout 0.2 with retries off: a 2 s answer is a one-line timeout error, exit 1."""
+    fake = FakeAmeyo.seeded(50)
+    fake.script("list", Fault.slow(delay=2.0))
+    with serve(fake) as url:
+        started = time.monotonic()
+        result = run(
+            "export",
+            "--campaign-id",
+            "6",
+            "--base-url",
+            url,
+            "--session-id",
+            fake.session_id,
+            "--timeout",
+            "0.2",
+            "--retries",
+            "0",
+            "-o",
+            str(tmp_path / "out.csv"),
+        )
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: POST /ameyorestapi/voice/customerCallbacks/getFiltered")
+    assert elapsed < 1.5
+    assert list(tmp_path.iterdir()) == []
