@@ -101,7 +101,8 @@ class CallbackIterator:
       advances by the number of records the server returned.
     - ``prefetch`` (>= 1) pages are requested at once (see the module
       docstring); ``prefetch=1`` is strictly one request at a time. Pages
-      requested past the end are cancelled or discarded, never yielded.
+      requested past the end are discarded, never yielded; requests after a
+      failed page are cancelled.
     - ``max_items`` caps the total number of records yielded.
     - Records an insert shifted across a page boundary come back twice from
       the server; they are yielded once (ids of the last ``prefetch + 1``
@@ -250,11 +251,10 @@ class CallbackIterator:
                     stop_after(index)
                     return
                 results[index] = page
-                if len(page) < slot.limit:
-                    # Pages past a short page are only needed to detect a
-                    # server that serves fewer than asked; the next one does.
-                    for scope in scopes[index + 2 :]:
-                        scope.cancel()
+                # Pages past a short page are not cancelled but left to finish
+                # and discarded: they are in flight together anyway, and
+                # cancelling a connection being set up leaks its socket with
+                # some transports (aiohttp over TLS).
 
         if len(slots) == 1:
             await run(0)
