@@ -137,12 +137,12 @@ def make_converter() -> cattrs.Converter:
             return CustomerCallback(
                 cb_id,
                 campaign,
-                epoch + ms(milliseconds=cb_time),
+                epoch + ms(0, 0, 0, cb_time),  # positional milliseconds: no keyword parsing
                 self_cb,
                 user,
                 phone,
                 customer,
-                epoch + ms(milliseconds=added),
+                epoch + ms(0, 0, 0, added),
                 extra,
             )
         except Exception as exc:

@@ -29,6 +29,8 @@ from types import TracebackType
 
 import anyio
 import attrs
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._models import CustomerCallback, Page
 from ._protocol import MAX_LIMIT
@@ -48,14 +50,6 @@ def _check(name: str, value: object, minimum: int, maximum: int | None = None) -
         msg = f"{name} must be {bounds}, got {value}"
         raise ValueError(msg)
     return value
-
-
-@attrs.frozen
-class _Slot:
-    """One request of a wave: where, how many, and (once in) what came back."""
-
-    offset: int
-    limit: int
 
 
 class _Window:
@@ -125,6 +119,7 @@ class CallbackIterator:
         "_mode",
         "_next_offset",
         "_page_size",
+        "_pipe",
         "_pos",
         "_prefetch",
         "_ready",
@@ -157,6 +152,7 @@ class CallbackIterator:
         self._items: tuple[CustomerCallback, ...] = ()
         self._pos = 0
         self._mode: str | None = None
+        self._pipe: _Pipe | None = None
 
     # -- records ---------------------------------------------------------
 
@@ -182,6 +178,13 @@ class CallbackIterator:
     # -- life cycle ------------------------------------------------------
 
     async def __aenter__(self) -> CallbackIterator:
+        """Start the pipelined walk: a producer task keeps ``prefetch`` requests going."""
+        if self._pipe is None and not self._done and not self._closed:
+            group = anyio.create_task_group()
+            await group.__aenter__()
+            send, receive = anyio.create_memory_object_stream[Page](self._prefetch - 1)
+            group.start_soon(self._produce, send)
+            self._pipe = _Pipe(group, receive)
         return self
 
     async def __aexit__(
@@ -193,10 +196,18 @@ class CallbackIterator:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop the walk: buffered pages are dropped (nothing is ever left in flight)."""
+        """Stop the walk: requests still in flight are cancelled, buffered pages dropped."""
         self._closed = True
         self._ready.clear()
         self._items, self._pos = (), 0
+        pipe, self._pipe = self._pipe, None
+        if pipe is not None:
+            pipe.group.cancel_scope.cancel()
+            pipe.receive.close()
+            # The caller's own exception (if any) propagates past us
+            # unwrapped: the producer never raises, so the group has nothing
+            # of its own to report.
+            await pipe.group.__aexit__(None, None, None)
 
     # -- the walk --------------------------------------------------------
 
@@ -212,85 +223,111 @@ class CallbackIterator:
                 raise StopAsyncIteration
             if self._ready:
                 return self._ready.popleft()
+            pipe = self._pipe
+            if pipe is not None and not pipe.ended:
+                try:
+                    return await pipe.receive.receive()
+                except anyio.EndOfStream:
+                    pipe.ended = True
+                    continue
             if self._error is not None:
                 error, self._error = self._error, None
                 self._done = True
                 raise error
-            if self._done:
+            if self._done or pipe is not None:
                 raise StopAsyncIteration
-            await self._fetch_wave()
+            await self._walk(self._buffer, max_flights=self._prefetch)
 
-    def _plan(self) -> list[_Slot]:
-        size = self._page_size
-        room = None if self._max_items is None else self._max_items - self._yielded
-        slots: list[_Slot] = []
-        for i in range(self._prefetch):
-            limit = size if room is None else min(size, room - i * size)
-            if limit <= 0:
-                break
-            slots.append(_Slot(self._next_offset + i * size, limit))
-        return slots
+    async def _buffer(self, page: Page) -> None:
+        self._ready.append(page)
 
-    async def _fetch_wave(self) -> None:
-        slots = self._plan()
-        results: list[list[CustomerCallback] | None] = [None] * len(slots)
-        errors: list[Exception | None] = [None] * len(slots)
-        scopes = [anyio.CancelScope() for _ in slots]
+    async def _produce(self, send: MemoryObjectSendStream[Page]) -> None:
+        """The pipelined walk's producer task: pages into the stream, in order."""
+        async with send:
+            try:
+                await self._walk(send.send, max_flights=None)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the consumer has left
+            except Exception as exc:  # noqa: BLE001  (handed to the consumer, in order)
+                self._error = exc
 
-        def stop_after(index: int) -> None:
-            for scope in scopes[index + 1 :]:
-                scope.cancel()
-
-        async def run(index: int) -> None:
-            slot = slots[index]
-            with scopes[index]:
-                try:
-                    page = await self._fetch(slot.offset, slot.limit)
-                except Exception as exc:  # noqa: BLE001  (re-raised in order by _take)
-                    errors[index] = exc
-                    stop_after(index)
-                    return
-                results[index] = page
-                # Pages past a short page are not cancelled but left to finish
-                # and discarded: they are in flight together anyway, and
-                # cancelling a connection being set up leaks its socket with
-                # some transports (aiohttp over TLS).
-
-        if len(slots) == 1:
-            await run(0)
-        else:
-            async with anyio.create_task_group() as tg:
-                for index in range(len(slots)):
-                    tg.start_soon(run, index)
-        self._take(slots, results, errors)
-
-    def _take(
-        self,
-        slots: list[_Slot],
-        results: list[list[CustomerCallback] | None],
-        errors: list[Exception | None],
+    async def _walk(
+        self, deliver: Callable[[Page], Awaitable[None]], *, max_flights: int | None
     ) -> None:
-        """Turn a wave's answers into buffered pages, in offset order."""
-        for index, slot in enumerate(slots):
-            error = errors[index]
-            if error is not None:
-                self._error = error
-                return
-            records = results[index]
-            assert records is not None  # noqa: S101  (every slot before a stop has an answer)
-            short = len(records) < slot.limit
-            if short and records and index + 1 < len(slots) and results[index + 1]:
-                # A short page followed by more data: the server serves
-                # pages of len(records). Keep this page, re-plan from it.
-                self._page_size = len(records)
-                self._add_page(slot.offset, records)
-                return
-            self._add_page(slot.offset, records)
-            if short or self._done:
-                self._done = True
-                return
+        """Fetch pages from ``_next_offset``, ``prefetch`` at a time, and deliver them in order.
 
-    def _add_page(self, offset: int, records: list[CustomerCallback]) -> None:
+        At most ``max_flights`` requests in all (a wave), or until the walk
+        ends. A failed page ends the walk: later requests are cancelled, and
+        the error is kept for the consumer. A short page ends it too; the
+        requests past it are left to finish and discarded (cancelling a
+        connection being set up leaks its socket with some transports).
+        A short page followed by more data means the server serves fewer
+        records than asked: the walk goes on at the size it serves.
+        """
+        window: deque[_Flight] = deque()
+        launched = 0
+        offset = self._next_offset
+        planned = self._yielded
+
+        async with anyio.create_task_group() as group:
+
+            def can_launch() -> bool:
+                within = self._max_items is None or planned < self._max_items
+                return within and (max_flights is None or launched < max_flights)
+
+            def launch() -> None:
+                nonlocal launched, offset, planned
+                limit = self._page_size
+                if self._max_items is not None:
+                    limit = min(limit, self._max_items - planned)
+                flight = _Flight(offset, limit)
+                window.append(flight)
+                group.start_soon(flight.run, self._fetch)
+                launched += 1
+                offset += limit
+                planned += limit
+
+            while not self._done:
+                while len(window) < self._prefetch and can_launch():
+                    launch()
+                if not window:
+                    if max_flights is None and planned > self._yielded:
+                        # Dedupe dropped records: plan again for the rest.
+                        offset, planned = self._next_offset, self._yielded
+                        continue
+                    return
+                head = window.popleft()
+                await head.done.wait()
+                if head.error is not None:
+                    self._error, self._done = head.error, True
+                    for flight in window:
+                        flight.scope.cancel()
+                    return
+                records = head.records
+                short = len(records) < head.limit
+                if short and records:
+                    if window:
+                        ahead = window[0]
+                        await ahead.done.wait()
+                        if ahead.error is None and ahead.records:
+                            # The server serves pages of len(records): keep
+                            # this page, drop what was planned past it.
+                            self._page_size = len(records)
+                            window.clear()
+                            await self._deliver(deliver, head.offset, records)
+                            offset, planned = self._next_offset, self._yielded
+                            continue
+                await self._deliver(deliver, head.offset, records)
+                if short:
+                    self._done = True
+
+    async def _deliver(
+        self,
+        deliver: Callable[[Page], Awaitable[None]],
+        offset: int,
+        records: list[CustomerCallback],
+    ) -> None:
+        """Dedupe, apply ``max_items``, advance the offset, and hand the page on."""
         self._seq += 1
         kept = self._window.admit(self._seq, records)
         consumed = len(records)
@@ -305,9 +342,38 @@ class CallbackIterator:
         self._next_offset = offset + consumed
         self._yielded += len(kept)
         if records:
-            self._ready.append(
-                Page(items=tuple(kept), offset=offset, next_offset=offset + consumed)
-            )
+            await deliver(Page(items=tuple(kept), offset=offset, next_offset=offset + consumed))
+
+
+class _Flight:
+    """One page request of a walk, running in the walk's task group."""
+
+    __slots__ = ("done", "error", "limit", "offset", "records", "scope")
+
+    def __init__(self, offset: int, limit: int) -> None:
+        self.offset = offset
+        self.limit = limit
+        self.records: list[CustomerCallback] = []
+        self.error: Exception | None = None
+        self.done = anyio.Event()
+        self.scope = anyio.CancelScope()
+
+    async def run(self, fetch: PageFetcher) -> None:
+        with self.scope:
+            try:
+                self.records = await fetch(self.offset, self.limit)
+            except Exception as exc:  # noqa: BLE001  (kept for the walk, raised in order)
+                self.error = exc
+        self.done.set()
+
+
+@attrs.define
+class _Pipe:
+    """The pipelined walk of ``async with``: its task group and the page stream."""
+
+    group: TaskGroup
+    receive: MemoryObjectReceiveStream[Page]
+    ended: bool = False
 
 
 class _PageIterator:

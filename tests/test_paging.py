@@ -507,14 +507,14 @@ async def test_aclose_ends_iteration_without_a_request() -> None:
 
 
 def test_trio_walk_with_prefetch_and_early_break() -> None:
-    """On trio: pages with prefetch come out in order, and a break leaves nothing running."""
+    """On trio: the pipelined walk of ``async with`` is in order, and a break stops it all."""
 
     async def main() -> tuple[list[Page], ListFetch]:
         fetch = ListFetch(DATA, ticks=random_ticks(5))
         pages = []
         async with CallbackIterator(fetch, page_size=40, prefetch=3) as it:
             async for page in it.pages():
-                assert fetch.in_flight == 0
+                assert fetch.in_flight <= 3
                 pages.append(page)
                 if len(pages) == 5:
                     break
@@ -527,7 +527,7 @@ def test_trio_walk_with_prefetch_and_early_break() -> None:
     assert [page.next_offset for page in pages] == [40, 80, 120, 160, 200]
     assert fetch.high_water == 3
     assert fetch.in_flight == 0
-    assert len(fetch.calls) == 6  # two waves of three, nothing after the break
+    assert 5 < len(fetch.calls) <= 5 + 2 * 3  # read ahead: at most 3 buffered, 3 in flight
 
 
 # -- inserts during the walk, dedupe window -------------------------------------------

@@ -190,11 +190,12 @@ async def _walk(
                 walk = client.iter_campaign_callbacks(
                     campaign, **plan.filters, max_items=remaining, prefetch=plan.prefetch
                 )
-            async for page in walk.pages():
-                writer.write(page.items)
-                stats.records += len(page.items)
-                stats.pages += 1
-                on_page()
+            async with walk:  # pipelined: requests overlap the writing
+                async for page in walk.pages():
+                    writer.write(page.items)
+                    stats.records += len(page.items)
+                    stats.pages += 1
+                    on_page()
 
 
 def run_export(connection: Connection, plan: ExportPlan, fmt: str, output: str) -> ExportStats:

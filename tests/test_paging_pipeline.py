@@ -1,0 +1,124 @@
+"""The pipelined walk of ``async with``: a producer keeps ``prefetch`` requests going."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from test_paging import DATA, ListFetch, make_record, random_ticks
+
+from ameyo_callbacks import CallbackIterator, CustomerCallback
+from ameyo_callbacks.exceptions import ServerError
+
+
+async def walk(it: CallbackIterator) -> list[CustomerCallback]:
+    async with it:
+        return [cb async for cb in it]
+
+
+async def drain(it: CallbackIterator, got: list[CustomerCallback], stop_at: int = -1) -> None:
+    """Walk inside ``async with``, keeping records in ``got``; raise KeyError at ``stop_at``."""
+    async with it:
+        async for cb in it:
+            if len(got) == stop_at:
+                raise KeyError(cb.customer_callback_id)
+            got.append(cb)
+
+
+@pytest.mark.parametrize("prefetch", [1, 3, 8])
+@pytest.mark.parametrize("seed", range(3))
+async def test_pipelined_walk_is_complete_and_in_order(prefetch: int, seed: int) -> None:
+    """Pages answered in any order come out in offset order, all of them, once."""
+    fetch = ListFetch(DATA[:777], ticks=random_ticks(seed))
+    got = await walk(CallbackIterator(fetch, prefetch=prefetch))
+    assert got == list(DATA[:777])
+    assert fetch.high_water <= prefetch
+    assert fetch.in_flight == 0
+
+
+async def test_requests_overlap_the_loop_body() -> None:
+    """Unlike the wave of a plain ``async for``, requests stay in flight while the body runs."""
+    fetch = ListFetch(DATA, ticks=lambda _offset: 3)
+    seen_in_flight = []
+    async with CallbackIterator(fetch, prefetch=4) as it:
+        async for _cb in it:
+            seen_in_flight.append(fetch.in_flight)
+            await anyio.sleep(0)
+    assert max(seen_in_flight) > 0
+    assert fetch.high_water == 4
+
+
+async def test_slow_consumer_bounds_read_ahead() -> None:
+    """A consumer that stops reading holds the producer back: at most 2 x prefetch pages ahead."""
+    fetch = ListFetch(DATA)
+    async with CallbackIterator(fetch, page_size=10, prefetch=3) as it:
+        await it.__anext__()
+        for _ in range(100):
+            await anyio.sleep(0)
+        assert len(fetch.calls) <= 1 + 2 * 3
+
+
+async def test_error_comes_after_earlier_pages() -> None:
+    """A page that fails is raised after every record of the pages before it."""
+    boom = ServerError("boom", status_code=503)
+    fetch = ListFetch(DATA, fail={300: boom}, ticks=random_ticks(1))
+    got: list[CustomerCallback] = []
+    with pytest.raises(ServerError) as info:
+        await drain(CallbackIterator(fetch, prefetch=4), got)
+    assert info.value is boom
+    assert got == list(DATA[:300])
+
+
+async def test_exception_in_body_propagates_unwrapped_and_stops_requests() -> None:
+    """An exception in the loop body leaves ``async with`` as itself, not an ExceptionGroup."""
+    fetch = ListFetch(DATA, ticks=lambda _offset: 5)
+    got: list[CustomerCallback] = []
+    with pytest.raises(KeyError):
+        await drain(CallbackIterator(fetch, page_size=20, prefetch=4), got, stop_at=50)
+    assert got == list(DATA[:50])
+    assert fetch.in_flight == 0
+    calls = len(fetch.calls)
+    for _ in range(20):
+        await anyio.sleep(0)
+    assert len(fetch.calls) == calls
+
+
+async def test_cancellation_stops_the_producer() -> None:
+    """A cancel scope around the walk cancels the producer; nothing keeps running."""
+    fetch = ListFetch(DATA, ticks=lambda _offset: 2, block=frozenset({400}))
+    got: list[CustomerCallback] = []
+    with anyio.move_on_after(0.2) as scope:
+        await drain(CallbackIterator(fetch, prefetch=4), got)
+    assert scope.cancelled_caught
+    assert got == list(DATA[:400])
+    assert fetch.in_flight == 0
+    assert 400 in fetch.cancelled
+
+
+async def test_max_items_caps_the_pipelined_walk() -> None:
+    """max_items holds in the pipelined walk too, with no request planned past it."""
+    fetch = ListFetch(DATA)
+    got = await walk(CallbackIterator(fetch, max_items=250, prefetch=4))
+    assert got == list(DATA[:250])
+    assert sorted(fetch.calls) == [(0, 100), (100, 100), (200, 50)]
+
+
+async def test_dedupe_shortfall_plans_again() -> None:
+    """When dedupe drops records under max_items, the producer plans more pages for the rest."""
+    data = [*DATA[:100], *DATA[95:200]]  # five records come back twice at the boundary
+    fetch = ListFetch(data)
+    got = await walk(CallbackIterator(fetch, max_items=200, prefetch=2))
+    assert [cb.customer_callback_id for cb in got] == [cb.customer_callback_id for cb in DATA[:200]]
+
+
+async def test_server_serving_smaller_pages_is_followed() -> None:
+    """A short page followed by more data: the pipelined walk goes on at the served size."""
+    fetch = ListFetch(DATA[:450], serve_max=30)
+    got = await walk(CallbackIterator(fetch, prefetch=3))
+    assert got == list(DATA[:450])
+
+
+async def test_entering_after_the_end_starts_nothing() -> None:
+    """An iterator with max_items=0 entered with ``async with`` sends no request."""
+    fetch = ListFetch([make_record(1)])
+    assert await walk(CallbackIterator(fetch, max_items=0)) == []
+    assert fetch.calls == []
