@@ -282,7 +282,8 @@ class CallbackIterator:
                     limit = min(limit, self._max_items - planned)
                 flight = _Flight(offset, limit)
                 window.append(flight)
-                group.start_soon(flight.run, self._fetch)
+                if self._prefetch > 1:
+                    group.start_soon(flight.run, self._fetch)
                 launched += 1
                 offset += limit
                 planned += limit
@@ -297,7 +298,10 @@ class CallbackIterator:
                         continue
                     return
                 head = window.popleft()
-                await head.done.wait()
+                if self._prefetch == 1:
+                    await head.run(self._fetch)  # one at a time: no task to spawn
+                else:
+                    await head.done.wait()
                 if head.error is not None:
                     self._error, self._done = head.error, True
                     for flight in window:
@@ -305,18 +309,17 @@ class CallbackIterator:
                     return
                 records = head.records
                 short = len(records) < head.limit
-                if short and records:
-                    if window:
-                        ahead = window[0]
-                        await ahead.done.wait()
-                        if ahead.error is None and ahead.records:
-                            # The server serves pages of len(records): keep
-                            # this page, drop what was planned past it.
-                            self._page_size = len(records)
-                            window.clear()
-                            await self._deliver(deliver, head.offset, records)
-                            offset, planned = self._next_offset, self._yielded
-                            continue
+                if short and records and window:
+                    ahead = window[0]
+                    await ahead.done.wait()
+                    if ahead.error is None and ahead.records:
+                        # The server serves pages of len(records): keep
+                        # this page, drop what was planned past it.
+                        self._page_size = len(records)
+                        window.clear()
+                        await self._deliver(deliver, head.offset, records)
+                        offset, planned = self._next_offset, self._yielded
+                        continue
                 await self._deliver(deliver, head.offset, records)
                 if short:
                     self._done = True

@@ -362,3 +362,30 @@ def test_each_converter_is_independent() -> None:
     assert first is not second
     first.register_structure_hook(CustomerCallback, lambda _v, _t: "patched")
     assert second.structure(SPEC_RECORD, CustomerCallback) == _record()
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.one_of(
+        st.integers(min_value=-(2**42) - 5, max_value=2**42 + 5),
+        st.integers(min_value=-62_135_596_800_000, max_value=253_402_300_799_999),
+        st.sampled_from([-(2**42) + 1, -(2**42), 2**42 - 1, 2**42, 0, -1, 1]),
+    )
+)
+def test_structured_times_are_exact_to_the_microsecond(ms: int) -> None:
+    """Every epoch-ms value becomes exactly the datetime integer arithmetic gives."""
+    exact = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)
+    wire = {
+        "customerCallbackId": "d810-59423051-cm-0",
+        "campaignId": 6,
+        "callbackTime": ms,
+        "selfCallback": False,
+        "userId": None,
+        "phone": "1",
+        "customerId": None,
+        "dateAdded": ms,
+    }
+    (record,) = structure_callbacks(make_converter(), [wire])
+    assert record.callback_time == exact
+    assert record.date_added == exact
+    assert record.callback_time.microsecond == exact.microsecond
