@@ -12,12 +12,13 @@ from collections.abc import Callable, Iterator
 from email.utils import formatdate
 from typing import Any
 
+import aiohttp
 import httpx
 import pytest
 import respx
 import stamina
 
-from ameyo_callbacks._client import AmeyoCallbacksClient
+from ameyo_callbacks._client import AmeyoCallbacksClient, _maybe_done
 from ameyo_callbacks._protocol import CALLBACKS_PREFIX, NOT_FOUND_KEY
 from ameyo_callbacks._retry import BackoffGate, RetryDecision, RetryPolicy, decide
 from ameyo_callbacks.exceptions import (
@@ -556,10 +557,6 @@ async def test_never_connected_then_not_found_raises(api: respx.MockRouter, firs
 
 def test_aiohttp_connector_error_counts_as_never_sent() -> None:
     """Through the aiohttp transport, a refused connection is told apart from a dropped one."""
-    import aiohttp
-
-    from ameyo_callbacks._client import _maybe_done
-    from ameyo_callbacks.exceptions import TransportError
 
     def mapped(origin: BaseException) -> TransportError:
         # httpx_aiohttp maps every aiohttp connection error to ConnectTimeout.
