@@ -10,6 +10,7 @@ import anyio
 import attrs
 
 from ._paging import CallbackIterator, PageFetcher
+from ._protocol import check_callback_id
 from .exceptions import AmeyoError, CallbackNotFoundError, IncompleteDeleteError
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -224,9 +225,11 @@ async def _aiter(ids: Iterable[str] | AsyncIterable[str]) -> AsyncGenerator[str,
 
 
 def _invalid_id(cb_id: object) -> IncompleteDeleteError | None:
-    if isinstance(cb_id, str) and cb_id.strip():
-        return None
-    return IncompleteDeleteError(f"not a callback id: {cb_id!r} (expected a non-blank string)")
+    try:
+        check_callback_id(cb_id)
+    except (TypeError, ValueError) as exc:
+        return IncompleteDeleteError(f"not a callback id: {exc}")
+    return None
 
 
 async def _run_deletes(

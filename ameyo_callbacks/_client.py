@@ -84,6 +84,15 @@ except ImportError:  # pragma: no cover  (a declared dependency; kept for vendor
     _aiohttp = None  # type: ignore[assignment]
 
 
+def _shown(base_url: str) -> str:
+    """A base URL as an error message may show it: no query, no credentials."""
+    text = base_url.split("?", 1)[0].split("#", 1)[0]
+    scheme, sep, rest = text.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        rest = rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
 def normalize_base_url(base_url: str) -> str:
     """``http(s)://host[:port][/prefix]`` -> the same with the spec's default port.
 
@@ -97,16 +106,16 @@ def normalize_base_url(base_url: str) -> str:
     try:
         url = httpx.URL(base_url.strip())
     except (httpx.InvalidURL, ValueError, TypeError):
-        msg = f"base_url {base_url!r} is not a URL: {expected}"
+        msg = f"base_url {_shown(base_url)!r} is not a URL: {expected}"
         raise ValueError(msg) from None
     if url.scheme not in _DEFAULT_PORTS or not url.host:
-        msg = f"base_url {base_url!r} has no http or https scheme and host: {expected}"
+        msg = f"base_url {_shown(base_url)!r} has no http or https scheme and host: {expected}"
         raise ValueError(msg)
     if url.userinfo:
         msg = "base_url must not hold credentials: pass session_id= or a LoginSession instead"
         raise ValueError(msg)
     if url.query or url.fragment:
-        msg = f"base_url {base_url!r} must not have a query or fragment: {expected}"
+        msg = f"base_url must not have a query or fragment: {expected}"
         raise ValueError(msg)
     # httpx.URL drops a port equal to the scheme's usual one (":80", ":443"),
     # but an explicit port is kept: read it back from the text.

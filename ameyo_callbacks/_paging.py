@@ -23,6 +23,7 @@ trip that costs little (see the README's performance section).
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -31,6 +32,9 @@ import anyio
 import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 from ._models import CustomerCallback, Page
 from ._protocol import MAX_LIMIT
@@ -179,12 +183,18 @@ class CallbackIterator:
 
     async def __aenter__(self) -> CallbackIterator:
         """Start the pipelined walk: a producer task keeps ``prefetch`` requests going."""
-        if self._pipe is None and not self._done and not self._closed:
+        if self._pipe is not None or self._closed:
+            msg = "this iterator was entered or closed already: make a new one"
+            raise RuntimeError(msg)
+        if not self._done:
             group = anyio.create_task_group()
             await group.__aenter__()
-            send, receive = anyio.create_memory_object_stream[Page](self._prefetch - 1)
-            group.start_soon(self._produce, send)
-            self._pipe = _Pipe(group, receive)
+            # No buffer: the producer holds at most one page ready (in send)
+            # besides the finished requests of its window.
+            send, receive = anyio.create_memory_object_stream[Page](0)
+            pipe = _Pipe(group, anyio.CancelScope(), receive)
+            group.start_soon(self._produce, send, pipe.scope)
+            self._pipe = pipe
         return self
 
     async def __aexit__(
@@ -193,21 +203,30 @@ class CallbackIterator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        pipe = self._pipe
         await self.aclose()
+        if pipe is not None:
+            # The caller's own exception (if any) propagates past us as
+            # itself: the producer keeps API errors for the consumer, so the
+            # group has nothing of its own to report but a KeyboardInterrupt
+            # or a bug, which come out unwrapped too.
+            try:
+                await pipe.group.__aexit__(None, None, None)
+            except BaseExceptionGroup as group_error:
+                raise _sole(group_error) from None
 
     async def aclose(self) -> None:
-        """Stop the walk: requests still in flight are cancelled, buffered pages dropped."""
+        """Stop the walk: requests still in flight are cancelled, buffered pages dropped.
+
+        Safe from anywhere (a nested scope, another task); under ``async
+        with`` the producer task is awaited when the block exits.
+        """
         self._closed = True
         self._ready.clear()
         self._items, self._pos = (), 0
-        pipe, self._pipe = self._pipe, None
-        if pipe is not None:
-            pipe.group.cancel_scope.cancel()
-            pipe.receive.close()
-            # The caller's own exception (if any) propagates past us
-            # unwrapped: the producer never raises, so the group has nothing
-            # of its own to report.
-            await pipe.group.__aexit__(None, None, None)
+        if self._pipe is not None:
+            self._pipe.scope.cancel()
+            self._pipe.receive.close()
 
     # -- the walk --------------------------------------------------------
 
@@ -241,13 +260,11 @@ class CallbackIterator:
     async def _buffer(self, page: Page) -> None:
         self._ready.append(page)
 
-    async def _produce(self, send: MemoryObjectSendStream[Page]) -> None:
+    async def _produce(self, send: MemoryObjectSendStream[Page], scope: anyio.CancelScope) -> None:
         """The pipelined walk's producer task: pages into the stream, in order."""
-        async with send:
+        with scope, send:
             try:
                 await self._walk(send.send, max_flights=None)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return  # the consumer has left
             except Exception as exc:  # noqa: BLE001  (handed to the consumer, in order)
                 self._error = exc
 
@@ -264,6 +281,16 @@ class CallbackIterator:
         A short page followed by more data means the server serves fewer
         records than asked: the walk goes on at the size it serves.
         """
+        try:
+            await self._walk_in_group(deliver, max_flights)
+        except BaseExceptionGroup as group_error:
+            # Flights keep their errors; what reaches here was raised in the
+            # walk itself (a KeyboardInterrupt, a bug): let it out as itself.
+            raise _sole(group_error) from None
+
+    async def _walk_in_group(
+        self, deliver: Callable[[Page], Awaitable[None]], max_flights: int | None
+    ) -> None:
         window: deque[_Flight] = deque()
         launched = 0
         offset = self._next_offset
@@ -375,8 +402,19 @@ class _Pipe:
     """The pipelined walk of ``async with``: its task group and the page stream."""
 
     group: TaskGroup
+    scope: anyio.CancelScope
     receive: MemoryObjectReceiveStream[Page]
     ended: bool = False
+
+
+def _sole(error: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one exception inside nested single-exception groups (else the group itself)."""
+    while len(error.exceptions) == 1:
+        inner = error.exceptions[0]
+        if not isinstance(inner, BaseExceptionGroup):
+            return inner
+        error = inner
+    return error
 
 
 class _PageIterator:

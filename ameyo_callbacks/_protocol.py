@@ -564,7 +564,12 @@ def decode_login_response(
         for source in (holder, payload):
             if isinstance(source, dict):
                 session_id = source.get("sessionId")
-                if isinstance(session_id, str) and session_id.strip():
+                if (
+                    isinstance(session_id, str)
+                    and session_id.strip() == session_id != ""
+                    and session_id.isascii()
+                    and session_id.isprintable()
+                ):
                     return session_id
         if _is_envelope(payload):
             raise decode_error(status, headers, body, spec=spec, now=now, secrets=secrets)

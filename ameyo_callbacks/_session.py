@@ -8,10 +8,27 @@ import anyio
 
 from ._protocol import DEFAULT_LOGIN_PATH, RequestSpec, build_login_request
 
-__all__ = ["LoginFn", "LoginSession", "SessionProvider", "StaticSession"]
+__all__ = ["LoginFn", "LoginSession", "SessionProvider", "StaticSession", "check_session_id"]
 
 #: Sends a login request (without a session header) and returns the new session id.
 LoginFn = Callable[[RequestSpec], Awaitable[str]]
+
+
+def check_session_id(session_id: object) -> str:
+    """A session id fit for a header: printable ASCII, no surrounding blanks.
+
+    The message never quotes the value: it is a secret.
+    """
+    if not isinstance(session_id, str) or not session_id.strip():
+        msg = "session_id must be a non-empty string (or a SessionProvider)"
+        raise ValueError(msg)
+    if session_id != session_id.strip() or not (session_id.isascii() and session_id.isprintable()):
+        msg = (
+            "session_id has surrounding blanks, a line break or non-ASCII characters "
+            "(read from a file? strip it)"
+        )
+        raise ValueError(msg)
+    return session_id
 
 
 class SessionProvider:
@@ -48,9 +65,7 @@ class StaticSession(SessionProvider):
     __slots__ = ("_session_id",)
 
     def __init__(self, session_id: str) -> None:
-        if not isinstance(session_id, str) or not session_id.strip():
-            msg = "session_id must be a non-empty string (or a SessionProvider)"
-            raise ValueError(msg)
+        check_session_id(session_id)
         self._session_id = session_id
 
     async def session_id(self, login: LoginFn) -> str:
@@ -78,9 +93,11 @@ class LoginSession(SessionProvider):
     __slots__ = (
         "_current",
         "_domain",
+        "_failure",
         "_force_login",
         "_lock",
         "_login_path",
+        "_logins",
         "_seen",
         "_token",
         "_user_id",
@@ -110,6 +127,8 @@ class LoginSession(SessionProvider):
         self._current: str | None = None
         self._lock: anyio.Lock | None = None
         self._seen: list[str] = []
+        self._logins = 0  # login attempts finished, failed or not
+        self._failure: Exception | None = None
 
     def _spec(self) -> RequestSpec:
         return build_login_request(
@@ -125,8 +144,20 @@ class LoginSession(SessionProvider):
             self._lock = anyio.Lock()
         return self._lock
 
-    async def _login(self, login: LoginFn) -> str:
-        session_id = await login(self._spec())
+    async def _login(self, login: LoginFn, logins_seen: int) -> str:
+        """Log in, holding the lock; share the outcome with whoever waited meanwhile."""
+        if self._logins != logins_seen and self._failure is not None:
+            # A login finished while we waited for the lock, and failed:
+            # fifty waiters must not make fifty more attempts in a row.
+            raise self._failure
+        try:
+            session_id = await login(self._spec())
+        except Exception as exc:
+            self._logins += 1
+            self._failure = exc
+            raise
+        self._logins += 1
+        self._failure = None
         self._current = session_id
         self._seen.append(session_id)
         del self._seen[:-4]  # the last few, for scrubbing answers to in-flight requests
@@ -137,17 +168,19 @@ class LoginSession(SessionProvider):
         current = self._current
         if current is not None:
             return current
+        logins_seen = self._logins
         async with self._get_lock():
             if self._current is not None:
                 return self._current
-            return await self._login(login)
+            return await self._login(login, logins_seen)
 
     async def refresh(self, stale: str, login: LoginFn) -> str | None:
         """Log in again, unless another request already replaced ``stale``."""
+        logins_seen = self._logins
         async with self._get_lock():
             if self._current is not None and self._current != stale:
                 return self._current
-            return await self._login(login)
+            return await self._login(login, logins_seen)
 
     def secrets(self) -> tuple[str, ...]:
         """The token and the session ids handed out lately."""

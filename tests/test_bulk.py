@@ -212,6 +212,16 @@ async def test_invalid_ids_become_failed_outcomes() -> None:
     assert result.total == 6
 
 
+async def test_unencodable_id_fails_alone() -> None:
+    """An id the wire cannot carry (a lone surrogate) fails by itself; the others go on."""
+    store = Store.with_ids(["a", "b"])
+    result = await delete_callbacks(store.delete_one, ["a", "b\udcff", "b"], concurrency=2)
+    assert sorted(result.deleted) == ["a", "b"]
+    assert list(result.failed) == [repr("b\udcff")]
+    assert isinstance(result.failed[repr("b\udcff")], IncompleteDeleteError)
+    assert not result.cancelled
+
+
 @pytest.mark.parametrize("concurrency", [0, -1, True, 2.5, "4", None])
 async def test_bad_concurrency_is_refused_before_reading(concurrency: object) -> None:
     """A concurrency that is not an int >= 1 raises ValueError and reads no id."""

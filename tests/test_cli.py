@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import click
 import httpx
 import pytest
 import stamina
@@ -927,6 +928,22 @@ def test_delete_asks_for_confirmation_on_a_terminal(
         assert deletes(fake) == []
     else:
         assert not matches & fake.ids()
+
+
+def test_ctrl_c_at_the_confirmation_exits_130_deleting_nothing(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any]
+) -> None:
+    """Ctrl-C at the prompt: exit 130 (not click's 'Aborted!' 1), nothing deleted."""
+    monkeypatch.setattr(_ui, "stdin_is_interactive", lambda: True)
+
+    def interrupted(*_args: Any, **_kwargs: Any) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(click, "confirm", interrupted)
+    result = run("delete", "--campaign-id", "7")
+    assert result.exit_code == 130, result.output
+    assert "nothing was deleted" in result.stderr
+    assert deletes(fake) == []
 
 
 def test_failures_exit_1_and_failed_out_reruns_them(

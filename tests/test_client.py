@@ -377,6 +377,17 @@ def test_bad_base_url_says_what_is_expected(base_url: str, expected: str) -> Non
     assert "s3cr3t-pw" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "base_url",
+    ["ftp://ameyo.example/?sessionId=s3cr3t-pw", "http://ameyo.example/?sessionId=s3cr3t-pw"],
+)
+def test_bad_base_url_error_does_not_echo_its_query(base_url: str) -> None:
+    """A refused base URL is never quoted with its query string (it may hold a secret)."""
+    with pytest.raises(ValueError, match="base_url") as caught:
+        make_client(base_url)
+    assert "s3cr3t-pw" not in str(caught.value)
+
+
 def test_base_url_of_wrong_type_is_refused() -> None:
     """A base URL that is not a string is a TypeError naming base_url."""
     with pytest.raises(TypeError, match="base_url"):

@@ -122,3 +122,50 @@ async def test_entering_after_the_end_starts_nothing() -> None:
     fetch = ListFetch([make_record(1)])
     assert await walk(CallbackIterator(fetch, max_items=0)) == []
     assert fetch.calls == []
+
+
+async def test_aclose_from_a_nested_scope_stops_the_walk() -> None:
+    """aclose() inside a nested cancel scope of the ``async with`` body ends the walk cleanly."""
+    fetch = ListFetch(DATA, ticks=lambda _offset: 2)
+    got: list[CustomerCallback] = []
+    async with CallbackIterator(fetch, page_size=10, prefetch=3) as it:
+        with anyio.fail_after(5):
+            async for cb in it:
+                got.append(cb)
+                if len(got) == 15:
+                    await it.aclose()
+    assert got == list(DATA[:15])
+    assert fetch.in_flight == 0
+
+
+async def test_entering_twice_is_refused() -> None:
+    """One iterator, one ``async with``: entering again (or after close) raises RuntimeError."""
+    it = CallbackIterator(ListFetch(DATA))
+    async with it:
+        with pytest.raises(RuntimeError, match="entered or closed"):
+            await it.__aenter__()
+    with pytest.raises(RuntimeError, match="entered or closed"):
+        await it.__aenter__()
+
+
+class Fatal(BaseException):
+    """Stands for KeyboardInterrupt, which asyncio re-raises out of the event loop itself."""
+
+
+async def walk_plain(it: CallbackIterator, got: list[CustomerCallback]) -> None:
+    got.extend([cb async for cb in it])
+
+
+@pytest.mark.parametrize("piped", [True, False])
+async def test_base_exception_in_a_fetch_comes_out_unwrapped(piped: bool) -> None:
+    """A BaseException (like Ctrl-C) raised while fetching reaches the caller as itself."""
+
+    async def fetch(offset: int, limit: int) -> list[CustomerCallback]:
+        if offset >= 200:
+            raise Fatal
+        return list(DATA[offset : offset + limit])
+
+    got: list[CustomerCallback] = []
+    with pytest.raises(Fatal):
+        await (drain if piped else walk_plain)(CallbackIterator(fetch, prefetch=1), got)
+    assert got == (list(DATA[:200]) if piped else [])

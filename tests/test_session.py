@@ -336,3 +336,28 @@ def test_login_session_rejects_bad_arguments(
     """LoginSession checks its arguments before any request."""
     with pytest.raises(ValueError, match=match):
         LoginSession(*args, **kwargs)
+
+
+async def test_failed_login_is_shared_by_the_requests_waiting_on_it(
+    api: respx.MockRouter,
+) -> None:
+    """Ten calls waiting on one login that fails: one login attempt, ten errors, no stampede."""
+    login = api.post(DEFAULT_LOGIN_PATH).mock(
+        return_value=httpx.Response(401, json={"message": "invalid.authentication.token"})
+    )
+    api.post(f"{CALLBACKS_PREFIX}/getFiltered").mock(return_value=httpx.Response(200, json=[]))
+    async with make_client(LoginSession("agent", "tok-1")) as client:
+        results = await asyncio.gather(
+            *(client.get_campaign_callbacks(6) for _ in range(10)), return_exceptions=True
+        )
+    assert all(isinstance(r, AuthenticationError) for r in results)
+    assert login.call_count == 1
+
+
+@pytest.mark.parametrize("bad", ["SECRET-abc\n", " SECRET-abc", "SECRET\x00abc", "SÉCRET"])
+def test_static_session_refuses_unsendable_ids_without_quoting_them(bad: str) -> None:
+    """A session id with blanks, control or non-ASCII characters is refused, never echoed."""
+    with pytest.raises(ValueError, match="strip it") as info:
+        StaticSession(bad)
+    assert "SECRET" not in str(info.value)
+    assert "CRET" not in str(info.value)

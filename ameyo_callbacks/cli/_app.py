@@ -246,15 +246,19 @@ def delete(
         library_errors(verbose=conn.verbose),
         connect(conn) as connection,
     ):
-        if dry_run:
-            run_dry(connection, plan)
-            return
-        target = _describe_target(reader, campaign_ids, filters)
-        if ask and not click.confirm(
-            f"Delete {target} on {connection.base_url}?", default=False, err=True
-        ):
-            click.echo("nothing was deleted", err=True)
-            ctx.exit(1)
+        try:
+            if dry_run:
+                run_dry(connection, plan)
+                return
+            target = _describe_target(reader, campaign_ids, filters)
+            if ask and not click.confirm(
+                f"Delete {target} on {connection.base_url}?", default=False, err=True
+            ):
+                click.echo("nothing was deleted", err=True)
+                ctx.exit(1)
+        except (KeyboardInterrupt, click.Abort):
+            click.echo("\ninterrupted: nothing was deleted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         ctx.exit(run_delete(connection, plan, failed_out))
 
 
