@@ -1,7 +1,7 @@
 """B4, export memory: the command line's peak RSS exporting 1,000,000 vs 100,000 records.
 
-Each size runs ``python -m ameyo_callbacks fake-server --callbacks N`` (one
-campaign) on 127.0.0.1 in its own process, then ``python -m ameyo_callbacks
+Each size runs the fake server (``python -m ameyo_callbacks.testing
+--callbacks N``, one campaign) on 127.0.0.1 in its own process, then ``python -m ameyo_callbacks
 export --format jsonl --campaign-id 6 --output <tmp>`` as another process.
 The export's peak RSS is read exactly: a small helper process starts the
 export as its only child and reports ``getrusage(RUSAGE_CHILDREN).ru_maxrss``
@@ -17,11 +17,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -44,91 +42,6 @@ print(json.dumps({"maxrss_kib": usage.ru_maxrss // scale,
 """
 
 
-class CliFakeServer:
-    """``python -m ameyo_callbacks fake-server`` on 127.0.0.1, always stopped."""
-
-    def __init__(self, callbacks: int) -> None:
-        self.callbacks = callbacks
-        self.url = ""
-        self.session_id = ""
-        self._proc: subprocess.Popen[str] | None = None
-        self._stderr: list[str] = []
-
-    def __enter__(self) -> CliFakeServer:
-        port = c.free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "ameyo_callbacks",
-            "fake-server",
-            "--port",
-            str(port),
-            "--callbacks",
-            str(self.callbacks),
-            "--campaigns",
-            str(CAMPAIGN),
-        ]
-        self._proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        threading.Thread(target=self._drain, daemon=True).start()
-        try:
-            self._read_banner(timeout=120)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _drain(self) -> None:
-        assert self._proc is not None
-        assert self._proc.stderr is not None
-        for line in self._proc.stderr:
-            self._stderr.append(line)
-            del self._stderr[:-50]
-
-    def _read_banner(self, timeout: float) -> None:
-        assert self._proc is not None
-        found: dict[str, str] = {}
-        done = threading.Event()
-
-        def read() -> None:
-            assert self._proc is not None
-            assert self._proc.stdout is not None
-            for line in self._proc.stdout:
-                name, _, value = line.strip().partition("=")
-                found[name] = value
-                if "AMEYO_BASE_URL" in found and "AMEYO_SESSION_ID" in found:
-                    break
-            done.set()
-
-        threading.Thread(target=read, daemon=True).start()
-        if not done.wait(timeout) or "AMEYO_SESSION_ID" not in found:
-            msg = f"the fake server did not start: {''.join(self._stderr)[-2000:]}"
-            raise RuntimeError(msg)
-        self.url, self.session_id = found["AMEYO_BASE_URL"], found["AMEYO_SESSION_ID"]
-        if not self.url.startswith(f"http://{c.HOST}:"):
-            msg = f"the fake server is not on {c.HOST}: {self.url}"
-            raise RuntimeError(msg)
-
-    def stop(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-
-
 def _peak_rss_psutil(argv: list[str], env: dict[str, str]) -> tuple[int, int, str]:
     """Fallback without ``resource``: poll the export's RSS every 10 ms."""
     import psutil  # noqa: PLC0415  (only where resource is missing)
@@ -146,7 +59,7 @@ def _peak_rss_psutil(argv: list[str], env: dict[str, str]) -> tuple[int, int, st
     return peak // 1024, proc.returncode, err.decode(errors="replace")
 
 
-def run_export(server: CliFakeServer, out: Path) -> tuple[int, float, str]:
+def run_export(server: c.FakeServer, out: Path) -> tuple[int, float, str]:
     """Run the export process; (peak RSS KiB, wall seconds, its stderr)."""
     argv = [
         sys.executable,
@@ -192,7 +105,10 @@ def main() -> None:
     with c.section(title):
         peaks: dict[int, int] = {}
         for size in SIZES:
-            with tempfile.TemporaryDirectory(prefix="b4-") as tmp, CliFakeServer(size) as server:
+            with (
+                tempfile.TemporaryDirectory(prefix="b4-") as tmp,
+                c.FakeServer(size, campaigns=(CAMPAIGN,)) as server,
+            ):
                 out = Path(tmp) / "export.jsonl"
                 peak, wall, err = run_export(server, out)
                 with out.open("rb") as f:
