@@ -1,24 +1,24 @@
 """Auto-pagination: walk offset/limit pages with bounded prefetch, dedupe and resume.
 
-Design: prefetch runs in *waves*. When the consumer needs a page and none is
-buffered, the next ``prefetch`` pages are requested at once, in a task group
-that lives inside that one ``__anext__`` call, and the call returns when the
-wave is in. So:
+One walk (``_walk``) serves two forms, and records always come out strictly
+in offset order, whatever order the pages arrive in:
 
-- no request is ever in flight while the consumer's loop body runs: a
-  ``break``, an exception or a cancellation leaves no task and no
-  connection behind, with or without ``async with``, on asyncio and trio
-  (the known trap of a task group held open across the ``yield`` of an
-  async generator does not arise: there is no generator and no long-lived
-  group);
-- at most ``prefetch`` pages are buffered, so a slow consumer holds the
-  walk back instead of filling memory;
-- records come out strictly in offset order, whatever order the pages
-  arrive in.
+- ``async with it: async for ...`` (pipelined): ``__aenter__`` opens a task
+  group owned by the caller's ``async with`` block, and a producer task in
+  it keeps up to ``prefetch`` requests in flight while the loop body runs,
+  launching the next request as soon as one lands. At most ``prefetch``
+  answers wait for the consumer (plus the page being handed over), so a slow
+  consumer holds the walk back. Leaving the block cancels the producer.
+- plain ``async for`` (waves): when no page is buffered, the next
+  ``prefetch`` pages are fetched at once in a task group that lives inside
+  that one ``__anext__`` call, which returns when the wave is in. No request
+  is ever in flight while the loop body runs, so a ``break`` leaves nothing
+  behind without any ``async with``; fetching does not overlap the body.
 
-The price is that a wave waits for its slowest page and does not overlap
-with the loop body; for an export whose loop body is cheap next to a round
-trip that costs little (see the README's performance section).
+Neither form holds a task group open across a ``yield`` (the known trap of
+async generators): the iterator is a class, and its only long-lived task
+group belongs to the caller's ``async with`` block. Exceptions leave as
+themselves, never wrapped in an ``ExceptionGroup``.
 """
 
 from __future__ import annotations
@@ -288,36 +288,53 @@ class CallbackIterator:
             # walk itself (a KeyboardInterrupt, a bug): let it out as itself.
             raise _sole(group_error) from None
 
-    async def _walk_in_group(
+    async def _walk_in_group(  # noqa: PLR0915  (one state machine reads best in one place)
         self, deliver: Callable[[Page], Awaitable[None]], max_flights: int | None
     ) -> None:
-        window: deque[_Flight] = deque()
+        k = self._prefetch
+        window: deque[_Flight] = deque()  # launched, not yet delivered, in offset order
+        running = 0  # requests in flight, discarded ones included
         launched = 0
         offset = self._next_offset
         planned = self._yielded
+        stopped = False
 
         async with anyio.create_task_group() as group:
 
-            def can_launch() -> bool:
-                within = self._max_items is None or planned < self._max_items
-                return within and (max_flights is None or launched < max_flights)
+            def refill() -> None:
+                # At most k requests in flight, and at most k answers waiting
+                # for delivery. A request is launched as soon as one lands,
+                # not when the walk gets round to delivering the head.
+                nonlocal running, launched, offset, planned
+                while not (stopped or self._done or self._closed) and (
+                    max_flights is None or launched < max_flights
+                ):
+                    if self._max_items is not None and planned >= self._max_items:
+                        return
+                    waiting = sum(1 for f in window if f.done.is_set())
+                    if running >= k or waiting >= k:
+                        return
+                    limit = self._page_size
+                    if self._max_items is not None:
+                        limit = min(limit, self._max_items - planned)
+                    flight = _Flight(offset, limit)
+                    window.append(flight)
+                    launched += 1
+                    offset += limit
+                    planned += limit
+                    if k > 1:
+                        running += 1
+                        group.start_soon(flight.run, self._fetch, landed)
+                    else:
+                        return  # one at a time: run inline below, no task
 
-            def launch() -> None:
-                nonlocal launched, offset, planned
-                limit = self._page_size
-                if self._max_items is not None:
-                    limit = min(limit, self._max_items - planned)
-                flight = _Flight(offset, limit)
-                window.append(flight)
-                if self._prefetch > 1:
-                    group.start_soon(flight.run, self._fetch)
-                launched += 1
-                offset += limit
-                planned += limit
+            def landed() -> None:
+                nonlocal running
+                running -= 1
+                refill()
 
             while not self._done:
-                while len(window) < self._prefetch and can_launch():
-                    launch()
+                refill()
                 if not window:
                     if max_flights is None and planned > self._yielded:
                         # Dedupe dropped records: plan again for the rest.
@@ -325,12 +342,12 @@ class CallbackIterator:
                         continue
                     return
                 head = window.popleft()
-                if self._prefetch == 1:
-                    await head.run(self._fetch)  # one at a time: no task to spawn
+                if k == 1:
+                    await head.run(self._fetch, None)
                 else:
                     await head.done.wait()
                 if head.error is not None:
-                    self._error, self._done = head.error, True
+                    self._error, self._done, stopped = head.error, True, True
                     for flight in window:
                         flight.scope.cancel()
                     return
@@ -341,12 +358,15 @@ class CallbackIterator:
                     await ahead.done.wait()
                     if ahead.error is None and ahead.records:
                         # The server serves pages of len(records): keep
-                        # this page, drop what was planned past it.
+                        # this page, drop what was planned past it (those
+                        # requests finish on their own and are ignored).
                         self._page_size = len(records)
                         window.clear()
                         await self._deliver(deliver, head.offset, records)
                         offset, planned = self._next_offset, self._yielded
                         continue
+                if short:
+                    stopped = True  # nothing more to ask; what is in flight is discarded
                 await self._deliver(deliver, head.offset, records)
                 if short:
                     self._done = True
@@ -388,13 +408,15 @@ class _Flight:
         self.done = anyio.Event()
         self.scope = anyio.CancelScope()
 
-    async def run(self, fetch: PageFetcher) -> None:
+    async def run(self, fetch: PageFetcher, landed: Callable[[], None] | None) -> None:
         with self.scope:
             try:
                 self.records = await fetch(self.offset, self.limit)
             except Exception as exc:  # noqa: BLE001  (kept for the walk, raised in order)
                 self.error = exc
         self.done.set()
+        if landed is not None:
+            landed()
 
 
 @attrs.define
