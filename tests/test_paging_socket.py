@@ -1,0 +1,56 @@
+"""Early exits on a real socket: no request left running, no connection left open."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import anyio
+import psutil
+import pytest
+
+from ameyo_callbacks import AmeyoCallbacksClient
+from ameyo_callbacks.testing import FakeAmeyo, serve
+
+pytestmark = pytest.mark.integration
+
+
+def open_connections_to(port: int) -> int:
+    """TCP connections of this process to the server's port that are still open."""
+    return sum(
+        1
+        for conn in psutil.Process().net_connections(kind="tcp")
+        if conn.raddr and conn.raddr.port == port and conn.status == psutil.CONN_ESTABLISHED
+    )
+
+
+@pytest.mark.parametrize("backend", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("piped", [True, False])
+async def test_break_leaves_no_request_running_and_close_leaves_no_connection(
+    backend: str, piped: bool
+) -> None:
+    """A break mid-walk: the fake sees nothing in flight; closing the client closes every socket."""
+    fake = FakeAmeyo.seeded(3000, campaigns=(6,), latency=0.01)
+    with serve(fake) as url:
+        port = urlsplit(url).port
+        assert port is not None
+        async with AmeyoCallbacksClient(url, session_id=fake.session_id, http_backend=backend) as c:
+            walk = c.iter_campaign_callbacks(6, page_size=50, prefetch=4)
+            seen = 0
+            if piped:
+                async with walk:
+                    async for _cb in walk:
+                        seen += 1
+                        if seen == 120:
+                            break
+            else:
+                async for _cb in walk:
+                    seen += 1
+                    if seen == 120:
+                        break
+            await anyio.sleep(0.05)  # let a cancelled request's answer reach the server log
+            assert fake.in_flight == 0
+            assert fake.max_concurrency <= 4
+            assert c.http_backend == backend
+            assert open_connections_to(port) > 0  # kept alive in the pool: the probe sees them
+        await anyio.sleep(0.05)
+        assert open_connections_to(port) == 0
