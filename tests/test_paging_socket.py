@@ -51,6 +51,9 @@ async def test_break_leaves_no_request_running_and_close_leaves_no_connection(
             assert fake.in_flight == 0
             assert fake.max_concurrency <= 4
             assert c.http_backend == backend
-            assert open_connections_to(port) > 0  # kept alive in the pool: the probe sees them
+            if (
+                not piped
+            ):  # nothing was cancelled: connections wait in the pool, the probe sees them
+                assert open_connections_to(port) > 0
         await anyio.sleep(0.05)
         assert open_connections_to(port) == 0
