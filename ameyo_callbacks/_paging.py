@@ -37,23 +37,12 @@ if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
 from ._models import CustomerCallback, Page
-from ._protocol import MAX_LIMIT
+from ._protocol import MAX_LIMIT, check_int
 
 __all__ = ["CallbackIterator", "PageFetcher"]
 
 #: fetch(offset, limit) -> the records of that page.
 PageFetcher = Callable[[int, int], Awaitable[list[CustomerCallback]]]
-
-
-def _check(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
-    if type(value) is not int:
-        msg = f"{name} must be an int, got {type(value).__name__}"
-        raise TypeError(msg)
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-        msg = f"{name} must be {bounds}, got {value}"
-        raise ValueError(msg)
-    return value
 
 
 class _Window:
@@ -142,10 +131,12 @@ class CallbackIterator:
         prefetch: int = 4,
     ) -> None:
         self._fetch = fetch
-        self._page_size = _check("page_size", page_size, 1, MAX_LIMIT)
-        self._next_offset = _check("start_offset", start_offset, 0)
-        self._max_items = None if max_items is None else _check("max_items", max_items, 0)
-        self._prefetch = _check("prefetch", prefetch, 1)
+        self._page_size = check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)
+        self._next_offset = check_int("start_offset", start_offset, minimum=0)
+        if max_items is not None:
+            check_int("max_items", max_items, minimum=0)
+        self._max_items = max_items
+        self._prefetch = check_int("prefetch", prefetch, minimum=1)
         self._window = _Window(self._prefetch + 1)
         self._ready: deque[Page] = deque()
         self._error: Exception | None = None

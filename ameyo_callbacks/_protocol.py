@@ -44,6 +44,7 @@ __all__ = [
     "build_login_request",
     "check_callback_id",
     "check_filters",
+    "check_int",
     "decode_delete_response",
     "decode_error",
     "decode_list_response",
@@ -117,7 +118,8 @@ class RequestSpec:
     callback_id: str | None = None
 
 
-def _check_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+def check_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+    """An int (not a bool) within bounds; TypeError or ValueError naming the argument."""
     if type(value) is not int:  # bool is an int subclass, and is refused here
         msg = f"{name} must be an int, got {type(value).__name__}"
         raise TypeError(msg)
@@ -200,7 +202,7 @@ def check_filters(
 
 def check_campaign_id(campaign_id: object) -> int:
     """A campaign id is a positive int (not a bool)."""
-    return _check_int("campaign_id", campaign_id, minimum=1)
+    return check_int("campaign_id", campaign_id, minimum=1)
 
 
 def check_callback_id(callback_id: object) -> str:
@@ -239,8 +241,8 @@ def build_list_request(
     Parameters go in the query string, as the spec shows, for POST and GET
     alike: ``limit``, ``campaignId``, ``offset``, then the filters.
     """
-    _check_int("limit", limit, minimum=1, maximum=MAX_LIMIT)
-    _check_int("offset", offset, minimum=0)
+    check_int("limit", limit, minimum=1, maximum=MAX_LIMIT)
+    check_int("offset", offset, minimum=0)
     params: list[tuple[str, str]] = [("limit", str(limit))]
     if campaign_id is not None:
         params.append(("campaignId", str(check_campaign_id(campaign_id))))

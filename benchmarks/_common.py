@@ -373,6 +373,14 @@ def interleaved(
     return samples
 
 
+def check_walked(name: str, samples: Sequence[Sample], expected: int) -> None:
+    """Every run of a variant must have walked exactly ``expected`` records."""
+    counts = {s.value for s in samples}
+    if counts != {expected}:
+        msg = f"{name} walked {counts} records, expected {expected}"
+        raise RuntimeError(msg)
+
+
 def walls(samples: Sequence[Sample]) -> str:
     return ", ".join(f"{s.wall:.3f}" for s in samples)
 

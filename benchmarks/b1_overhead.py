@@ -57,10 +57,7 @@ def main() -> None:
             }
         )
         for name, runs in samples.items():
-            counts = {s.value for s in runs}
-            if counts != {RECORDS}:
-                msg = f"{name} walked {counts} records, expected {RECORDS}"
-                raise RuntimeError(msg)
+            c.check_walked(name, runs, RECORDS)
             cpu = c.median([s.cpu for s in runs])
             c.note(
                 f"{name:<17} wall s: {c.walls(runs)}  "
