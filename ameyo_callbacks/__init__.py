@@ -6,12 +6,15 @@ sessions. ``ameyo_callbacks.testing`` holds a fake Ameyo server to test
 against. The error tree is drawn in ``ameyo_callbacks.exceptions``.
 """
 
+import httpx
+
 from ._bulk import BulkDeleteResult, BulkProgress, BulkTally
-from ._client import DEFAULT_TIMEOUT, AmeyoCallbacksClient
+from ._client import DEFAULT_TIMEOUT, AmeyoCallbacksClient, HttpBackend
 from ._convert import make_converter
+from ._filters import CallbackFilter, DateBound
 from ._models import CustomerCallback, Page
 from ._paging import CallbackIterator
-from ._retry import BackoffGate, RetryPolicy
+from ._retry import AnyioClock, BackoffGate, Clock, RetryPolicy
 from ._session import LoginSession, SessionProvider, StaticSession
 from ._version import __version__
 from .exceptions import (
@@ -31,14 +34,19 @@ __all__ = [
     "APIError",
     "AmeyoCallbacksClient",
     "AmeyoError",
+    "AnyioClock",
     "AuthenticationError",
     "BackoffGate",
     "BulkDeleteResult",
     "BulkProgress",
     "BulkTally",
+    "CallbackFilter",
     "CallbackIterator",
     "CallbackNotFoundError",
+    "Clock",
     "CustomerCallback",
+    "DateBound",
+    "HttpBackend",
     "IncompleteDeleteError",
     "LoginSession",
     "Page",
@@ -52,3 +60,14 @@ __all__ = [
     "__version__",
     "make_converter",
 ]
+
+
+def _publish() -> None:
+    """Show every public name at its public path (httpx does this): reprs, tracebacks, docs."""
+    for name in __all__:
+        value = globals()[name]
+        if not isinstance(value, (str, httpx.Timeout)):
+            value.__module__ = __name__
+
+
+_publish()

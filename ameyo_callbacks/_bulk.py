@@ -9,6 +9,7 @@ from types import MappingProxyType
 import anyio
 import attrs
 
+from ._checks import check_int, check_strings
 from ._paging import CallbackIterator, PageFetcher
 from ._protocol import check_callback_id
 from .exceptions import AmeyoError, CallbackNotFoundError, IncompleteDeleteError
@@ -209,10 +210,7 @@ class BulkTally:
 
 
 def _check_concurrency(concurrency: object) -> int:
-    if type(concurrency) is not int or concurrency < 1:
-        msg = f"concurrency must be an int >= 1, got {concurrency!r}"
-        raise ValueError(msg)
-    return concurrency
+    return check_int("concurrency", concurrency, minimum=1)
 
 
 async def _aiter(ids: Iterable[str] | AsyncIterable[str]) -> AsyncGenerator[str, None]:
@@ -308,6 +306,8 @@ async def delete_callbacks(
     outcome after a cancellation.
     """
     concurrency = _check_concurrency(concurrency)
+    if not isinstance(ids, AsyncIterable):
+        check_strings("ids", ids)
     tally = tally if tally is not None else BulkTally()
     tally._on_progress = on_progress
     await _run_deletes(delete_one, ids, tally, concurrency)
@@ -350,9 +350,7 @@ async def delete_matching(
     ``matched``, deleting nothing.
     """
     concurrency = _check_concurrency(concurrency)
-    if type(max_rounds) is not int or max_rounds < 1:
-        msg = f"max_rounds must be an int >= 1, got {max_rounds!r}"
-        raise ValueError(msg)
+    check_int("max_rounds", max_rounds, minimum=1)
     tally = tally if tally is not None else BulkTally()
     tally._on_progress = on_progress
     tally._dry_run = dry_run

@@ -19,7 +19,7 @@ import ssl
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -28,22 +28,21 @@ import sniffio
 import stamina
 
 from ._bulk import BulkDeleteResult, BulkProgress, BulkTally, delete_callbacks, delete_matching
+from ._checks import check_int
 from ._convert import make_converter
+from ._filters import CallbackFilter
 from ._models import CustomerCallback
-from ._paging import CallbackIterator
+from ._paging import CallbackIterator, PageFetcher
 from ._protocol import (
-    CALLBACKS_PREFIX,
-    DateBound,
-    ListFilters,
+    MAX_LIMIT,
     RequestSpec,
     build_delete_request,
     build_list_request,
-    check_campaign_id,
-    check_filters,
     decode_delete_response,
     decode_list_response,
     decode_login_response,
     scrub,
+    tenant_list_path,
 )
 from ._retry import AnyioClock, BackoffGate, Clock, RetryPolicy, decide
 from ._session import SessionProvider, StaticSession
@@ -71,7 +70,6 @@ DEFAULT_MAX_CONNECTIONS = 100
 _DEFAULT_PORTS = {"http": 8888, "https": 8443}
 # A lost DELETE answer: the server may have done it (see _with_retries).
 _AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
-_CAMPAIGN_PATH = f"{CALLBACKS_PREFIX}/getFiltered"
 _DEFAULT_HEADERS = {
     "Accept": "application/json, */*",
     "Accept-Encoding": "gzip, deflate",
@@ -215,23 +213,14 @@ class AmeyoCallbacksClient:
         if method not in ("POST", "GET"):
             msg = f"list_method must be 'POST' or 'GET', got {list_method!r}"
             raise ValueError(msg)
-        if not isinstance(tenant_callbacks_path, str) or not tenant_callbacks_path.strip("/"):
-            msg = "tenant_callbacks_path must be a non-empty path, e.g. 'getTenantUserCallbacks'"
-            raise ValueError(msg)
-        tenant_path = (
-            tenant_callbacks_path.rstrip("/")
-            if tenant_callbacks_path.startswith("/")
-            else f"{CALLBACKS_PREFIX}/{tenant_callbacks_path.strip('/')}"
-        )
+        tenant_path = tenant_list_path(tenant_callbacks_path)
         if http_client is not None and transport is not None:
             msg = "pass http_client or transport, not both"
             raise ValueError(msg)
         if http_backend not in ("auto", "aiohttp", "httpx"):
             msg = f"http_backend must be 'auto', 'aiohttp' or 'httpx', got {http_backend!r}"
             raise ValueError(msg)
-        if type(max_connections) is not int or max_connections < 1:
-            msg = f"max_connections must be an int >= 1, got {max_connections!r}"
-            raise ValueError(msg)
+        check_int("max_connections", max_connections, minimum=1)
         if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
             timeout = httpx.Timeout(timeout)
         if not isinstance(timeout, httpx.Timeout):
@@ -354,64 +343,52 @@ class AmeyoCallbacksClient:
     # ------------------------------------------------------------------
     # Endpoints
 
-    async def get_campaign_callbacks(
+    async def get_callbacks(
         self,
-        campaign_id: int,
+        where: CallbackFilter,
         *,
-        limit: int = 100,
+        limit: int = MAX_LIMIT,
         offset: int = 0,
-        user_ids: Iterable[str] | None = None,
-        from_date_added: DateBound | None = None,
-        to_date_added: DateBound | None = None,
-        from_date_scheduled: DateBound | None = None,
-        to_date_scheduled: DateBound | None = None,
         info: bool | None = None,
     ) -> list[CustomerCallback]:
-        """One page of a campaign's callbacks (getFiltered).
+        """One page of the callbacks ``where`` selects.
 
-        ``limit`` is 1..100 (the server serves at most 100); dates are aware
-        ``datetime`` or int epoch milliseconds, bounds inclusive. Optional
-        filters left as None are not sent; ``info`` only when given.
-        To walk every page, use :meth:`iter_campaign_callbacks`.
+        A campaign filter calls getFiltered; a tenant filter calls the tenant
+        list ("Get Tenant User Callback API": the spec names it without a
+        wire format, so it follows getFiltered's conventions without
+        ``campaignId``, at ``tenant_callbacks_path``). ``limit`` is 1..100
+        (the server serves at most 100); ``info`` is sent only when given
+        (some servers refuse it). To walk every page, use
+        :meth:`iter_callbacks`.
         """
-        check_campaign_id(campaign_id)
-        filters = check_filters(
-            user_ids=user_ids,
-            from_date_added=from_date_added,
-            to_date_added=to_date_added,
-            from_date_scheduled=from_date_scheduled,
-            to_date_scheduled=to_date_scheduled,
-            info=info,
-        )
-        return await self._list_page(campaign_id, filters, offset, limit)
+        spec = self._list_spec(_check_where(where), limit, offset, _check_info(info))
+        return await self._call(spec, self._decode_list)
 
-    async def get_tenant_callbacks(
+    def iter_callbacks(
         self,
+        where: CallbackFilter,
         *,
-        limit: int = 100,
-        offset: int = 0,
-        user_ids: Iterable[str] | None = None,
-        from_date_added: DateBound | None = None,
-        to_date_added: DateBound | None = None,
-        from_date_scheduled: DateBound | None = None,
-        to_date_scheduled: DateBound | None = None,
+        page_size: int = MAX_LIMIT,
+        prefetch: int = 4,
+        max_items: int | None = None,
+        start_offset: int = 0,
         info: bool | None = None,
-    ) -> list[CustomerCallback]:
-        """One page of the tenant's callbacks ("Get Tenant User Callback API").
+    ) -> CallbackIterator:
+        """Every callback ``where`` selects, page after page.
 
-        The spec names this API without a wire format; this follows
-        getFiltered's conventions without ``campaignId``, at
-        ``tenant_callbacks_path`` (default ``.../customerCallbacks/getTenantUserCallbacks``).
+        ``async for cb in client.iter_callbacks(where): ...`` walks
+        offset/limit pages of ``page_size`` until a short page; ``prefetch``
+        pages are requested at once; ``max_items`` caps the total;
+        ``.pages()`` yields :class:`Page` records whose ``next_offset`` can be
+        passed back as ``start_offset`` to resume. See :class:`CallbackIterator`.
         """
-        filters = check_filters(
-            user_ids=user_ids,
-            from_date_added=from_date_added,
-            to_date_added=to_date_added,
-            from_date_scheduled=from_date_scheduled,
-            to_date_scheduled=to_date_scheduled,
-            info=info,
+        return CallbackIterator(
+            self._page_fetcher(_check_where(where), _check_info(info)),
+            page_size=page_size,
+            start_offset=start_offset,
+            max_items=max_items,
+            prefetch=prefetch,
         )
-        return await self._list_page(None, filters, offset, limit)
 
     async def delete_callback(self, customer_callback_id: str) -> None:
         """Delete one callback (DELETE ``.../customerCallbacks/<id>``).
@@ -424,77 +401,6 @@ class AmeyoCallbacksClient:
         spec = build_delete_request(customer_callback_id)
         await self._call(spec, self._decode_delete)
 
-    def iter_campaign_callbacks(
-        self,
-        campaign_id: int,
-        *,
-        user_ids: Iterable[str] | None = None,
-        from_date_added: DateBound | None = None,
-        to_date_added: DateBound | None = None,
-        from_date_scheduled: DateBound | None = None,
-        to_date_scheduled: DateBound | None = None,
-        info: bool | None = None,
-        page_size: int = 100,
-        start_offset: int = 0,
-        max_items: int | None = None,
-        prefetch: int = 4,
-    ) -> CallbackIterator:
-        """Every callback of a campaign matching the filters, page after page.
-
-        ``async for cb in client.iter_campaign_callbacks(6): ...`` walks
-        offset/limit pages of ``page_size`` until a short page; ``prefetch``
-        pages are requested at once; ``max_items`` caps the total;
-        ``.pages()`` yields :class:`Page` records whose ``next_offset`` can be
-        passed back as ``start_offset`` to resume. See :class:`CallbackIterator`.
-        """
-        check_campaign_id(campaign_id)
-        filters = check_filters(
-            user_ids=user_ids,
-            from_date_added=from_date_added,
-            to_date_added=to_date_added,
-            from_date_scheduled=from_date_scheduled,
-            to_date_scheduled=to_date_scheduled,
-            info=info,
-        )
-        return CallbackIterator(
-            self._page_fetcher(campaign_id, filters),
-            page_size=page_size,
-            start_offset=start_offset,
-            max_items=max_items,
-            prefetch=prefetch,
-        )
-
-    def iter_tenant_callbacks(
-        self,
-        *,
-        user_ids: Iterable[str] | None = None,
-        from_date_added: DateBound | None = None,
-        to_date_added: DateBound | None = None,
-        from_date_scheduled: DateBound | None = None,
-        to_date_scheduled: DateBound | None = None,
-        info: bool | None = None,
-        page_size: int = 100,
-        start_offset: int = 0,
-        max_items: int | None = None,
-        prefetch: int = 4,
-    ) -> CallbackIterator:
-        """Every callback of the tenant matching the filters (see iter_campaign_callbacks)."""
-        filters = check_filters(
-            user_ids=user_ids,
-            from_date_added=from_date_added,
-            to_date_added=to_date_added,
-            from_date_scheduled=from_date_scheduled,
-            to_date_scheduled=to_date_scheduled,
-            info=info,
-        )
-        return CallbackIterator(
-            self._page_fetcher(None, filters),
-            page_size=page_size,
-            start_offset=start_offset,
-            max_items=max_items,
-            prefetch=prefetch,
-        )
-
     async def delete_callbacks(
         self,
         ids: Iterable[str] | AsyncIterable[str],
@@ -505,10 +411,10 @@ class AmeyoCallbacksClient:
     ) -> BulkDeleteResult:
         """Delete many callbacks, ``concurrency`` at a time, with an outcome for every id.
 
-        ``ids`` (an iterable or async iterable of strings) is read lazily.
-        API and transport failures become outcomes in the result, never an
-        exception; on cancellation, ``tally.result()`` of a :class:`BulkTally`
-        passed in still accounts for every id read.
+        ``ids`` (an iterable or async iterable of strings, not a single
+        string) is read lazily. API and transport failures become outcomes in
+        the result, never an exception; on cancellation, ``tally.result()`` of
+        a :class:`BulkTally` passed in still accounts for every id read.
         """
         return await delete_callbacks(
             self.delete_callback,
@@ -520,65 +426,22 @@ class AmeyoCallbacksClient:
 
     async def delete_matching(
         self,
-        campaign_id: int,
+        where: CallbackFilter,
         *,
-        user_ids: Iterable[str] | None = None,
-        from_date_added: DateBound | None = None,
-        to_date_added: DateBound | None = None,
-        from_date_scheduled: DateBound | None = None,
-        to_date_scheduled: DateBound | None = None,
         concurrency: int = 8,
         dry_run: bool = False,
         on_progress: Callable[[BulkProgress], None] | None = None,
         tally: BulkTally | None = None,
     ) -> BulkDeleteResult:
-        """Delete every callback of a campaign matching the filters, skipping none.
+        """Delete every callback ``where`` selects, skipping none.
 
         Walking offset pages while deleting would skip records (each delete
         shifts the later pages); this does not: see :func:`delete_matching`
         in the bulk module for the strategy and its bound. ``dry_run``
         returns what would be deleted, deleting nothing.
         """
-        check_campaign_id(campaign_id)
-        filters = check_filters(
-            user_ids=user_ids,
-            from_date_added=from_date_added,
-            to_date_added=to_date_added,
-            from_date_scheduled=from_date_scheduled,
-            to_date_scheduled=to_date_scheduled,
-        )
         return await delete_matching(
-            self._page_fetcher(campaign_id, filters),
-            self.delete_callback,
-            concurrency=concurrency,
-            dry_run=dry_run,
-            on_progress=on_progress,
-            tally=tally,
-        )
-
-    async def delete_matching_tenant(
-        self,
-        *,
-        user_ids: Iterable[str] | None = None,
-        from_date_added: DateBound | None = None,
-        to_date_added: DateBound | None = None,
-        from_date_scheduled: DateBound | None = None,
-        to_date_scheduled: DateBound | None = None,
-        concurrency: int = 8,
-        dry_run: bool = False,
-        on_progress: Callable[[BulkProgress], None] | None = None,
-        tally: BulkTally | None = None,
-    ) -> BulkDeleteResult:
-        """:meth:`delete_matching` over the tenant-wide list."""
-        filters = check_filters(
-            user_ids=user_ids,
-            from_date_added=from_date_added,
-            to_date_added=to_date_added,
-            from_date_scheduled=from_date_scheduled,
-            to_date_scheduled=to_date_scheduled,
-        )
-        return await delete_matching(
-            self._page_fetcher(None, filters),
+            self._page_fetcher(_check_where(where), None),
             self.delete_callback,
             concurrency=concurrency,
             dry_run=dry_run,
@@ -589,27 +452,24 @@ class AmeyoCallbacksClient:
     # ------------------------------------------------------------------
     # Send path
 
-    def _page_fetcher(
-        self, campaign_id: int | None, filters: ListFilters
-    ) -> Callable[[int, int], Any]:
-        async def fetch(offset: int, limit: int) -> list[CustomerCallback]:
-            return await self._list_page(campaign_id, filters, offset, limit)
-
-        return fetch
-
-    async def _list_page(
-        self, campaign_id: int | None, filters: ListFilters, offset: int, limit: int
-    ) -> list[CustomerCallback]:
+    def _list_spec(
+        self, where: CallbackFilter, limit: int, offset: int, info: bool | None
+    ) -> RequestSpec:
         settings = self._settings
-        spec = build_list_request(
+        return build_list_request(
             method=settings.list_method,
-            path=settings.tenant_path if campaign_id is None else _CAMPAIGN_PATH,
-            campaign_id=campaign_id,
+            tenant_path=settings.tenant_path,
+            where=where,
             limit=limit,
             offset=offset,
-            filters=filters,
+            info=info,
         )
-        return await self._call(spec, self._decode_list)
+
+    def _page_fetcher(self, where: CallbackFilter, info: bool | None) -> PageFetcher:
+        async def fetch(offset: int, limit: int) -> list[CustomerCallback]:
+            return await self._call(self._list_spec(where, limit, offset, info), self._decode_list)
+
+        return fetch
 
     def _decode_list(
         self, spec: RequestSpec, status: int, headers: Mapping[str, str], body: bytes
@@ -787,6 +647,23 @@ class AmeyoCallbacksClient:
         finally:
             await response.aclose()
         return response.status_code, response.headers, body
+
+
+def _check_where(where: object) -> CallbackFilter:
+    if not isinstance(where, CallbackFilter):
+        msg = (
+            f"where must be a CallbackFilter, got {type(where).__name__}: build one with "
+            "CallbackFilter.campaign(campaign_id, ...) or CallbackFilter.tenant(...)"
+        )
+        raise TypeError(msg)
+    return where
+
+
+def _check_info(info: object) -> bool | None:
+    if info is not None and not isinstance(info, bool):
+        msg = f"info must be a bool or None, got {type(info).__name__}"
+        raise TypeError(msg)
+    return info
 
 
 def _maybe_done(exc: TransportError | ServerError) -> bool:

@@ -36,8 +36,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
+from ._checks import check_int
 from ._models import CustomerCallback, Page
-from ._protocol import MAX_LIMIT, check_int
+from ._protocol import MAX_LIMIT
 
 __all__ = ["CallbackIterator", "PageFetcher"]
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Mapping, Sequence
+from datetime import timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -18,7 +18,9 @@ from urllib.parse import quote
 import attrs
 import cattrs
 
-from ._convert import RecordError, datetime_to_epoch_ms, structure_callbacks
+from ._checks import check_int
+from ._convert import RecordError, structure_callbacks
+from ._filters import CallbackFilter
 from ._models import CustomerCallback
 from .exceptions import (
     AmeyoError,
@@ -32,28 +34,27 @@ from .exceptions import (
 
 __all__ = [
     "CALLBACKS_PREFIX",
+    "CAMPAIGN_LIST_PATH",
     "DEFAULT_LOGIN_PATH",
     "MAX_LIMIT",
     "NOT_FOUND_KEY",
     "SESSION_INVALID_KEYS",
-    "DateBound",
-    "ListFilters",
     "RequestSpec",
     "build_delete_request",
     "build_list_request",
     "build_login_request",
     "check_callback_id",
-    "check_filters",
-    "check_int",
     "decode_delete_response",
     "decode_error",
     "decode_list_response",
     "decode_login_response",
     "parse_retry_after",
     "scrub",
+    "tenant_list_path",
 ]
 
 CALLBACKS_PREFIX = "/ameyorestapi/voice/customerCallbacks"
+CAMPAIGN_LIST_PATH = f"{CALLBACKS_PREFIX}/getFiltered"
 DEFAULT_LOGIN_PATH = "/ameyorestapi/userLogin/login"
 MAX_LIMIT = 100
 NOT_FOUND_KEY = "CallBackManager.invalid.campcust.callback.id"
@@ -62,7 +63,6 @@ SNIPPET_CHARS = 200
 _MESSAGE_CHARS = 300
 REDACTED = "<redacted>"
 
-DateBound = datetime | int
 Kind = Literal["list", "delete", "login"]
 
 _KEY_LIKE = re.compile(r"^[A-Za-z][\w.\-]*$")
@@ -72,35 +72,6 @@ _OK_BODIES = frozenset({b"OK", b"ok", b'"OK"', b'"ok"'})
 
 # --------------------------------------------------------------------------
 # Requests
-
-
-@attrs.frozen
-class ListFilters:
-    """The optional filters of a list call, checked and in wire form (epoch ms)."""
-
-    user_ids: tuple[str, ...] | None = None
-    from_date_added: int | None = None
-    to_date_added: int | None = None
-    from_date_scheduled: int | None = None
-    to_date_scheduled: int | None = None
-    info: bool | None = None
-
-    def params(self) -> list[tuple[str, str]]:
-        """The query parameters, in the spec's order; unset ones are left out."""
-        out: list[tuple[str, str]] = []
-        if self.user_ids is not None:
-            out.extend(("userIds", uid) for uid in self.user_ids)
-        for name, value in (
-            ("fromDateAdded", self.from_date_added),
-            ("toDateAdded", self.to_date_added),
-            ("fromDateScheduled", self.from_date_scheduled),
-            ("toDateScheduled", self.to_date_scheduled),
-        ):
-            if value is not None:
-                out.append((name, str(value)))
-        if self.info is not None:
-            out.append(("info", "true" if self.info else "false"))
-        return out
 
 
 @attrs.frozen
@@ -116,93 +87,6 @@ class RequestSpec:
     params: tuple[tuple[str, str], ...] = ()
     body: Any = attrs.field(default=None, repr=False)
     callback_id: str | None = None
-
-
-def check_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
-    """An int (not a bool) within bounds; TypeError or ValueError naming the argument."""
-    if type(value) is not int:  # bool is an int subclass, and is refused here
-        msg = f"{name} must be an int, got {type(value).__name__}"
-        raise TypeError(msg)
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"{minimum}..{maximum}" if maximum is not None else f">= {minimum}"
-        msg = f"{name} must be {bounds}, got {value}"
-        raise ValueError(msg)
-    return value
-
-
-def _check_date(name: str, value: object) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            msg = (
-                f"{name} is a naive datetime, which is ambiguous: pass an aware datetime "
-                "(e.g. datetime(..., tzinfo=timezone.utc)) or epoch milliseconds as an int"
-            )
-            raise ValueError(msg)
-        return datetime_to_epoch_ms(value)
-    if type(value) is int:
-        return value
-    msg = f"{name} must be an aware datetime or int epoch milliseconds, got {type(value).__name__}"
-    raise TypeError(msg)
-
-
-def _check_user_ids(value: object) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes)):
-        msg = "user_ids must be a list of user id strings, not a single string: use [user_id]"
-        raise TypeError(msg)
-    if not isinstance(value, Iterable):
-        msg = f"user_ids must be a list of user id strings, got {type(value).__name__}"
-        raise TypeError(msg)
-    ids = tuple(value)
-    if not ids:
-        msg = (
-            "user_ids is empty, which would match every user: pass None to not filter "
-            "by user, or at least one user id"
-        )
-        raise ValueError(msg)
-    for uid in ids:
-        if not isinstance(uid, str):
-            msg = f"user_ids must hold strings, got {type(uid).__name__}"
-            raise TypeError(msg)
-        if not uid.strip():
-            msg = "user_ids must not hold an empty or blank user id"
-            raise ValueError(msg)
-    return ids
-
-
-def check_filters(
-    *,
-    user_ids: Iterable[str] | None = None,
-    from_date_added: DateBound | None = None,
-    to_date_added: DateBound | None = None,
-    from_date_scheduled: DateBound | None = None,
-    to_date_scheduled: DateBound | None = None,
-    info: bool | None = None,
-) -> ListFilters:
-    """Check the optional filters and put them in wire form; raise ValueError/TypeError."""
-    bounds = {
-        "from_date_added": _check_date("from_date_added", from_date_added),
-        "to_date_added": _check_date("to_date_added", to_date_added),
-        "from_date_scheduled": _check_date("from_date_scheduled", from_date_scheduled),
-        "to_date_scheduled": _check_date("to_date_scheduled", to_date_scheduled),
-    }
-    for what in ("added", "scheduled"):
-        lo, hi = bounds[f"from_date_{what}"], bounds[f"to_date_{what}"]
-        if lo is not None and hi is not None and lo > hi:
-            msg = f"from_date_{what} ({lo}) is after to_date_{what} ({hi}): swap them"
-            raise ValueError(msg)
-    if info is not None and not isinstance(info, bool):
-        msg = f"info must be a bool or None, got {type(info).__name__}"
-        raise TypeError(msg)
-    return ListFilters(user_ids=_check_user_ids(user_ids), info=info, **bounds)
-
-
-def check_campaign_id(campaign_id: object) -> int:
-    """A campaign id is a positive int (not a bool)."""
-    return check_int("campaign_id", campaign_id, minimum=1)
 
 
 def check_callback_id(callback_id: object) -> str:
@@ -227,27 +111,45 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def tenant_list_path(tenant_callbacks_path: str) -> str:
+    """Where the tenant-wide list lives: a segment below the callbacks prefix, or absolute.
+
+    The spec names the "Get Tenant User Callback API" without a wire format;
+    the client and the fake both place it by this one rule.
+    """
+    if not isinstance(tenant_callbacks_path, str) or not tenant_callbacks_path.strip("/"):
+        msg = "tenant_callbacks_path must be a non-empty path, e.g. 'getTenantUserCallbacks'"
+        raise ValueError(msg)
+    if tenant_callbacks_path.startswith("/"):
+        return tenant_callbacks_path.rstrip("/")
+    return f"{CALLBACKS_PREFIX}/{tenant_callbacks_path.strip('/')}"
+
+
 def build_list_request(
     *,
     method: str,
-    path: str,
-    campaign_id: int | None,
+    tenant_path: str,
+    where: CallbackFilter,
     limit: int,
     offset: int,
-    filters: ListFilters,
+    info: bool | None = None,
 ) -> RequestSpec:
-    """getFiltered (``campaign_id`` given) or the tenant list (``campaign_id`` None).
+    """getFiltered (a campaign filter) or the tenant list at ``tenant_path``.
 
     Parameters go in the query string, as the spec shows, for POST and GET
-    alike: ``limit``, ``campaignId``, ``offset``, then the filters.
+    alike: ``limit``, ``campaignId``, ``offset``, then the filters, then
+    ``info`` when given (some servers refuse it: WIRE_NOTES).
     """
     check_int("limit", limit, minimum=1, maximum=MAX_LIMIT)
     check_int("offset", offset, minimum=0)
     params: list[tuple[str, str]] = [("limit", str(limit))]
-    if campaign_id is not None:
-        params.append(("campaignId", str(check_campaign_id(campaign_id))))
+    if where.campaign_id is not None:
+        params.append(("campaignId", str(where.campaign_id)))
     params.append(("offset", str(offset)))
-    params.extend(filters.params())
+    params.extend(where.params())
+    if info is not None:
+        params.append(("info", "true" if info else "false"))
+    path = CAMPAIGN_LIST_PATH if where.campaign_id is not None else tenant_path
     return RequestSpec(kind="list", method=method, path=path, params=tuple(params))
 
 

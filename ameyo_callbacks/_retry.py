@@ -8,6 +8,7 @@ from typing import Literal, Protocol
 import anyio
 import attrs
 
+from ._checks import check_float, check_int
 from .exceptions import (
     AmeyoError,
     APIError,
@@ -25,9 +26,7 @@ _RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float | None) -> None:
-    if value is not None and (not isinstance(value, (int, float)) or value < 0):
-        msg = f"RetryPolicy.{attribute.name} must be a number >= 0, got {value!r}"
-        raise ValueError(msg)
+    check_float(f"RetryPolicy.{attribute.name}", value, allow_none=attribute.name == "timeout")
 
 
 @attrs.frozen
@@ -55,9 +54,7 @@ class RetryPolicy:
 
     @attempts.validator
     def _check_attempts(self, _: attrs.Attribute[int], value: int) -> None:
-        if type(value) is not int or value < 1:
-            msg = f"RetryPolicy.attempts must be an int >= 1, got {value!r}"
-            raise ValueError(msg)
+        check_int("RetryPolicy.attempts", value, minimum=1)
 
     @classmethod
     def none(cls) -> RetryPolicy:

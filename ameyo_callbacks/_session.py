@@ -19,8 +19,11 @@ def check_session_id(session_id: object) -> str:
 
     The message never quotes the value: it is a secret.
     """
-    if not isinstance(session_id, str) or not session_id.strip():
-        msg = "session_id must be a non-empty string (or a SessionProvider)"
+    if not isinstance(session_id, str):
+        msg = f"session_id must be a string (or a SessionProvider), got {type(session_id).__name__}"
+        raise TypeError(msg)
+    if not session_id.strip():
+        msg = "session_id must be a non-empty string"
         raise ValueError(msg)
     if session_id != session_id.strip() or not (session_id.isascii() and session_id.isprintable()):
         msg = (
@@ -113,7 +116,10 @@ class LoginSession(SessionProvider):
         force_login: bool = False,
     ) -> None:
         for name, value in (("user_id", user_id), ("token", token)):
-            if not isinstance(value, str) or not value.strip():
+            if not isinstance(value, str):
+                msg = f"{name} must be a string, got {type(value).__name__}"
+                raise TypeError(msg)
+            if not value.strip():
                 msg = f"{name} must be a non-empty string"
                 raise ValueError(msg)
         if not login_path.startswith("/"):
