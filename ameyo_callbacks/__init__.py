@@ -6,6 +6,8 @@ sessions. ``ameyo_callbacks.testing`` holds a fake Ameyo server to test
 against. The error tree is drawn in ``ameyo_callbacks.exceptions``.
 """
 
+import logging
+
 import httpx
 
 from ._bulk import BulkDeleteResult, BulkProgress, BulkTally
@@ -19,13 +21,19 @@ from ._session import LoginSession, SessionProvider, StaticSession
 from ._version import __version__
 from .exceptions import (
     AmeyoError,
+    AnswerTimeoutError,
     APIError,
     AuthenticationError,
     CallbackNotFoundError,
+    ConnectionFailedError,
+    ConnectionLostError,
+    ConsistencyError,
     IncompleteDeleteError,
     RateLimitedError,
     ResponseFormatError,
+    ResponseTooLargeError,
     ServerError,
+    TLSError,
     TransportError,
 )
 
@@ -34,6 +42,7 @@ __all__ = [
     "APIError",
     "AmeyoCallbacksClient",
     "AmeyoError",
+    "AnswerTimeoutError",
     "AnyioClock",
     "AuthenticationError",
     "BackoffGate",
@@ -44,6 +53,9 @@ __all__ = [
     "CallbackIterator",
     "CallbackNotFoundError",
     "Clock",
+    "ConnectionFailedError",
+    "ConnectionLostError",
+    "ConsistencyError",
     "CustomerCallback",
     "DateBound",
     "HttpBackend",
@@ -52,10 +64,12 @@ __all__ = [
     "Page",
     "RateLimitedError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "RetryPolicy",
     "ServerError",
     "SessionProvider",
     "StaticSession",
+    "TLSError",
     "TransportError",
     "__version__",
     "make_converter",
@@ -71,3 +85,6 @@ def _publish() -> None:
 
 
 _publish()
+# A library logs, the application decides where to: without its own logging
+# set up, our retry warnings are not printed (the stdlib's "last resort").
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -10,6 +10,7 @@ import anyio
 import attrs
 
 from ._checks import check_int, check_strings
+from ._limits import AdaptiveConcurrency
 from ._paging import CallbackIterator, PageFetcher
 from ._protocol import check_callback_id
 from .exceptions import AmeyoError, CallbackNotFoundError, IncompleteDeleteError
@@ -34,13 +35,20 @@ DEFAULT_MAX_ROUNDS = 5
 
 @attrs.frozen
 class BulkProgress:
-    """Running counts of a bulk delete, handed to ``on_progress`` after each outcome."""
+    """Running counts of a bulk delete, handed to ``on_progress`` after each outcome.
+
+    ``limit`` is how many deletes may be in flight now: the fixed
+    ``concurrency``, or with ``concurrency="auto"`` the adaptive limit's
+    current value (it climbs while the server keeps up, drops when it queues
+    or throttles).
+    """
 
     read: int
     deleted: int
     not_found: int
     failed: int
     in_flight: int
+    limit: int = 0
 
     @property
     def done(self) -> int:
@@ -116,6 +124,7 @@ class BulkTally:
         "_duplicates",
         "_failed",
         "_in_flight",
+        "_limit",
         "_matched",
         "_not_attempted",
         "_not_found",
@@ -135,6 +144,7 @@ class BulkTally:
         self._cancelled = False
         self._dry_run = False
         self._on_progress: Callable[[BulkProgress], None] | None = None
+        self._limit: int | AdaptiveConcurrency = 0
 
     def progress(self) -> BulkProgress:
         """The running counts."""
@@ -144,6 +154,7 @@ class BulkTally:
             not_found=len(self._not_found),
             failed=len(self._failed),
             in_flight=len(self._in_flight),
+            limit=self._limit if isinstance(self._limit, int) else self._limit.limit,
         )
 
     def result(self) -> BulkDeleteResult:
@@ -209,7 +220,13 @@ class BulkTally:
         return cb_id in self._seen
 
 
-def _check_concurrency(concurrency: object) -> int:
+#: A fixed number of deletes in flight, or an adaptive limit (``concurrency="auto"``).
+Concurrency = int | AdaptiveConcurrency
+
+
+def _check_concurrency(concurrency: object) -> Concurrency:
+    if isinstance(concurrency, AdaptiveConcurrency):
+        return concurrency
     return check_int("concurrency", concurrency, minimum=1)
 
 
@@ -234,9 +251,14 @@ async def _run_deletes(
     delete_one: DeleteOne,
     ids: Iterable[str] | AsyncIterable[str],
     tally: BulkTally,
-    concurrency: int,
+    concurrency: Concurrency,
 ) -> None:
-    """A fixed pool of ``concurrency`` workers pulling ids from one lazy source."""
+    """A pool of workers pulling ids from one lazy source, ``concurrency`` in flight.
+
+    With an :class:`AdaptiveConcurrency`, ``max_limit`` workers run and each
+    holds one of its permits from taking an id to the delete's outcome.
+    """
+    tally._limit = concurrency
     source = _aiter(ids)
     read_lock = anyio.Lock()
     exhausted = False
@@ -260,27 +282,39 @@ async def _run_deletes(
                     return cb_id
             return None
 
+    async def delete(cb_id: str) -> None:
+        try:
+            await delete_one(cb_id)
+        except CallbackNotFoundError:
+            tally._settle(cb_id, tally._not_found)
+        except AmeyoError as exc:
+            tally._settle(cb_id, None, exc)
+        except BaseException:
+            tally._interrupt(cb_id)
+            raise
+        else:
+            tally._settle(cb_id, tally._deleted)
+
     async def worker() -> None:
+        while (cb_id := await next_id()) is not None:
+            await delete(cb_id)
+
+    async def adaptive_worker(limiter: AdaptiveConcurrency) -> None:
         while True:
-            cb_id = await next_id()
-            if cb_id is None:
-                return
-            try:
-                await delete_one(cb_id)
-            except CallbackNotFoundError:
-                tally._settle(cb_id, tally._not_found)
-            except AmeyoError as exc:
-                tally._settle(cb_id, None, exc)
-            except BaseException:
-                tally._interrupt(cb_id)
-                raise
-            else:
-                tally._settle(cb_id, tally._deleted)
+            async with limiter:
+                cb_id = await next_id()
+                if cb_id is None:
+                    return
+                await delete(cb_id)
 
     try:
         async with anyio.create_task_group() as tg:
-            for _ in range(concurrency):
-                tg.start_soon(worker)
+            if isinstance(concurrency, AdaptiveConcurrency):
+                for _ in range(concurrency.max_limit):
+                    tg.start_soon(adaptive_worker, concurrency)
+            else:
+                for _ in range(concurrency):
+                    tg.start_soon(worker)
     except (anyio.get_cancelled_exc_class(), KeyboardInterrupt):
         tally._cancelled = True
         raise
@@ -293,11 +327,14 @@ async def delete_callbacks(
     delete_one: DeleteOne,
     ids: Iterable[str] | AsyncIterable[str],
     *,
-    concurrency: int = 8,
+    concurrency: Concurrency = 8,
     on_progress: Callable[[BulkProgress], None] | None = None,
     tally: BulkTally | None = None,
 ) -> BulkDeleteResult:
     """Delete ``ids`` with at most ``concurrency`` requests in flight.
+
+    ``concurrency`` is an int, or an :class:`AdaptiveConcurrency` (what the
+    client's ``concurrency="auto"`` passes) whose limit follows the server.
 
     The input is read lazily, one id per free worker; duplicates are
     deleted once and counted in ``duplicates``. A failing id never stops
@@ -315,10 +352,15 @@ async def delete_callbacks(
 
 
 async def _collect(fetch: PageFetcher) -> list[str]:
-    """Every id the filter matches now, in order, by walking pages without mutating."""
+    """Every id the filter matches, by an exact walk (see _paging): on a live list too.
+
+    Every record present from the walk's first request to its last is in
+    the result; pages that cannot be joined raise ConsistencyError.
+    """
     seen: dict[str, None] = {}
-    async for record in CallbackIterator(fetch):
-        seen[record.customer_callback_id] = None
+    async with CallbackIterator(fetch) as walk:
+        async for record in walk:
+            seen[record.customer_callback_id] = None
     return list(seen)
 
 
@@ -326,7 +368,7 @@ async def delete_matching(
     fetch: PageFetcher,
     delete_one: DeleteOne,
     *,
-    concurrency: int = 8,
+    concurrency: Concurrency = 8,
     dry_run: bool = False,
     on_progress: Callable[[BulkProgress], None] | None = None,
     tally: BulkTally | None = None,

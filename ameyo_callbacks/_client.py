@@ -5,34 +5,43 @@ The send path, outermost first, one concern each:
 1. ``_call``: session header; on ``AuthenticationError`` a provider that
    can renew does so (single-flight) and the request is repeated once.
 2. ``_with_retries``: stamina's retry loop, the retry decision of
-   ``_retry.decide``, Retry-After through the shared gate, and the
-   DELETE whose first answer was lost.
-3. ``_attempt``: wait at the gate, send one request, map transport errors,
-   log one DEBUG line.
+   ``_retry.decide``, Retry-After through the shared gate, the call's time
+   budget (its end passed down, so it bounds the attempt in progress too);
+   each failed attempt is shown to the caller's ``on_failure``.
+3. ``_attempt``: one request: wait at the gate and the rate limits, send
+   through ``_transport.Transport`` (which picks the HTTP stack, holds the
+   attempt's deadline, caps the answer and classifies failures), log one
+   DEBUG line.
 4. the pure decoders of ``_protocol``.
+
+A DELETE whose earlier answer was lost and whose retry finds the id gone
+counts as deleted: that rule is the delete's own (``_DeleteRule``), fed by
+``on_failure``, not the retry loop's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
+import anyio
 import attrs
 import httpx
-import sniffio
 import stamina
 
 from ._bulk import BulkDeleteResult, BulkProgress, BulkTally, delete_callbacks, delete_matching
 from ._checks import check_int
 from ._convert import make_converter
 from ._filters import CallbackFilter
+from ._limits import DEFAULT_MAX_CONCURRENCY, AdaptiveConcurrency, RequestLimits
 from ._models import CustomerCallback
-from ._paging import CallbackIterator, PageFetcher
+from ._paging import Background, CallbackIterator, OnInconsistency, PageFetcher, walk_scope
 from ._protocol import (
     MAX_LIMIT,
     RequestSpec,
@@ -41,12 +50,17 @@ from ._protocol import (
     decode_delete_response,
     decode_list_response,
     decode_login_response,
-    scrub,
     tenant_list_path,
 )
 from ._retry import AnyioClock, BackoffGate, Clock, RetryPolicy, decide
 from ._session import SessionProvider, StaticSession
-from ._version import __version__
+from ._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    HttpBackend,
+    StackSettings,
+    Transport,
+)
 from .exceptions import (
     AmeyoError,
     AuthenticationError,
@@ -60,26 +74,14 @@ __all__ = ["DEFAULT_TIMEOUT", "AmeyoCallbacksClient", "HttpBackend"]
 logger = logging.getLogger("ameyo_callbacks")
 
 T = TypeVar("T")
-HttpBackend = Literal["auto", "aiohttp", "httpx"]
 Decoder = Callable[[RequestSpec, int, Mapping[str, str], bytes], T]
+OnFailure = Callable[[AmeyoError], None]
 
-#: connect 10 s; read, write and pool 30 s each.
-DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 #: Connections per client: above any sensible concurrency, below a server's patience.
 DEFAULT_MAX_CONNECTIONS = 100
 _DEFAULT_PORTS = {"http": 8888, "https": 8443}
-# A lost DELETE answer: the server may have done it (see _with_retries).
+# A lost DELETE answer: the server may have done it (see _DeleteRule).
 _AMBIGUOUS_STATUSES = frozenset({500, 502, 504})
-_DEFAULT_HEADERS = {
-    "Accept": "application/json, */*",
-    "Accept-Encoding": "gzip, deflate",
-    "User-Agent": f"ameyo-callbacks/{__version__}",
-}
-
-try:
-    import aiohttp as _aiohttp
-except ImportError:  # pragma: no cover  (a declared dependency; kept for vendored installs)
-    _aiohttp = None  # type: ignore[assignment]
 
 
 def _shown(base_url: str) -> str:
@@ -122,32 +124,12 @@ def normalize_base_url(base_url: str) -> str:
     return f"{url.scheme}://{host}:{port}{url.raw_path.decode('ascii').rstrip('/')}"
 
 
-def _ssl_context(verify: bool | str | ssl.SSLContext) -> bool | ssl.SSLContext:
-    if isinstance(verify, str):
-        return ssl.create_default_context(cafile=verify)
-    return verify
-
-
-def _aiohttp_transport(
-    verify: bool | ssl.SSLContext, limits: httpx.Limits
-) -> httpx.AsyncBaseTransport | None:
-    try:
-        from httpx_aiohttp import AiohttpTransport  # noqa: PLC0415  (optional at run time)
-    except ImportError:  # pragma: no cover  (a declared dependency; kept for vendored installs)
-        return None
-    transport: httpx.AsyncBaseTransport = AiohttpTransport(verify=verify, limits=limits)
-    return transport
-
-
 @attrs.define(slots=True, repr=False)
 class _Settings:
     base_url: str
     list_method: str
     tenant_path: str
-    timeout: httpx.Timeout
-    verify: bool | ssl.SSLContext
-    backend: HttpBackend
-    max_connections: int
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
 
 
 class AmeyoCallbacksClient:
@@ -159,9 +141,13 @@ class AmeyoCallbacksClient:
     :class:`LoginSession` that logs in and renews an expired session. It is
     never shown in a repr, a log line or an exception.
 
-    ``timeout`` defaults to :data:`DEFAULT_TIMEOUT` (connect 10 s, read 30 s);
-    ``retry`` to :class:`RetryPolicy()` (6 attempts, 60 s budget per call).
-    ``verify`` is True, False, a CA bundle path or an ``ssl.SSLContext``.
+    ``timeout`` defaults to :data:`DEFAULT_TIMEOUT` (connect 10 s, read 30 s
+    per read); ``retry`` to :class:`RetryPolicy()` (6 attempts, 60 s budget
+    per call, 30 s for each attempt's whole answer). ``verify`` is True,
+    False, a CA bundle path or an ``ssl.SSLContext``. ``max_response_bytes``
+    (8 MiB) caps an answer, enforced while reading. ``trust_env`` (True, as
+    httpx) takes proxies from ``HTTP(S)_PROXY``/``ALL_PROXY``/``NO_PROXY`` and
+    CAs from ``SSL_CERT_FILE``/``SSL_CERT_DIR``; ``proxy`` names one outright.
 
     The HTTP stack: with ``http_client`` (used as is, never closed by us: its
     own connection limits and transport then bound concurrency) or
@@ -180,16 +166,14 @@ class AmeyoCallbacksClient:
     """
 
     __slots__ = (
-        "_closed",
+        "_background",
         "_converter",
-        "_direct",
-        "_extensions",
         "_gate",
-        "_http",
-        "_owns_http",
+        "_limits",
         "_retry",
         "_session",
         "_settings",
+        "_transport",
     )
 
     def __init__(
@@ -207,6 +191,12 @@ class AmeyoCallbacksClient:
         http_backend: HttpBackend = "auto",
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         clock: Clock | None = None,
+        max_rate: float | None = None,
+        adaptive_rate: bool = True,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        trust_env: bool = True,
+        proxy: str | None = None,
     ) -> None:
         base = normalize_base_url(base_url)
         method = list_method.upper() if isinstance(list_method, str) else list_method
@@ -221,6 +211,17 @@ class AmeyoCallbacksClient:
             msg = f"http_backend must be 'auto', 'aiohttp' or 'httpx', got {http_backend!r}"
             raise ValueError(msg)
         check_int("max_connections", max_connections, minimum=1)
+        check_int("max_response_bytes", max_response_bytes, minimum=1)
+        if not isinstance(trust_env, bool):
+            msg = f"trust_env must be True or False, got {type(trust_env).__name__}"
+            raise TypeError(msg)
+        if proxy is not None and not isinstance(proxy, str):
+            msg = f"proxy must be a URL such as 'http://proxy:3128', got {type(proxy).__name__}"
+            raise TypeError(msg)
+        check_int("max_concurrency", max_concurrency, minimum=1)
+        if not isinstance(adaptive_rate, bool):
+            msg = f"adaptive_rate must be True or False, got {type(adaptive_rate).__name__}"
+            raise TypeError(msg)
         if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
             timeout = httpx.Timeout(timeout)
         if not isinstance(timeout, httpx.Timeout):
@@ -235,34 +236,32 @@ class AmeyoCallbacksClient:
             msg = "retry must be a RetryPolicy (RetryPolicy.none() turns retries off)"
             raise TypeError(msg)
 
-        self._settings = _Settings(
-            base_url=base,
-            list_method=method,
-            tenant_path=tenant_path,
-            timeout=timeout,
-            verify=_ssl_context(verify),
-            backend=http_backend,
-            max_connections=max_connections,
-        )
+        self._settings = _Settings(base_url=base, list_method=method, tenant_path=tenant_path)
         self._session = session_id
         self._retry = retry if retry is not None else RetryPolicy()
-        self._gate = BackoffGate(clock if clock is not None else AnyioClock())
+        stack = StackSettings(
+            base_url=base,
+            timeout=timeout,
+            verify=verify,
+            backend=http_backend,
+            max_connections=max_connections,
+            trust_env=trust_env,
+            proxy=proxy,
+            max_response_bytes=max_response_bytes,
+            attempt_timeout=self._retry.attempt_timeout,
+        )
+        self._transport = Transport(
+            stack, http_client=http_client, transport=transport, secrets=session_id.secrets
+        )
+        clock = clock if clock is not None else AnyioClock()
+        self._gate = BackoffGate(clock)
+        self._limits = RequestLimits(clock, self._gate, max_rate=max_rate, adaptive=adaptive_rate)
+        self._settings.max_concurrency = max_concurrency
         self._converter = make_converter()
-        self._closed = False
-        self._owns_http = http_client is None
-        self._http: httpx.AsyncClient | None = http_client
-        # With a transport of our own (or one given to us), requests go to it
-        # straight (see _send): httpx.AsyncClient's per-request machinery
-        # (cookies, auth, redirects, hooks) is unused here and costs about a
-        # third of the client's CPU per request. The AsyncClient still owns
-        # the transport's life cycle.
-        self._direct: httpx.AsyncBaseTransport | None = transport
-        if transport is not None:
-            self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
-        self._extensions = {"timeout": timeout.as_dict()}
+        self._background: Background | None = None  # prefetch of plain ``async for`` walks
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self._transport.closed else "open"
         return (
             f"<AmeyoCallbacksClient base_url={self._settings.base_url!r} "
             f"session={type(self._session).__name__}(<redacted>) "
@@ -285,22 +284,26 @@ class AmeyoCallbacksClient:
         return self._gate
 
     @property
+    def limits(self) -> RequestLimits:
+        """The pace shared by every request of this client: ``max_rate`` and the throttled rate."""
+        return self._limits
+
+    @property
     def http_backend(self) -> str:
         """The HTTP stack in use: "aiohttp", "httpx", "custom", or "" before the first request."""
-        if self._http is None:
-            return ""
-        transport = getattr(self._http, "_transport", None)
-        if type(transport).__name__ == "AiohttpTransport":
-            return "aiohttp"
-        if isinstance(transport, httpx.AsyncHTTPTransport):
-            return "httpx"
-        return "custom"
+        return self._transport.backend
 
     # ------------------------------------------------------------------
     # Life cycle
 
     async def __aenter__(self) -> AmeyoCallbacksClient:
-        self._ensure_http()
+        self._transport.open()
+        if self._background is None:
+            # The block owns the task group where a plain ``async for`` over
+            # iter_callbacks runs its prefetch requests (see _paging.Background).
+            background = Background()
+            await background.open()
+            self._background = background
         return self
 
     async def __aexit__(
@@ -309,36 +312,21 @@ class AmeyoCallbacksClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        background, self._background = self._background, None
+        try:
+            if background is not None:
+                await background.close()
+        finally:
+            await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connections this client opened (a caller's ``http_client`` is left open)."""
-        self._closed = True
-        http, self._http = self._http, None
-        if http is not None and self._owns_http:
-            await http.aclose()
+        """Close the connections this client opened (a caller's ``http_client`` is left open).
 
-    def _ensure_http(self) -> httpx.AsyncClient:
-        if self._http is not None:
-            return self._http
-        if self._closed:
-            msg = "this AmeyoCallbacksClient is closed; create a new one"
-            raise RuntimeError(msg)
-        settings = self._settings
-        limits = httpx.Limits(
-            max_connections=settings.max_connections,
-            max_keepalive_connections=settings.max_connections,
-        )
-        transport: httpx.AsyncBaseTransport | None = None
-        if settings.backend == "aiohttp" or (
-            settings.backend == "auto" and sniffio.current_async_library() == "asyncio"
-        ):
-            transport = _aiohttp_transport(settings.verify, limits)
-        if transport is None:
-            transport = httpx.AsyncHTTPTransport(verify=settings.verify, limits=limits)
-        self._direct = transport
-        self._http = httpx.AsyncClient(transport=transport, timeout=settings.timeout)
-        return self._http
+        Prefetch requests of walks still running in the background are cancelled.
+        """
+        if self._background is not None:
+            self._background.cancel()
+        await self._transport.aclose()
 
     # ------------------------------------------------------------------
     # Endpoints
@@ -373,21 +361,34 @@ class AmeyoCallbacksClient:
         max_items: int | None = None,
         start_offset: int = 0,
         info: bool | None = None,
+        resume_from: str | None = None,
+        on_inconsistency: OnInconsistency = "raise",
     ) -> CallbackIterator:
-        """Every callback ``where`` selects, page after page.
+        """Every callback ``where`` selects, exactly once even while the list changes.
 
         ``async for cb in client.iter_callbacks(where): ...`` walks
-        offset/limit pages of ``page_size`` until a short page; ``prefetch``
-        pages are requested at once; ``max_items`` caps the total;
-        ``.pages()`` yields :class:`Page` records whose ``next_offset`` can be
-        passed back as ``start_offset`` to resume. See :class:`CallbackIterator`.
+        offset/limit pages of ``page_size``, each re-reading a few records of
+        the one before to join it, until a short page; up to ``prefetch``
+        requests run while the loop body does (inside ``async with client:``;
+        outside it, in waves); ``max_items`` caps the total. ``.pages()``
+        yields :class:`Page` records: ``resume_from=page.checkpoint`` resumes
+        exactly after one, ``start_offset=page.next_offset`` at its raw
+        offset. A server order that pages cannot be joined over raises
+        :class:`ConsistencyError` (``on_inconsistency="warn"``: warn once,
+        walk on). See :class:`CallbackIterator`.
         """
+        where = _check_where(where)
+        info = _check_info(info)
         return CallbackIterator(
-            self._page_fetcher(_check_where(where), _check_info(info)),
+            self._page_fetcher(where, info),
             page_size=page_size,
             start_offset=start_offset,
             max_items=max_items,
             prefetch=prefetch,
+            resume_from=resume_from,
+            on_inconsistency=on_inconsistency,
+            scope=walk_scope(where.campaign_id, [*where.params(), ("info", str(info))]),
+            background=self._background,
         )
 
     async def delete_callback(self, customer_callback_id: str) -> None:
@@ -399,13 +400,14 @@ class AmeyoCallbacksClient:
         as done: the first attempt did it.
         """
         spec = build_delete_request(customer_callback_id)
-        await self._call(spec, self._decode_delete)
+        rule = _DeleteRule(self._decode_delete)
+        await self._call(spec, rule.decode, on_failure=rule.attempt_failed)
 
     async def delete_callbacks(
         self,
         ids: Iterable[str] | AsyncIterable[str],
         *,
-        concurrency: int = 8,
+        concurrency: int | Literal["auto"] = 8,
         on_progress: Callable[[BulkProgress], None] | None = None,
         tally: BulkTally | None = None,
     ) -> BulkDeleteResult:
@@ -415,20 +417,23 @@ class AmeyoCallbacksClient:
         string) is read lazily. API and transport failures become outcomes in
         the result, never an exception; on cancellation, ``tally.result()`` of
         a :class:`BulkTally` passed in still accounts for every id read.
+        ``concurrency="auto"`` follows the server: it starts at 1 and climbs
+        while the latency holds, up to the client's ``max_concurrency``.
         """
-        return await delete_callbacks(
-            self.delete_callback,
-            ids,
-            concurrency=concurrency,
-            on_progress=on_progress,
-            tally=tally,
-        )
+        with self._concurrency(concurrency) as limit:
+            return await delete_callbacks(
+                self.delete_callback,
+                ids,
+                concurrency=limit,
+                on_progress=on_progress,
+                tally=tally,
+            )
 
     async def delete_matching(
         self,
         where: CallbackFilter,
         *,
-        concurrency: int = 8,
+        concurrency: int | Literal["auto"] = 8,
         dry_run: bool = False,
         on_progress: Callable[[BulkProgress], None] | None = None,
         tally: BulkTally | None = None,
@@ -438,16 +443,34 @@ class AmeyoCallbacksClient:
         Walking offset pages while deleting would skip records (each delete
         shifts the later pages); this does not: see :func:`delete_matching`
         in the bulk module for the strategy and its bound. ``dry_run``
-        returns what would be deleted, deleting nothing.
+        returns what would be deleted, deleting nothing. ``concurrency="auto"``
+        as in :meth:`delete_callbacks`.
         """
-        return await delete_matching(
-            self._page_fetcher(_check_where(where), None),
-            self.delete_callback,
-            concurrency=concurrency,
-            dry_run=dry_run,
-            on_progress=on_progress,
-            tally=tally,
-        )
+        fetch = self._page_fetcher(_check_where(where), None)
+        with self._concurrency(concurrency) as limit:
+            return await delete_matching(
+                fetch,
+                self.delete_callback,
+                concurrency=limit,
+                dry_run=dry_run,
+                on_progress=on_progress,
+                tally=tally,
+            )
+
+    @contextlib.contextmanager
+    def _concurrency(
+        self, concurrency: int | Literal["auto"]
+    ) -> Iterator[int | AdaptiveConcurrency]:
+        """A fixed ``concurrency`` as is; ``"auto"``: a limiter fed by every attempt meanwhile."""
+        if isinstance(concurrency, str) and concurrency != "auto":
+            msg = f"concurrency must be an int >= 1 or 'auto', got {concurrency!r}"
+            raise ValueError(msg)
+        if concurrency != "auto":
+            yield concurrency
+            return
+        limiter = AdaptiveConcurrency(max_limit=self._settings.max_concurrency)
+        with self._limits.watch(limiter):
+            yield limiter
 
     # ------------------------------------------------------------------
     # Send path
@@ -502,11 +525,13 @@ class AmeyoCallbacksClient:
         """Send a session provider's login request (no session header), with retries."""
         return await self._with_retries(spec, self._decode_login, None)
 
-    async def _call(self, spec: RequestSpec, decode: Decoder[T]) -> T:
+    async def _call(
+        self, spec: RequestSpec, decode: Decoder[T], on_failure: OnFailure | None = None
+    ) -> T:
         session = self._session
         session_id = await session.session_id(self._login)
         try:
-            return await self._with_retries(spec, decode, session_id)
+            return await self._with_retries(spec, decode, session_id, on_failure)
         except AuthenticationError:
             renewed = await session.refresh(session_id, self._login)
             if renewed is None:
@@ -514,20 +539,26 @@ class AmeyoCallbacksClient:
             logger.info(
                 "session renewed after %s %s was refused; repeating it", spec.method, spec.path
             )
-            return await self._with_retries(spec, decode, renewed)
+            return await self._with_retries(spec, decode, renewed, on_failure)
 
     async def _with_retries(
-        self, spec: RequestSpec, decode: Decoder[T], session_id: str | None
+        self,
+        spec: RequestSpec,
+        decode: Decoder[T],
+        session_id: str | None,
+        on_failure: OnFailure | None = None,
     ) -> T:
         policy = self._retry
+        # The budget's end, passed to every attempt: it bounds the one in progress too.
+        call_end = None if policy.timeout is None else anyio.current_time() + policy.timeout
         if policy.attempts == 1:
-            return await self._attempt(spec, decode, session_id)
+            return await self._attempt(spec, decode, session_id, call_end)
 
         number = 0
-        answer_lost = False  # a DELETE was maybe done by an attempt whose answer we lack
+        last: AmeyoError | None = None
 
         def backoff_hook(exc: Exception) -> bool | float:
-            if not isinstance(exc, AmeyoError):
+            if not isinstance(exc, AmeyoError) or _spent(call_end):
                 return False
             decision = decide(exc, kind=spec.kind, policy=policy)
             if not decision.retry or number >= policy.attempts:
@@ -559,23 +590,16 @@ class AmeyoCallbacksClient:
                 wait_max=policy.wait_max,
                 wait_jitter=policy.wait_jitter,
             ):
+                if last is not None and _spent(call_end):
+                    raise last  # the budget went on the back-off: the last failure says why
                 with attempt:
                     number = attempt.num
                     try:
-                        return await self._attempt(spec, decode, session_id)
-                    except CallbackNotFoundError:
-                        if answer_lost:
-                            logger.info(
-                                "%s %s: gone after an attempt whose answer was lost; "
-                                "counted as deleted",
-                                spec.method,
-                                spec.path,
-                            )
-                            return None  # type: ignore[return-value]  # only DELETE sets answer_lost
-                        raise
-                    except (TransportError, ServerError) as exc:
-                        if spec.kind == "delete" and _maybe_done(exc):
-                            answer_lost = True
+                        return await self._attempt(spec, decode, session_id, call_end)
+                    except AmeyoError as exc:
+                        last = exc
+                        if on_failure is not None:
+                            on_failure(exc)
                         raise
         except AmeyoError as exc:
             exc.attempts = max(number, 1)
@@ -583,30 +607,26 @@ class AmeyoCallbacksClient:
         msg = "unreachable: stamina either returns or raises"  # pragma: no cover
         raise AssertionError(msg)  # pragma: no cover
 
-    async def _attempt(self, spec: RequestSpec, decode: Decoder[T], session_id: str | None) -> T:
+    async def _attempt(
+        self, spec: RequestSpec, decode: Decoder[T], session_id: str | None, call_end: float | None
+    ) -> T:
+        """One request: the gate, the rate limits, one send through the transport, the decoder."""
         await self._gate.wait()
+        sent = await self._limits.acquire()  # max_rate and the throttled rate (_limits.py)
         started = time.perf_counter()
         try:
-            status, headers, body = await self._send(spec, session_id)
-        except Exception as exc:
-            if not _is_transport_failure(exc):
-                raise
-            text = scrub(f"{type(exc).__name__}: {exc}", self._session.secrets())
+            status, headers, body = await self._transport.send(spec, session_id, call_end)
+            self._limits.observe(sent, status, headers)  # feeds the rates and "auto" (_limits)
+        except TransportError as exc:
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug(
                     "%s %s -> %s after %.1f ms",
                     spec.method,
                     spec.path,
-                    type(exc).__name__,
+                    type(exc.cause).__name__ if exc.cause is not None else exc.kind,
                     (time.perf_counter() - started) * 1000,
                 )
-            msg = f"{spec.method} {spec.path} failed: {text}"
-            raise TransportError(
-                msg,
-                method=spec.method,
-                path=spec.path,
-                cause=exc,
-            ) from exc
+            raise
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s -> %d in %.1f ms",
@@ -617,36 +637,10 @@ class AmeyoCallbacksClient:
             )
         return decode(spec, status, headers, body)
 
-    async def _send(
-        self, spec: RequestSpec, session_id: str | None
-    ) -> tuple[int, httpx.Headers, bytes]:
-        """One request, one full answer: through our transport, or the caller's client."""
-        http = self._ensure_http()
-        url = self._settings.base_url + spec.path
-        params = spec.params or None
-        transport = self._direct
-        if transport is None:  # a caller's http_client: its headers, hooks and auth apply
-            headers = {"sessionId": session_id} if session_id is not None else None
-            answer = await http.request(
-                spec.method, url, params=params, json=spec.body, headers=headers
-            )
-            return answer.status_code, answer.headers, answer.content
-        request = httpx.Request(
-            spec.method,
-            url,
-            params=params,
-            json=spec.body,
-            headers=_DEFAULT_HEADERS
-            if session_id is None
-            else {**_DEFAULT_HEADERS, "sessionId": session_id},
-            extensions=self._extensions,
-        )
-        response = await transport.handle_async_request(request)
-        try:
-            body = await response.aread()
-        finally:
-            await response.aclose()
-        return response.status_code, response.headers, body
+
+def _spent(call_end: float | None) -> bool:
+    """Whether the call's budget is used up."""
+    return call_end is not None and anyio.current_time() >= call_end
 
 
 def _check_where(where: object) -> CallbackFilter:
@@ -666,26 +660,40 @@ def _check_info(info: object) -> bool | None:
     return info
 
 
-def _maybe_done(exc: TransportError | ServerError) -> bool:
-    """Whether the server may have carried out a request that failed this way.
+class _DeleteRule:
+    """A DELETE's answers, and its rule for one whose earlier answer was lost.
 
-    Not when the connection was never made (the request was never sent);
-    yes for a timeout or a dropped connection after sending, and for a
-    gateway's 500/502/504 (the backend may have done it before failing).
+    A retry that finds the id gone after an attempt that may have been
+    carried out (the connection dropped or timed out after sending, a
+    gateway's 500/502/504) counts as deleted: that attempt did it. A
+    connection never made or a failed TLS handshake sent nothing, so a
+    not-found after it is still an error.
     """
-    if isinstance(exc, ServerError):
-        return exc.status_code in _AMBIGUOUS_STATUSES
-    cause = exc.cause
-    origin = cause.__cause__ if cause is not None else None
-    if _aiohttp is not None and isinstance(origin, _aiohttp.ClientError):
-        # The aiohttp transport maps every connection error to ConnectTimeout;
-        # the aiohttp exception it came from says which one it was.
-        return not isinstance(origin, _aiohttp.ClientConnectorError)
-    return not isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout))
 
+    __slots__ = ("_answer_lost", "_decode")
 
-def _is_transport_failure(exc: Exception) -> bool:
-    """httpx's request errors, and what the aiohttp transport lets through unmapped."""
-    if isinstance(exc, (httpx.RequestError, OSError, TimeoutError)):
-        return True
-    return _aiohttp is not None and isinstance(exc, _aiohttp.ClientError)
+    def __init__(self, decode: Decoder[None]) -> None:
+        self._decode = decode
+        self._answer_lost = False
+
+    def attempt_failed(self, exc: AmeyoError) -> None:
+        """Told of every failed attempt of this delete."""
+        if isinstance(exc, TransportError):
+            self._answer_lost |= exc.request_sent
+        elif isinstance(exc, ServerError):
+            self._answer_lost |= exc.status_code in _AMBIGUOUS_STATUSES
+
+    def decode(
+        self, spec: RequestSpec, status: int, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        """The delete's decoder; not-found after a lost answer is success."""
+        try:
+            self._decode(spec, status, headers, body)
+        except CallbackNotFoundError:
+            if not self._answer_lost:
+                raise
+            logger.info(
+                "%s %s: gone after an attempt whose answer was lost; counted as deleted",
+                spec.method,
+                spec.path,
+            )

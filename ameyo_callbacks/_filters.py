@@ -55,6 +55,22 @@ def _to_ms(name: str, value: object) -> int | None:
     raise TypeError(msg)
 
 
+def _from_date_added(value: object) -> int | None:
+    return _to_ms("from_date_added", value)
+
+
+def _to_date_added(value: object) -> int | None:
+    return _to_ms("to_date_added", value)
+
+
+def _from_date_scheduled(value: object) -> int | None:
+    return _to_ms("from_date_scheduled", value)
+
+
+def _to_date_scheduled(value: object) -> int | None:
+    return _to_ms("to_date_scheduled", value)
+
+
 def _user_ids(value: object) -> tuple[str, ...] | None:
     if value is None:
         return None
@@ -104,18 +120,10 @@ class CallbackFilter:
 
     campaign_id: int | None = attrs.field(converter=_campaign_id)
     user_ids: tuple[str, ...] | None = attrs.field(default=None, converter=_user_ids)
-    from_date_added: int | None = attrs.field(
-        default=None, converter=lambda v: _to_ms("from_date_added", v)
-    )
-    to_date_added: int | None = attrs.field(
-        default=None, converter=lambda v: _to_ms("to_date_added", v)
-    )
-    from_date_scheduled: int | None = attrs.field(
-        default=None, converter=lambda v: _to_ms("from_date_scheduled", v)
-    )
-    to_date_scheduled: int | None = attrs.field(
-        default=None, converter=lambda v: _to_ms("to_date_scheduled", v)
-    )
+    from_date_added: int | None = attrs.field(default=None, converter=_from_date_added)
+    to_date_added: int | None = attrs.field(default=None, converter=_to_date_added)
+    from_date_scheduled: int | None = attrs.field(default=None, converter=_from_date_scheduled)
+    to_date_scheduled: int | None = attrs.field(default=None, converter=_to_date_scheduled)
 
     def __attrs_post_init__(self) -> None:
         for what in ("added", "scheduled"):

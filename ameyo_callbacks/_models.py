@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import zlib
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -9,7 +13,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["WIRE_NAMES", "CustomerCallback", "Page"]
+__all__ = ["CHECKPOINT_ANCHORS", "WIRE_NAMES", "Cursor", "CustomerCallback", "Page", "fingerprint"]
 
 
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
@@ -59,15 +63,105 @@ WIRE_NAMES: Mapping[str, str] = MappingProxyType(
 )
 
 
+#: How many of the last records a checkpoint names (anchors to join a resumed walk).
+CHECKPOINT_ANCHORS = 16
+_CHECKPOINT_PREFIX = "ck1."
+
+
+def fingerprint(record: CustomerCallback) -> str:
+    """8 hex digits that change when a record's listed fields change (a reschedule)."""
+    text = (
+        f"{record.callback_time.isoformat()}|{record.date_added.isoformat()}|{record.user_id}|"
+        f"{record.campaign_id}|{record.phone}|{record.customer_id}|{record.self_callback}"
+    )
+    return format(zlib.crc32(text.encode()), "08x")
+
+
+@attrs.frozen
+class Cursor:
+    """Where a walk stands after a page: what a checkpoint carries (no secret in it).
+
+    ``offset`` is the raw offset after the last record yielded; ``anchors``
+    the last records yielded (oldest first), as records of this run or as
+    ``(id, fingerprint)`` pairs carried over from a checkpoint; ``ahead``
+    yielded records that may still sit after that offset; ``scope`` a
+    fingerprint of the filter; ``whole`` says the anchors are every record
+    the walk yielded since offset 0.
+    """
+
+    offset: int
+    anchors: tuple[CustomerCallback | tuple[str, str], ...] = ()
+    ahead: tuple[tuple[str, str], ...] = ()
+    scope: str = ""
+    whole: bool = False
+
+    def encode(self) -> str:
+        """The checkpoint string: ``ck1.`` and base64url JSON, ASCII only."""
+        pairs = [
+            a if isinstance(a, tuple) else (a.customer_callback_id, fingerprint(a))
+            for a in self.anchors[-CHECKPOINT_ANCHORS:]
+        ]
+        body: dict[str, Any] = {"o": self.offset, "a": pairs}
+        if self.ahead:
+            body["h"] = list(self.ahead[-CHECKPOINT_ANCHORS:])
+        if self.scope:
+            body["s"] = self.scope
+        if self.whole and len(self.anchors) <= CHECKPOINT_ANCHORS:
+            body["w"] = 1
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        return _CHECKPOINT_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+    @classmethod
+    def decode(cls, text: object) -> Cursor:
+        """Read a checkpoint string back; ValueError (TypeError) for anything else."""
+        if not isinstance(text, str):
+            msg = (
+                "resume_from must be a checkpoint string (Page.checkpoint), "
+                f"got {type(text).__name__}"
+            )
+            raise TypeError(msg)
+        bad = (
+            "resume_from is not a checkpoint of iter_callbacks: pass the Page.checkpoint "
+            "string of a page the walk yielded, unchanged"
+        )
+        if not text.startswith(_CHECKPOINT_PREFIX):
+            raise ValueError(bad)
+        data = text[len(_CHECKPOINT_PREFIX) :]
+        try:
+            body = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
+            offset = body["o"]
+            anchors = tuple((str(i), str(f)) for i, f in body["a"])
+            ahead = tuple((str(i), str(f)) for i, f in body.get("h", ()))
+            scope = str(body.get("s", ""))
+            whole = bool(body.get("w", 0))
+        except (ValueError, TypeError, KeyError, binascii.Error):
+            raise ValueError(bad) from None
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise ValueError(bad)
+        return cls(offset=offset, anchors=anchors, ahead=ahead, scope=scope, whole=whole)
+
+
 @attrs.frozen
 class Page:
-    """One page of a walk: its records, where it started, and where the next starts.
+    """One page of a walk: its new records, where they start, where the next one starts.
 
-    ``next_offset`` is the offset to pass as ``start_offset`` to resume the
-    walk after this page (it counts every record the server returned, also
-    the duplicates the walk dropped).
+    ``offset`` is the position of the first record in the answer it came
+    from (pages after the first re-read a few records of the page before:
+    those are not repeated here), ``next_offset`` the raw offset after the
+    last record (what ``start_offset`` takes). ``checkpoint`` is what
+    ``iter_callbacks(where, resume_from=...)`` takes to resume exactly
+    after this page, even when the list changed in between.
     """
 
     items: tuple[CustomerCallback, ...]
     offset: int
     next_offset: int
+    _cursor: Cursor | None = attrs.field(default=None, repr=False, eq=False, hash=False)
+
+    @property
+    def checkpoint(self) -> str:
+        """An opaque, JSON-safe string: where the walk stood after this page (no secrets)."""
+        cursor = self._cursor
+        if cursor is None:
+            cursor = Cursor(offset=self.next_offset)
+        return cursor.encode()

@@ -1,123 +1,368 @@
-"""Auto-pagination: walk offset/limit pages with bounded prefetch, dedupe and resume.
+"""Auto-pagination of a list that changes while it is walked: exact, prefetched, resumable.
 
-One walk (``_walk``) serves two forms, and records always come out strictly
-in offset order, whatever order the pages arrive in:
+The list API pages by offset and limit and has no cursor. Under a live list
+offsets drift: a delete behind the walk's position moves every later record
+down one place, an insert moves them up. The walk is exact anyway.
 
-- ``async with it: async for ...`` (pipelined): ``__aenter__`` opens a task
-  group owned by the caller's ``async with`` block, and a producer task in
-  it keeps up to ``prefetch`` requests in flight while the loop body runs,
-  launching the next request as soon as one lands. At most ``prefetch``
-  answers wait for the consumer (plus the page being handed over), so a slow
-  consumer holds the walk back. Leaving the block cancels the producer.
-- plain ``async for`` (waves): when no page is buffered, the next
-  ``prefetch`` pages are fetched at once in a task group that lives inside
-  that one ``__anext__`` call, which returns when the wave is in. No request
-  is ever in flight while the loop body runs, so a ``break`` leaves nothing
-  behind without any ``async with``; fetching does not overlap the body.
+Joining. Every page after the first re-reads the last ``overlap`` records of
+the page before it (1 to ``page_size // 2``; it grows with the drift the walk
+sees and shrinks back when the list is still). A page is accepted only once
+it *joins*: its anchor is the last record in it that the walk already yielded
+and that is unchanged; only the records after the anchor are new. Any
+yielded record of the window (the last few pages) can anchor, so a deleted
+last record falls back to the one before it, and so on.
 
-Neither form holds a task group open across a ``yield`` (the known trap of
-async generators): the iterator is a class, and its only long-lived task
-group belongs to the caller's ``async with`` block. Exceptions leave as
-themselves, never wrapped in an ``ExceptionGroup``.
+Why that is exact, for any stable server order (the server sorts by some key
+we need not know): a page is a contiguous slice of the list as it was when
+served. If it holds a record ``a`` the walk yielded, every record that sat
+after ``a`` from the walk's first request on, and that the walk has not
+yielded, is after ``a`` in that page, contiguously up to its end; everything
+before ``a`` is either yielded or was added during the walk. That holds
+whenever the page was fetched, so prefetched pages are simply joined when
+their turn comes. A record whose fields changed (rescheduled: it may move in
+the order) never anchors; it counts as removed from its old place and added
+at its new one, so it comes out at most once per place.
+
+Bridging. A page holding no anchor (a drift larger than its overlap, or a
+short page past a list that shrank) is bridged: the walk re-reads around
+the expected place, backwards first (deletes behind the walk are the common
+case), then forwards, joins the re-read, and tries the page again; pages
+planned from the old offsets are re-planned when that fails. Only such pages
+cost extra requests. A short page ends the walk only once it joins.
+
+Consistency. Two unchanged yielded records listed in opposite orders by two
+answers prove the order is not stable; no anchor within the re-reads means
+the walk cannot tell where it stands. Either raises
+:class:`~ameyo_callbacks.exceptions.ConsistencyError`, or with
+``on_inconsistency="warn"`` warns once and goes on as plain offset paging.
+
+Memory: the window holds the last ``WINDOW_PAGES`` pages of records and a
+few "maybe ahead" ids: flat over a million records.
+
+Prefetch and the iteration forms. Up to ``prefetch`` requests are
+outstanding (launched, not yet taken by the consumer), and requests are
+launched only when the consumer asks for its next page, so a ``break``
+leaves at most ``prefetch`` requests to finish and be dropped. They run:
+
+- under ``async with it:`` in a task group of that block (cancelled when
+  it exits);
+- under a plain ``async for`` over ``client.iter_callbacks(...)`` inside
+  ``async with client:``, in the client's :class:`Background` (cancelled
+  when the client closes);
+- otherwise (an iterator built by hand, a client not entered with ``async
+  with``) in waves: the next ``prefetch`` pages are fetched at once inside
+  one ``__anext__`` call, and nothing runs while the loop body does.
+
+No task group is held open across a ``yield``: the iterator is a class, and
+task groups belong to the caller's ``async with`` blocks. Exceptions leave
+as themselves, never wrapped in an ``ExceptionGroup``.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
+import zlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from types import TracebackType
+from typing import Any, Literal
 
 import anyio
-import attrs
-from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.abc import TaskGroup, TaskStatus
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
 from ._checks import check_int
-from ._models import CustomerCallback, Page
+from ._models import Cursor, CustomerCallback, Page, fingerprint
 from ._protocol import MAX_LIMIT
+from .exceptions import ConsistencyError
 
-__all__ = ["CallbackIterator", "PageFetcher"]
+__all__ = ["Background", "CallbackIterator", "OnInconsistency", "PageFetcher", "walk_scope"]
 
 #: fetch(offset, limit) -> the records of that page.
 PageFetcher = Callable[[int, int], Awaitable[list[CustomerCallback]]]
+#: What a walk does when its pages cannot be joined.
+OnInconsistency = Literal["raise", "warn"]
+
+#: Records every page re-reads of the one before it, at least.
+MIN_OVERLAP = 1
+#: Pages of yielded records kept to join against (anchors and dedupe).
+WINDOW_PAGES = 4
+#: Yielded records that may still lie ahead, kept at most (see _Window.ahead).
+AHEAD_LIMIT = 1024
+#: Re-reads tried for one page that does not join, before giving up.
+MAX_BRIDGES = 16
+#: Pages the overlap looks back over when it adapts to the drift.
+_DRIFT_MEMORY = 8
+
+
+def walk_scope(campaign_id: int | None, params: Iterable[tuple[str, str]]) -> str:
+    """8 hex digits naming what a walk lists (its checkpoints must resume the same list)."""
+    text = f"{campaign_id}|" + "&".join(f"{k}={v}" for k, v in params)
+    return format(zlib.crc32(text.encode()), "08x")
+
+
+def _same(a: CustomerCallback, b: CustomerCallback) -> bool:
+    """The listed fields are equal (``extra`` is left out: info fields may vary per answer)."""
+    return (
+        a.callback_time == b.callback_time
+        and a.date_added == b.date_added
+        and a.user_id == b.user_id
+        and a.campaign_id == b.campaign_id
+        and a.phone == b.phone
+        and a.customer_id == b.customer_id
+        and a.self_callback == b.self_callback
+    )
 
 
 class _Window:
-    """The ids of the last few pages, to drop records an insert shifted into view again."""
+    """The records the walk yielded last, by sequence number, to join the next page to.
 
-    __slots__ = ("_ids", "_pages", "_size")
+    ``seqs`` maps an id to its sequence number (the order of yielding);
+    records of this run are kept in whole pages (``chunks``), those carried
+    over from a checkpoint as fingerprints with negative numbers. ``ahead``
+    holds yielded records that may still sit after the walk's position
+    (their page joined at an earlier anchor): they keep being filtered and
+    may anchor, but their numbers no longer follow the server's order.
+    """
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._pages: deque[tuple[int, list[str]]] = deque()
-        self._ids: dict[str, int] = {}
+    __slots__ = ("_chunks", "_held", "_limit", "ahead", "next_seq", "prints", "seqs", "whole")
 
-    def admit(self, seq: int, records: list[CustomerCallback]) -> list[CustomerCallback]:
-        """The records not seen in the window; they join it as page ``seq``."""
-        ids = self._ids
-        kept: list[CustomerCallback] = []
-        page_ids: list[str] = []
-        for record in records:
-            cb_id = record.customer_callback_id
-            if cb_id in ids:
-                continue
-            ids[cb_id] = seq
-            page_ids.append(cb_id)
-            kept.append(record)
-        self._pages.append((seq, page_ids))
-        if len(self._pages) > self._size:
-            old_seq, old_ids = self._pages.popleft()
-            for cb_id in old_ids:
-                if ids.get(cb_id) == old_seq:
-                    del ids[cb_id]
-        return kept
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self.seqs: dict[str, int] = {}
+        self._chunks: deque[tuple[int, tuple[CustomerCallback, ...]]] = deque()
+        self._held = 0
+        self.next_seq = 0
+        self.prints: dict[str, str] = {}
+        self.ahead: dict[str, str] = {}
+        self.whole = True  # holds every record yielded since offset 0
+
+    def resume(
+        self, anchors: tuple[tuple[str, str], ...], ahead: tuple[tuple[str, str], ...]
+    ) -> None:
+        for n, (cb_id, print_) in enumerate(anchors):
+            self.seqs[cb_id] = n - len(anchors)
+            self.prints[cb_id] = print_
+        for cb_id, print_ in ahead:
+            self.ahead[cb_id] = print_
+
+    def add(self, items: tuple[CustomerCallback, ...]) -> None:
+        base = self.next_seq
+        n = len(items)
+        self.seqs.update(
+            zip([r.customer_callback_id for r in items], range(base, base + n), strict=True)
+        )
+        self.next_seq = base + n
+        self._chunks.append((base, items))
+        self._held += n
+        chunks = self._chunks
+        while self._held - len(chunks[0][1]) >= self._limit:
+            old_base, old = chunks.popleft()
+            self._held -= len(old)
+            self.whole = False
+            seqs = self.seqs
+            for i, record in enumerate(old):
+                cb_id = record.customer_callback_id
+                if seqs.get(cb_id) == old_base + i:
+                    del seqs[cb_id]
+        if self.prints and self._held >= self._limit:
+            for cb_id in self.prints:
+                if self.seqs.get(cb_id, 0) < 0:
+                    del self.seqs[cb_id]
+            self.prints.clear()
+            self.whole = False
+
+    def record(self, seq: int) -> CustomerCallback | None:
+        for base, items in reversed(self._chunks):
+            if seq >= base:
+                return items[seq - base] if seq - base < len(items) else None
+        return None
+
+    def valid(self, record: CustomerCallback, seq: int | None) -> bool:
+        """Whether ``record`` (listed now) is unchanged since it was yielded as ``seq``."""
+        cb_id = record.customer_callback_id
+        if seq is None or cb_id in self.ahead:
+            print_ = self.ahead.get(cb_id)
+            return print_ is not None and print_ == fingerprint(record)
+        if seq < 0:
+            return self.prints.get(cb_id) == fingerprint(record)
+        stored = self.record(seq)
+        return stored is not None and _same(stored, record)
+
+    def after(self, seq: int) -> list[tuple[str, str]]:
+        """(id, fingerprint) of the records yielded after ``seq``, in order."""
+        out: list[tuple[str, str]] = []
+        if seq < 0:
+            out.extend((i, p) for i, p in self.prints.items() if self.seqs.get(i, 0) > seq)
+        for base, items in self._chunks:
+            if base + len(items) > seq + 1:
+                start = max(0, seq + 1 - base)
+                out.extend((r.customer_callback_id, fingerprint(r)) for r in items[start:])
+        return out
+
+    def mark_ahead(self, pairs: list[tuple[str, str]]) -> None:
+        ahead = self.ahead
+        for cb_id, print_ in pairs:
+            ahead.pop(cb_id, None)
+            ahead[cb_id] = print_
+        while len(ahead) > AHEAD_LIMIT:
+            del ahead[next(iter(ahead))]
+
+    def last(self, n: int) -> tuple[CustomerCallback | tuple[str, str], ...]:
+        """The last ``n`` records yielded (oldest first), checkpoint anchors included."""
+        out: list[CustomerCallback | tuple[str, str]] = []
+        for _base, items in reversed(self._chunks):
+            out[:0] = items[-(n - len(out)) :]
+            if len(out) >= n:
+                return tuple(out)
+        if self.prints:
+            carried = [(i, p) for i, p in self.prints.items() if self.seqs.get(i, 0) < 0]
+            out[:0] = carried[-(n - len(out)) :]
+        return tuple(out)
+
+
+class _Flight:
+    """One page request of a walk; ``overlap`` is how many records it re-reads."""
+
+    __slots__ = ("done", "error", "launched", "limit", "offset", "overlap", "records", "scope")
+
+    def __init__(self, offset: int, limit: int, overlap: int) -> None:
+        self.offset = offset
+        self.limit = limit
+        self.overlap = overlap
+        self.records: list[CustomerCallback] = []
+        self.error: Exception | None = None
+        self.done = anyio.Event()
+        self.scope = anyio.CancelScope()
+        self.launched = False
+
+    @property
+    def expected(self) -> int:
+        """New records this request should bring."""
+        return self.limit - self.overlap
+
+    async def run(self, fetch: PageFetcher, landed: Callable[[], None] | None) -> None:
+        try:
+            with self.scope:
+                try:
+                    self.records = await fetch(self.offset, self.limit)
+                except Exception as exc:  # noqa: BLE001  (kept for the walk, raised in order)
+                    self.error = exc
+        finally:
+            self.done.set()
+            if landed is not None:
+                landed()
+
+
+class Background:
+    """Where the prefetch requests of a plain ``async for`` run: a client's ``async with``.
+
+    ``open()`` (in the client's ``__aenter__``) starts one runner task that
+    owns a task group; requests are started in it from any task, and
+    ``cancel()`` (``aclose``) stops them all without touching the caller's
+    own code. ``close()`` (``__aexit__``, the task that opened it) waits for
+    the runner. Without one, iterators fall back to waves.
+    """
+
+    __slots__ = ("_group", "_inner", "_scope")
+
+    def __init__(self) -> None:
+        self._group: TaskGroup | None = None
+        self._inner: TaskGroup | None = None
+        self._scope = anyio.CancelScope()
+
+    async def open(self) -> None:
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
+        self._inner = await group.start(self._run)
+
+    async def _run(self, *, task_status: TaskStatus[TaskGroup]) -> None:
+        with self._scope:
+            async with anyio.create_task_group() as inner:
+                task_status.started(inner)
+                await anyio.sleep_forever()
+
+    @property
+    def active(self) -> bool:
+        return self._inner is not None
+
+    def start_soon(self, func: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        assert self._inner is not None  # noqa: S101  (callers check .active)
+        self._inner.start_soon(func, *args)
+
+    def cancel(self) -> None:
+        """Cancel every request running here; safe from any task."""
+        self._inner = None
+        self._scope.cancel()
+
+    async def close(self) -> None:
+        self.cancel()
+        group, self._group = self._group, None
+        if group is not None:
+            try:
+                await group.__aexit__(None, None, None)
+            except BaseExceptionGroup as group_error:
+                raise _sole(group_error) from None
 
 
 class CallbackIterator:
-    """Every record of a filtered list, page after page; ``async for`` it.
+    """Every record of a filtered list, exactly once even while it changes; ``async for`` it.
 
-    Also usable as ``async with client.iter_...() as it: async for cb in it``,
-    and ``it.pages()`` yields :class:`Page` records instead (use one or the
-    other on one iterator).
+    Also ``async with client.iter_callbacks(...) as it: async for cb in it``
+    (deterministic clean-up), and ``it.pages()`` yields :class:`Page`
+    records instead (one or the other on one iterator).
 
-    - Pages of ``page_size`` (1..100) from ``start_offset``; the walk ends at
-      the first page shorter than asked (an empty one included). The offset
-      advances by the number of records the server returned.
-    - ``prefetch`` (>= 1) pages are requested at once (see the module
-      docstring); ``prefetch=1`` is strictly one request at a time. Pages
-      requested past the end are discarded, never yielded; requests after a
-      failed page are cancelled.
+    - Pages of ``page_size`` (1..100) from ``start_offset`` (a raw offset:
+      the first page is taken as it comes) or ``resume_from`` (a
+      ``Page.checkpoint``: the first page must join where that walk
+      stopped). Each page after the first re-reads a few records of the one
+      before (see the module docstring), so it brings ``page_size`` minus
+      that many new records.
+    - The contract, for any stable server order: every record present from
+      the walk's first request to its last is yielded exactly once, one
+      added or removed during the walk at most once; across a resume too.
+      ``page_size=1`` leaves no room to re-read: such a walk is unverified.
+    - ``prefetch`` (>= 1) requests are outstanding at most; pages past the
+      end are discarded; requests after a failed page are cancelled.
     - ``max_items`` caps the total number of records yielded.
-    - Records an insert shifted across a page boundary come back twice from
-      the server; they are yielded once (ids of the last ``prefetch + 1``
-      pages are remembered, not every id ever seen).
-    - Deleting the records you walk shifts later pages down, so the walk
-      skips records: use ``delete_matching`` for that job.
-    - If a server serves fewer records than asked although more follow (seen
-      when a page of one wave is short and the next is not), the walk goes
-      on at the size the server serves instead of stopping early.
+    - The walk ends at the first short page that joins. A short page
+      followed by a non-empty one means the server serves fewer records
+      than asked: the walk goes on at the size it serves.
     - An error on a page is raised after the records of the pages before it.
+    - ``on_inconsistency``: ``"raise"`` (default) raises
+      :class:`ConsistencyError` when pages cannot be joined; ``"warn"``
+      warns once (``RuntimeWarning``) and walks on unverified.
     """
 
     __slots__ = (
+        "_anchored",
+        "_background",
         "_closed",
         "_done",
+        "_drift",
         "_error",
         "_fetch",
+        "_flights",
+        "_frontier",
+        "_group",
         "_items",
         "_max_items",
         "_mode",
-        "_next_offset",
+        "_outstanding",
+        "_overlap",
         "_page_size",
-        "_pipe",
+        "_plan_offset",
         "_pos",
         "_prefetch",
         "_ready",
-        "_seq",
+        "_running",
+        "_scope",
+        "_strict",
+        "_warned",
         "_window",
         "_yielded",
     )
@@ -130,25 +375,63 @@ class CallbackIterator:
         start_offset: int = 0,
         max_items: int | None = None,
         prefetch: int = 4,
+        resume_from: str | None = None,
+        on_inconsistency: OnInconsistency = "raise",
+        scope: str = "",
+        background: Background | None = None,
     ) -> None:
         self._fetch = fetch
         self._page_size = check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)
-        self._next_offset = check_int("start_offset", start_offset, minimum=0)
+        start = check_int("start_offset", start_offset, minimum=0)
         if max_items is not None:
             check_int("max_items", max_items, minimum=0)
         self._max_items = max_items
         self._prefetch = check_int("prefetch", prefetch, minimum=1)
-        self._window = _Window(self._prefetch + 1)
+        if on_inconsistency not in ("raise", "warn"):
+            msg = f"on_inconsistency must be 'raise' or 'warn', got {on_inconsistency!r}"
+            raise ValueError(msg)
+        self._strict = on_inconsistency == "raise"
+        self._scope = scope
+        self._window = _Window(WINDOW_PAGES * self._page_size)
+        # The position (in the last answer that showed it) of the last record
+        # yielded; -1 before any. Planned requests start from _plan_offset.
+        self._frontier = start - 1
+        self._anchored = False  # the next page must join (False: take it as it comes)
+        if resume_from is not None:
+            cursor = Cursor.decode(resume_from)
+            if start_offset != 0:
+                msg = "pass resume_from or start_offset, not both"
+                raise ValueError(msg)
+            if cursor.scope and scope and cursor.scope != scope:
+                msg = (
+                    "resume_from is a checkpoint of a walk with another filter: "
+                    "resume with the same CallbackFilter (and info) it was taken with"
+                )
+                raise ValueError(msg)
+            anchors = tuple(a for a in cursor.anchors if isinstance(a, tuple))
+            self._window.resume(anchors, cursor.ahead)
+            self._window.whole = cursor.whole
+            self._frontier = cursor.offset - 1
+            self._anchored = bool(anchors)
+        elif start != 0:
+            self._window.whole = False
+        self._plan_offset = self._frontier + 1
+        self._overlap = MIN_OVERLAP
+        self._drift: deque[int] = deque(maxlen=_DRIFT_MEMORY)
+        self._flights: deque[_Flight] = deque()
+        self._outstanding = 0  # new records expected from the flights in _flights
+        self._running = 0  # requests in flight, discarded ones included
         self._ready: deque[Page] = deque()
         self._error: Exception | None = None
         self._done = max_items == 0
         self._closed = False
+        self._warned = False
         self._yielded = 0
-        self._seq = 0
         self._items: tuple[CustomerCallback, ...] = ()
         self._pos = 0
         self._mode: str | None = None
-        self._pipe: _Pipe | None = None
+        self._group: TaskGroup | None = None
+        self._background = background
 
     # -- records ---------------------------------------------------------
 
@@ -167,26 +450,20 @@ class CallbackIterator:
     # -- pages -----------------------------------------------------------
 
     def pages(self) -> _PageIterator:
-        """Iterate :class:`Page` records (``items``, ``offset``, ``next_offset``)."""
+        """Iterate :class:`Page` records: ``items``, ``offset``, ``next_offset``, ``checkpoint``."""
         self._claim("pages")
         return _PageIterator(self)
 
     # -- life cycle ------------------------------------------------------
 
     async def __aenter__(self) -> CallbackIterator:
-        """Start the pipelined walk: a producer task keeps ``prefetch`` requests going."""
-        if self._pipe is not None or self._closed:
+        """Run this walk's requests in a task group of the caller's ``async with`` block."""
+        if self._group is not None or self._closed:
             msg = "this iterator was entered or closed already: make a new one"
             raise RuntimeError(msg)
-        if not self._done:
-            group = anyio.create_task_group()
-            await group.__aenter__()
-            # No buffer: the producer holds at most one page ready (in send)
-            # besides the finished requests of its window.
-            send, receive = anyio.create_memory_object_stream[Page](0)
-            pipe = _Pipe(group, anyio.CancelScope(), receive)
-            group.start_soon(self._produce, send, pipe.scope)
-            self._pipe = pipe
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
         return self
 
     async def __aexit__(
@@ -195,30 +472,26 @@ class CallbackIterator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        pipe = self._pipe
+        group = self._group
         await self.aclose()
-        if pipe is not None:
-            # The caller's own exception (if any) propagates past us as
-            # itself: the producer keeps API errors for the consumer, so the
-            # group has nothing of its own to report but a KeyboardInterrupt
-            # or a bug, which come out unwrapped too.
+        if group is not None:
+            # Requests keep their API errors for the walk, so the group has
+            # nothing to report but a KeyboardInterrupt or a bug: let it out
+            # as itself (the caller's own exception propagates past us).
             try:
-                await pipe.group.__aexit__(None, None, None)
+                await group.__aexit__(None, None, None)
             except BaseExceptionGroup as group_error:
                 raise _sole(group_error) from None
 
     async def aclose(self) -> None:
-        """Stop the walk: requests still in flight are cancelled, buffered pages dropped.
+        """Stop the walk: requests still outstanding are cancelled, buffered pages dropped.
 
-        Safe from anywhere (a nested scope, another task); under ``async
-        with`` the producer task is awaited when the block exits.
+        Safe from anywhere (a nested scope, another task).
         """
         self._closed = True
         self._ready.clear()
         self._items, self._pos = (), 0
-        if self._pipe is not None:
-            self._pipe.scope.cancel()
-            self._pipe.receive.close()
+        self._cancel_flights()
 
     # -- the walk --------------------------------------------------------
 
@@ -228,197 +501,310 @@ class CallbackIterator:
             raise RuntimeError(msg)
         self._mode = mode
 
+    def _cancel_flights(self) -> None:
+        for flight in self._flights:
+            flight.scope.cancel()
+        self._flights.clear()
+        self._outstanding = 0
+
     async def _next_page(self) -> Page:
         while True:
             if self._closed:
                 raise StopAsyncIteration
             if self._ready:
                 return self._ready.popleft()
-            pipe = self._pipe
-            if pipe is not None and not pipe.ended:
-                try:
-                    return await pipe.receive.receive()
-                except anyio.EndOfStream:
-                    pipe.ended = True
-                    continue
             if self._error is not None:
                 error, self._error = self._error, None
                 self._done = True
                 raise error
-            if self._done or pipe is not None:
+            if self._done:
                 raise StopAsyncIteration
-            await self._walk(self._buffer, max_flights=self._prefetch)
+            self._top_up()
+            if not self._flights:
+                self._done = True
+                continue
+            head = self._flights[0]
+            if not head.launched:
+                await self._run_wave()
+                continue
+            await head.done.wait()
+            if self._closed:
+                continue
+            if self._flights and self._flights[0] is head:
+                self._flights.popleft()
+                self._outstanding -= head.expected
+                try:
+                    await self._take(head)
+                except BaseException:
+                    self._done = True
+                    self._cancel_flights()
+                    raise
+            if self._ready and not self._done:
+                self._top_up()  # the next requests run while the loop body does
 
-    async def _buffer(self, page: Page) -> None:
-        self._ready.append(page)
+    def _spawner(self) -> Callable[..., object] | None:
+        if self._group is not None:
+            return self._group.start_soon
+        background = self._background
+        if background is not None and background.active:
+            return background.start_soon
+        return None
 
-    async def _produce(self, send: MemoryObjectSendStream[Page], scope: anyio.CancelScope) -> None:
-        """The pipelined walk's producer task: pages into the stream, in order."""
-        with scope, send:
-            try:
-                await self._walk(send.send, max_flights=None)
-            except Exception as exc:  # noqa: BLE001  (handed to the consumer, in order)
-                self._error = exc
+    def _top_up(self) -> None:
+        """Plan and launch requests up to ``prefetch`` outstanding (waves: planned only)."""
+        spawn = self._spawner()
+        if spawn is None and self._flights:
+            return  # a wave is planned and not run yet, or still being taken
+        k = self._prefetch
+        flights = self._flights
+        while (
+            not (self._done or self._closed)
+            and len(flights) < k
+            and (spawn is None or self._running < k)
+        ):
+            planned = self._yielded + self._outstanding
+            if self._max_items is not None and planned >= self._max_items:
+                return
+            limit = self._page_size
+            overlap = 0
+            if self._anchored or flights:
+                overlap = min(self._overlap, limit - 1, self._plan_offset)
+            offset = self._plan_offset - overlap
+            if self._max_items is not None:
+                limit = min(limit, self._max_items - planned + overlap)
+            flight = _Flight(offset, limit, overlap)
+            flights.append(flight)
+            self._plan_offset = offset + limit
+            self._outstanding += flight.expected
+            if spawn is not None:
+                flight.launched = True
+                self._running += 1
+                spawn(flight.run, self._fetch, self._landed)
 
-    async def _walk(
-        self, deliver: Callable[[Page], Awaitable[None]], *, max_flights: int | None
-    ) -> None:
-        """Fetch pages from ``_next_offset``, ``prefetch`` at a time, and deliver them in order.
+    def _landed(self) -> None:
+        self._running -= 1
 
-        At most ``max_flights`` requests in all (a wave), or until the walk
-        ends. A failed page ends the walk: later requests are cancelled, and
-        the error is kept for the consumer. A short page ends it too; the
-        requests past it are left to finish and discarded (cancelling a
-        connection being set up leaks its socket with some transports).
-        A short page followed by more data means the server serves fewer
-        records than asked: the walk goes on at the size it serves.
-        """
+    async def _run_wave(self) -> None:
+        """Waves: run every planned request at once, here, and wait for them in order."""
+        wave = [flight for flight in self._flights if not flight.launched]
+        for flight in wave:
+            flight.launched = True
+        if len(wave) == 1:
+            await wave[0].run(self._fetch, None)
+            return
         try:
-            await self._walk_in_group(deliver, max_flights)
+            async with anyio.create_task_group() as group:
+                for flight in wave:
+                    group.start_soon(flight.run, self._fetch, None)
+                for n, flight in enumerate(wave):
+                    await flight.done.wait()
+                    if flight.error is not None:
+                        for later in wave[n + 1 :]:
+                            later.scope.cancel()
+                        break
         except BaseExceptionGroup as group_error:
-            # Flights keep their errors; what reaches here was raised in the
-            # walk itself (a KeyboardInterrupt, a bug): let it out as itself.
             raise _sole(group_error) from None
 
-    async def _walk_in_group(  # noqa: PLR0915  (one state machine reads best in one place)
-        self, deliver: Callable[[Page], Awaitable[None]], max_flights: int | None
-    ) -> None:
-        k = self._prefetch
-        window: deque[_Flight] = deque()  # launched, not yet delivered, in offset order
-        running = 0  # requests in flight, discarded ones included
-        launched = 0
-        offset = self._next_offset
-        planned = self._yielded
-        stopped = False
+    # -- joining ----------------------------------------------------------
 
-        async with anyio.create_task_group() as group:
-
-            def refill() -> None:
-                # At most k requests in flight, and at most k answers waiting
-                # for delivery. A request is launched as soon as one lands,
-                # not when the walk gets round to delivering the head.
-                nonlocal running, launched, offset, planned
-                while not (stopped or self._done or self._closed) and (
-                    max_flights is None or launched < max_flights
-                ):
-                    if self._max_items is not None and planned >= self._max_items:
-                        return
-                    waiting = sum(1 for f in window if f.done.is_set())
-                    if running >= k or waiting >= k:
-                        return
-                    limit = self._page_size
-                    if self._max_items is not None:
-                        limit = min(limit, self._max_items - planned)
-                    flight = _Flight(offset, limit)
-                    window.append(flight)
-                    launched += 1
-                    offset += limit
-                    planned += limit
-                    if k > 1:
-                        running += 1
-                        group.start_soon(flight.run, self._fetch, landed)
-                    else:
-                        return  # one at a time: run inline below, no task
-
-            def landed() -> None:
-                nonlocal running
-                running -= 1
-                refill()
-
-            while not self._done:
-                refill()
-                if not window:
-                    if max_flights is None and planned > self._yielded:
-                        # Dedupe dropped records: plan again for the rest.
-                        offset, planned = self._next_offset, self._yielded
-                        continue
+    async def _take(self, head: _Flight) -> None:
+        """Join the page of ``head`` and queue what it brings (or bridge it, or end the walk)."""
+        if head.error is not None:
+            self._error, self._done = head.error, True
+            self._cancel_flights()
+            return
+        records = head.records
+        short = len(records) < head.limit
+        joined = -1  # the first page, or no room to re-read (page_size=1)
+        if self._anchored and head.limit > 1:
+            found = self._join(records, head.offset)
+            if found is None:
+                if not await self._bridge(head, short=short):
                     return
-                head = window.popleft()
-                if k == 1:
-                    await head.run(self._fetch, None)
-                else:
-                    await head.done.wait()
-                if head.error is not None:
-                    self._error, self._done, stopped = head.error, True, True
-                    for flight in window:
-                        flight.scope.cancel()
+                found = self._join(records, head.offset)
+                if found is None:
+                    self._replan()  # the bridge stands on its own: plan again from it
                     return
-                records = head.records
-                short = len(records) < head.limit
-                if short and records and window:
-                    ahead = window[0]
-                    await ahead.done.wait()
-                    if ahead.error is None and ahead.records:
-                        # The server serves pages of len(records): keep
-                        # this page, drop what was planned past it (those
-                        # requests finish on their own and are ignored).
-                        self._page_size = len(records)
-                        window.clear()
-                        await self._deliver(deliver, head.offset, records)
-                        offset, planned = self._next_offset, self._yielded
-                        continue
-                if short:
-                    stopped = True  # nothing more to ask; what is in flight is discarded
-                await self._deliver(deliver, head.offset, records)
-                if short:
-                    self._done = True
+            joined = found
+        self._observe(head, joined)
+        if short and records and self._flights:
+            ahead = self._flights[0]
+            if not ahead.launched:
+                await self._run_wave()
+            await ahead.done.wait()
+            if ahead.error is None and ahead.records:
+                # The server serves pages of len(records): keep this page,
+                # plan again at that size (what is in flight is ignored).
+                self._accept(records, head.offset, joined)
+                self._page_size = len(records)
+                self._window._limit = WINDOW_PAGES * self._page_size
+                self._replan()
+                return
+        self._accept(records, head.offset, joined)
+        if short:
+            self._done = True
+            self._flights.clear()  # requests past the end finish on their own, ignored
+            self._outstanding = 0
 
-    async def _deliver(
-        self,
-        deliver: Callable[[Page], Awaitable[None]],
-        offset: int,
-        records: list[CustomerCallback],
-    ) -> None:
-        """Dedupe, apply ``max_items``, advance the offset, and hand the page on."""
-        self._seq += 1
-        kept = self._window.admit(self._seq, records)
-        consumed = len(records)
+    def _join(self, records: list[CustomerCallback], offset: int) -> int | None:
+        """The index of the anchor of a page at ``offset``; -1: all new; None: no join.
+
+        The anchor is the last record of the page that the walk yielded and
+        that is unchanged. Unchanged yielded records (ahead ones aside) must
+        come in the order they were yielded in: if not, the order is unstable.
+        """
+        window = self._window
+        get = window.seqs.get
+        hits: list[tuple[int, int | None]] = [
+            (i, s) for i, r in enumerate(records) if (s := get(r.customer_callback_id)) is not None
+        ]
+        ahead = window.ahead
+        if ahead:
+            seen = {i for i, _ in hits}
+            hits.extend(
+                (i, None)
+                for i, r in enumerate(records)
+                if i not in seen and r.customer_callback_id in ahead
+            )
+            hits.sort(key=lambda hit: hit[0])
+        anchor: int | None = None
+        anchor_seq: int | None = None
+        previous = -(1 << 62)
+        for i, seq in hits:
+            record = records[i]
+            if not window.valid(record, seq):
+                continue
+            anchor, anchor_seq = i, seq
+            if seq is None or record.customer_callback_id in ahead:
+                continue
+            if seq < previous:
+                self._inconsistent(
+                    f"the server listed callbacks in another order than before (at offset "
+                    f"{offset + i}, {record.customer_callback_id!r} came after a callback it "
+                    "preceded in an earlier answer, neither of them changed): its order is not "
+                    "stable (ties sorted at random?), so offset pages may skip or repeat records",
+                    offset,
+                    "unstable_order",
+                )
+            previous = seq
+        if anchor is None:
+            if offset == 0 and window.whole:
+                return -1  # everything before the walk's start is known: the page starts it
+            return None
+        if anchor_seq is not None and anchor_seq < window.next_seq - 1:
+            # Records yielded after the anchor and not in this page: deleted,
+            # or still ahead of it (inserts pushed them past the page's end).
+            listed = {r.customer_callback_id for r in records}
+            maybe = [(i, p) for i, p in window.after(anchor_seq) if i not in listed]
+            if maybe:
+                window.mark_ahead(maybe)
+        return anchor
+
+    def _inconsistent(self, text: str, offset: int, reason: str) -> None:
+        if self._strict:
+            msg = (
+                f"{text}; the walk stopped rather than yield wrong results "
+                "(on_inconsistency='warn' walks on without the guarantee)"
+            )
+            raise ConsistencyError(msg, offset=offset, reason=reason)
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"{text}; walking on without the exactness guarantee (warned once per walk)",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+
+    def _observe(self, flight: _Flight, joined: int) -> None:
+        """Adapt the overlap to the drift: how far left the last record moved."""
+        if flight.overlap == 0 or joined < 0:
+            return
+        expected = self._frontier - flight.offset
+        self._drift.append(max(0, expected - joined))
+        limit = max(1, self._page_size // 2)
+        self._overlap = min(limit, MIN_OVERLAP + 2 * max(self._drift))
+
+    def _accept(self, records: list[CustomerCallback], offset: int, joined: int) -> None:
+        """Queue the records after ``joined`` not yet yielded; move the frontier."""
+        start = joined + 1
+        items = records[start:]
+        if items and self._window.seqs:
+            get = self._window.seqs.get
+            if any(get(r.customer_callback_id) is not None for r in items):
+                # changed records yielded before (a reschedule moved them): once is enough
+                items = [r for r in items if get(r.customer_callback_id) is None]
+        if self._window.ahead and items:
+            ahead = self._window.ahead
+            items = [r for r in items if r.customer_callback_id not in ahead]
+        end = len(records)
         if self._max_items is not None:
             room = self._max_items - self._yielded
-            if len(kept) >= room:
+            if len(items) >= room:
                 self._done = True
-                if len(kept) > room:
-                    last = kept[room - 1] if room > 0 else None
-                    kept = kept[:room]
-                    consumed = 0 if last is None else records.index(last) + 1
-        self._next_offset = offset + consumed
+                self._cancel_flights()
+                if len(items) > room:
+                    items = items[:room]
+                    end = (records.index(items[-1]) + 1) if items else start
+        kept = tuple(items)
+        self._frontier = offset + end - 1
+        self._anchored = True
+        if not kept:
+            return
+        self._window.add(kept)
         self._yielded += len(kept)
-        if records:
-            await deliver(Page(items=tuple(kept), offset=offset, next_offset=offset + consumed))
+        first = offset + records.index(kept[0]) if kept[0] is not records[start] else offset + start
+        cursor = Cursor(
+            offset=offset + end,
+            anchors=self._window.last(16),
+            ahead=tuple(self._window.ahead.items())[-16:] if self._window.ahead else (),
+            scope=self._scope,
+            whole=self._window.whole,
+        )
+        self._ready.append(Page(items=kept, offset=first, next_offset=offset + end, cursor=cursor))
 
+    def _replan(self) -> None:
+        """Drop the planned requests (those in flight finish, ignored); plan from the frontier."""
+        self._flights.clear()
+        self._outstanding = 0
+        self._plan_offset = self._frontier + 1
 
-class _Flight:
-    """One page request of a walk, running in the walk's task group."""
-
-    __slots__ = ("done", "error", "limit", "offset", "records", "scope")
-
-    def __init__(self, offset: int, limit: int) -> None:
-        self.offset = offset
-        self.limit = limit
-        self.records: list[CustomerCallback] = []
-        self.error: Exception | None = None
-        self.done = anyio.Event()
-        self.scope = anyio.CancelScope()
-
-    async def run(self, fetch: PageFetcher, landed: Callable[[], None] | None) -> None:
-        with self.scope:
-            try:
-                self.records = await fetch(self.offset, self.limit)
-            except Exception as exc:  # noqa: BLE001  (kept for the walk, raised in order)
-                self.error = exc
-        self.done.set()
-        if landed is not None:
-            landed()
-
-
-@attrs.define
-class _Pipe:
-    """The pipelined walk of ``async with``: its task group and the page stream."""
-
-    group: TaskGroup
-    scope: anyio.CancelScope
-    receive: MemoryObjectReceiveStream[Page]
-    ended: bool = False
+    async def _bridge(self, head: _Flight, *, short: bool) -> bool:
+        """Re-read around a page that does not join until a re-read does; False: walk stopped."""
+        limit = self._page_size
+        step = max(1, limit - max(1, self._overlap))
+        tried: set[int] = set()
+        for n in range(1, MAX_BRIDGES + 1):
+            distance = ((n + 1) // 2) * step
+            backwards = short or n % 2 == 1
+            offset = max(0, head.offset - distance) if backwards else head.offset + distance
+            if offset in tried:
+                if backwards and offset == 0 and short:
+                    break
+                continue
+            tried.add(offset)
+            records = await self._fetch(offset, limit)
+            joined = self._join(records, offset)
+            if joined is None:
+                continue
+            self._observe(_Flight(offset, limit, 1), joined)
+            self._accept(records, offset, joined)
+            if len(records) < limit:
+                # the re-read reaches the list's end: nothing further to join
+                self._done = True
+                self._flights.clear()
+                self._outstanding = 0
+                return False
+            return True
+        text = (
+            f"the page at offset {head.offset} does not join the walk: none of the last "
+            f"callbacks it yielded is listed there nor within {MAX_BRIDGES} re-reads around it "
+            "(the list changed by more than that since, or those callbacks were deleted)"
+        )
+        self._inconsistent(text, head.offset, "no_join")
+        self._accept(head.records, head.offset, -1)  # warned: taken as it comes
+        if short:
+            self._done = True
+        return False
 
 
 def _sole(error: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -23,10 +23,15 @@ __all__ = ["AnyioClock", "BackoffGate", "Clock", "RetryDecision", "RetryPolicy",
 Kind = Literal["list", "delete", "login"]
 
 _RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+_OPTIONAL = frozenset({"timeout", "attempt_timeout"})
+# Transport failures another attempt would meet again (or has no time for).
+_FINAL_KINDS = frozenset(
+    {"tls_certificate", "tls_hostname", "tls_protocol", "too_large", "call_deadline"}
+)
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float | None) -> None:
-    check_float(f"RetryPolicy.{attribute.name}", value, allow_none=attribute.name == "timeout")
+    check_float(f"RetryPolicy.{attribute.name}", value, allow_none=attribute.name in _OPTIONAL)
 
 
 @attrs.frozen
@@ -38,7 +43,12 @@ class RetryPolicy:
       exponential back-off, ``min(wait_max, wait_initial * 2 ** (n - 1)) +
       uniform(0, wait_jitter)`` before retry n.
     - ``timeout`` (60 s): the time budget of one call, retries and waits
-      included; None for no budget.
+      included; it ends the attempt in progress too (``AnswerTimeoutError``,
+      kind ``call_deadline``). None for no budget.
+    - ``attempt_timeout`` (30 s): the deadline of one attempt for its whole
+      answer (status line, headers and body), however slowly it trickles in;
+      read timeouts apply per read only. Over it: ``AnswerTimeoutError``, kind
+      ``attempt_deadline``, retried while the budget lasts. None for none.
     - ``max_retry_after`` (60 s): a ``Retry-After`` up to this many seconds is
       honoured in place of the back-off; a longer one ends the call with the
       error (``RateLimitedError.retry_after`` carries the value) rather than
@@ -50,6 +60,7 @@ class RetryPolicy:
     wait_max: float = attrs.field(default=10.0, validator=_positive)
     wait_jitter: float = attrs.field(default=0.5, validator=_positive)
     timeout: float | None = attrs.field(default=60.0, validator=_positive)
+    attempt_timeout: float | None = attrs.field(default=30.0, validator=_positive)
     max_retry_after: float = attrs.field(default=60.0, validator=_positive)
 
     @attempts.validator
@@ -81,23 +92,29 @@ class RetryDecision:
 def _describe(exc: AmeyoError) -> str:
     if isinstance(exc, APIError):
         return f"HTTP {exc.status_code}"
-    if isinstance(exc, TransportError) and exc.cause is not None:
-        return type(exc.cause).__name__
+    if isinstance(exc, TransportError):
+        cause = None if exc.cause is None else type(exc.cause).__name__
+        if exc.kind == "other":
+            return cause or type(exc).__name__
+        kind = exc.kind.replace("_", " ")
+        return kind if cause is None else f"{kind} ({cause})"
     return type(exc).__name__
 
 
 def decide(exc: AmeyoError, *, kind: Kind, policy: RetryPolicy) -> RetryDecision:
     """Whether the failure of one attempt of a ``kind`` call is worth another.
 
-    Retried: transport failures (connect, read timeout, dropped connection),
-    429, 502, 503, 504, a 500 whose body is not an Ameyo envelope, and for
-    reads (list, login) a 2xx whose body cannot be decoded. Not retried:
-    other 4xx, 512 and other Ameyo envelopes, a DELETE's undecodable 2xx,
-    and a ``Retry-After`` longer than ``policy.max_retry_after``.
+    Retried: transport failures (connect, read timeout, attempt deadline,
+    dropped connection), 429, 502, 503, 504, a 500 whose body is not an Ameyo
+    envelope, and for reads (list, login) a 2xx whose body cannot be decoded.
+    Not retried: TLS failures (certificate, hostname, protocol), an answer
+    over the size cap, the call's spent budget, other 4xx, 512 and other
+    Ameyo envelopes, a DELETE's undecodable 2xx, and a ``Retry-After``
+    longer than ``policy.max_retry_after``.
     """
     reason = _describe(exc)
     if isinstance(exc, TransportError):
-        return RetryDecision(retry=True, reason=reason)
+        return RetryDecision(retry=exc.kind not in _FINAL_KINDS, reason=reason)
     if isinstance(exc, ResponseFormatError):
         return RetryDecision(retry=kind != "delete", reason=f"{reason} (undecodable body)")
     if isinstance(exc, (RateLimitedError, ServerError)):

@@ -5,19 +5,33 @@ Every error the library raises for a server, a transport or a response is an
 :class:`TypeError`, raised before any request is sent::
 
     AmeyoError                      one root: ``except AmeyoError`` catches them all
-    ├── TransportError              no usable HTTP answer: connect, read, write, timeout
+    ├── TransportError              no usable HTTP answer (``kind`` says which, ``cause`` why)
+    │   ├── ConnectionFailedError   no connection made, nothing sent: refused, connect timeout
+    │   ├── TLSError                the TLS handshake failed: certificate, hostname, protocol
+    │   ├── AnswerTimeoutError      no whole answer in time: read timeout, attempt or call deadline
+    │   ├── ConnectionLostError     the connection dropped after sending, or the answer is not HTTP
+    │   └── ResponseTooLargeError   the answer is larger than ``max_response_bytes``
     ├── APIError                    the server answered with an error status
     │   ├── AuthenticationError     401, or 403 with ``invalid.session.id``
     │   ├── CallbackNotFoundError   key ``CallBackManager.invalid.campcust.callback.id``
     │   ├── RateLimitedError        429 (``retry_after`` in seconds, or None)
     │   └── ServerError             5xx other than Ameyo's generic 512
     ├── ResponseFormatError         a 2xx body that is not what the call returns
+    ├── ConsistencyError            a walk's pages cannot be joined: the server's order is unstable
     └── IncompleteDeleteError       a bulk delete whose outcome is unknown or not carried out
 
 Every exception carries structured attributes (``method``, ``path``, and for
 API errors ``status_code``, ``error_code``, ``key``, ``key_args``, ``message``)
 so callers never have to parse the text. ``attempts`` says how many times the
 request was sent before the error was given up on.
+
+Every ``TransportError`` has a ``kind`` (one of :data:`TRANSPORT_ERROR_KINDS`,
+the same on every HTTP backend) and ``request_sent``: False when the failure
+came before the request left (nothing can have been done on the server).
+
+Every exception pickles with its attributes (``cause`` included when it
+pickles itself), so errors cross process boundaries (multiprocessing, task
+queues).
 
 No exception text ever contains the session id or a login token: the request
 headers are never rendered, and response snippets are scrubbed of known
@@ -26,19 +40,32 @@ secrets before they are stored.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
     "APIError",
     "AmeyoError",
+    "AnswerTimeoutError",
     "AuthenticationError",
     "CallbackNotFoundError",
+    "ConnectionFailedError",
+    "ConnectionLostError",
+    "ConsistencyError",
     "IncompleteDeleteError",
     "RateLimitedError",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "ServerError",
+    "TLSError",
     "TransportError",
 ]
+
+
+def _rebuild(cls: type[AmeyoError], args: tuple[Any, ...]) -> AmeyoError:
+    """Unpickle an error: an instance with ``args``; pickle then restores its attributes."""
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    return error
 
 
 class AmeyoError(Exception):
@@ -54,6 +81,11 @@ class AmeyoError(Exception):
         self.path = path
         self.attempts = 1
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exception's default rebuilds with cls(*args), which our keyword-only
+        # attributes cannot survive: rebuild bare, then restore every attribute.
+        return (_rebuild, (type(self), self.args), dict(vars(self)))
+
     def __str__(self) -> str:
         text = super().__str__()
         if self.attempts > 1:
@@ -62,12 +94,53 @@ class AmeyoError(Exception):
 
 
 class TransportError(AmeyoError):
-    """No usable HTTP answer: the connection failed, dropped, or timed out.
+    """No usable HTTP answer: the connection failed, dropped, timed out, or the answer was unfit.
 
-    The underlying ``httpx`` exception is kept in ``cause`` (and ``__cause__``).
+    ``kind`` says what happened, the same on every HTTP backend (one of
+    :attr:`KINDS`); the subclasses group the kinds. The exception the HTTP
+    stack raised is kept in ``cause`` (and ``__cause__``). ``request_sent``
+    is False when the failure came before the request left, so the server
+    cannot have acted on it.
     """
 
+    #: Every ``kind`` a transport error can have.
+    KINDS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "connection_refused",
+            "connect_timeout",
+            "name_not_resolved",
+            "connect_error",
+            "proxy_error",
+            "pool_timeout",
+            "tls_certificate",
+            "tls_hostname",
+            "tls_protocol",
+            "read_timeout",
+            "write_timeout",
+            "attempt_deadline",
+            "call_deadline",
+            "connection_lost",
+            "protocol_error",
+            "too_large",
+            "other",
+        }
+    )
+    _TIMEOUTS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "connect_timeout",
+            "pool_timeout",
+            "read_timeout",
+            "write_timeout",
+            "attempt_deadline",
+            "call_deadline",
+        }
+    )
+    _DEFAULT_KIND: ClassVar[str] = "other"
+    _NOT_SENT: ClassVar[bool] = False
+
     cause: Exception | None
+    kind: str
+    request_sent: bool
 
     def __init__(
         self,
@@ -76,16 +149,93 @@ class TransportError(AmeyoError):
         method: str | None = None,
         path: str | None = None,
         cause: Exception | None = None,
+        kind: str | None = None,
+        request_sent: bool | None = None,
     ) -> None:
         super().__init__(text, method=method, path=path)
         self.cause = cause
+        self.kind = self._DEFAULT_KIND if kind is None else kind
+        self.request_sent = not self._NOT_SENT if request_sent is None else request_sent
 
     @property
     def is_timeout(self) -> bool:
-        """True when the transport gave up waiting (connect, read, write or pool)."""
+        """True when a timeout or deadline ran out (connect, pool, read, write, attempt, call)."""
+        if self.kind in self._TIMEOUTS:
+            return True
         import httpx  # noqa: PLC0415  (keep this module importable without side effects)
 
         return isinstance(self.cause, httpx.TimeoutException)
+
+
+class ConnectionFailedError(TransportError):
+    """No connection was made, so nothing was sent.
+
+    Kinds: ``connection_refused`` (nothing listens at that host and port),
+    ``connect_timeout``, ``name_not_resolved``, ``connect_error`` (another
+    reason: network unreachable, ...), ``proxy_error``, ``pool_timeout`` (no
+    free connection of the client's pool in time).
+    """
+
+    _DEFAULT_KIND: ClassVar[str] = "connect_error"
+    _NOT_SENT: ClassVar[bool] = True
+
+
+class TLSError(TransportError):
+    """The TLS handshake failed, so nothing was sent.
+
+    Kinds: ``tls_certificate`` (not trusted, expired), ``tls_hostname`` (the
+    certificate is for another name), ``tls_protocol`` (no TLS at that port,
+    or no version and cipher in common). Not retried: the next attempt would
+    fail the same way.
+    """
+
+    _DEFAULT_KIND: ClassVar[str] = "tls_certificate"
+    _NOT_SENT: ClassVar[bool] = True
+
+
+class AnswerTimeoutError(TransportError):
+    """The whole answer did not arrive in time.
+
+    Kinds: ``read_timeout`` (no byte for the read timeout), ``write_timeout``,
+    ``attempt_deadline`` (the answer took longer than
+    ``RetryPolicy.attempt_timeout``: status line, headers and body),
+    ``call_deadline`` (the call's budget, ``RetryPolicy.timeout``, ran out).
+    ``seconds`` is the deadline that ran out, when one did.
+    """
+
+    _DEFAULT_KIND: ClassVar[str] = "read_timeout"
+
+    seconds: float | None
+
+    def __init__(self, text: str, *, seconds: float | None = None, **kwargs: Any) -> None:
+        super().__init__(text, **kwargs)
+        self.seconds = seconds
+
+
+class ConnectionLostError(TransportError):
+    """The connection dropped after the request was sent, or the answer was not HTTP.
+
+    Kinds: ``connection_lost`` (closed or reset before the whole answer
+    arrived: the server may have acted), ``protocol_error`` (what came back is
+    not an HTTP answer).
+    """
+
+    _DEFAULT_KIND: ClassVar[str] = "connection_lost"
+
+
+class ResponseTooLargeError(TransportError):
+    """The answer is larger than the client's ``max_response_bytes`` (``limit``).
+
+    The body is not read past the limit, so memory stays bounded. Not retried.
+    """
+
+    _DEFAULT_KIND: ClassVar[str] = "too_large"
+
+    limit: int | None
+
+    def __init__(self, text: str, *, limit: int | None = None, **kwargs: Any) -> None:
+        super().__init__(text, **kwargs)
+        self.limit = limit
 
 
 class APIError(AmeyoError):
@@ -195,6 +345,28 @@ class ResponseFormatError(AmeyoError):
         self.snippet = snippet
         self.field = field
         self.index = index
+
+
+class ConsistencyError(AmeyoError):
+    """A walk could not join its pages: it stopped rather than skip or repeat callbacks.
+
+    Raised by ``iter_callbacks`` (and what uses it) when two answers list the
+    same unchanged callbacks in opposite orders (the server's order is not
+    stable: ties sorted at random, say), or when no re-read near the
+    expected place holds any record the walk already yielded (the list
+    changed by more than the walk can bridge, or a checkpoint is too old).
+    ``offset`` is the page's offset; ``reason`` is ``"unstable_order"`` or
+    ``"no_join"``. ``iter_callbacks(..., on_inconsistency="warn")`` warns
+    once instead and walks on as plain offset paging does, without the guarantee.
+    """
+
+    offset: int | None
+    reason: str
+
+    def __init__(self, text: str, *, offset: int | None = None, reason: str = "no_join") -> None:
+        super().__init__(text)
+        self.offset = offset
+        self.reason = reason
 
 
 class IncompleteDeleteError(AmeyoError):

@@ -4,7 +4,7 @@ No latency: this measures what the library costs on top of the HTTP round
 trips (request building, the send path, decoding into CustomerCallback
 records). Baseline: ``httpx.AsyncClient`` posting the same getFiltered
 pages (limit 100, one at a time, sessionId header) and ``response.json()``
-into dicts. Ours: ``iter_campaign_callbacks(6, prefetch=1)``, strictly one
+into dicts. Ours: ``iter_callbacks(CallbackFilter.campaign(6), prefetch=1)``, strictly one
 request at a time too. Target: ours <= 1.20x the baseline's wall time.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import _common as c
 
-from ameyo_callbacks import AmeyoCallbacksClient
+from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter
 
 NAME = "B1"
 RECORDS = 100_000
@@ -37,8 +37,8 @@ def main() -> None:
             count = 0
             async with AmeyoCallbacksClient(url, session_id=sid, http_backend=backend) as client:
                 with sw:
-                    async for _record in client.iter_campaign_callbacks(
-                        c.CAMPAIGN, prefetch=prefetch, max_items=max_items
+                    async for _record in client.iter_callbacks(
+                        CallbackFilter.campaign(c.CAMPAIGN), prefetch=prefetch, max_items=max_items
                     ):
                         count += 1
             return count

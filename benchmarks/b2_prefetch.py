@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import _common as c
 
-from ameyo_callbacks import AmeyoCallbacksClient
+from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter
 
 NAME = "B2"
 RECORDS = 20_000
@@ -44,8 +44,8 @@ def main() -> None:
             count = 0
             async with AmeyoCallbacksClient(url, session_id=sid) as client:
                 with sw:
-                    walk = client.iter_campaign_callbacks(
-                        c.CAMPAIGN, prefetch=prefetch, max_items=max_items
+                    walk = client.iter_callbacks(
+                        CallbackFilter.campaign(c.CAMPAIGN), prefetch=prefetch, max_items=max_items
                     )
                     if piped:
                         async with walk:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import anyio
 import pytest
 import trio
+from _support import T0, make_callback
 
 from ameyo_callbacks import (
     BulkDeleteResult,
@@ -25,24 +26,6 @@ from ameyo_callbacks.exceptions import AmeyoError
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
-
-_T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
-
-
-def _record(
-    cb_id: str, *, campaign: int = 6, user: str | None = "alice", day: int = 0
-) -> CustomerCallback:
-    added = _T0 + timedelta(days=day)
-    return CustomerCallback(
-        customer_callback_id=cb_id,
-        campaign_id=campaign,
-        callback_time=added + timedelta(hours=1),
-        self_callback=user is not None,
-        user_id=user,
-        phone="+919800000000",
-        customer_id=1,
-        date_added=added,
-    )
 
 
 class Store:
@@ -66,7 +49,7 @@ class Store:
 
     @classmethod
     def with_ids(cls, ids: Iterable[str], **kwargs: float) -> Store:
-        return cls([_record(i) for i in ids], **kwargs)
+        return cls([make_callback(i) for i in ids], **kwargs)
 
     async def delete_one(self, cb_id: str) -> None:
         self.calls.append(cb_id)
@@ -222,24 +205,38 @@ async def test_unencodable_id_fails_alone() -> None:
     assert not result.cancelled
 
 
-@pytest.mark.parametrize("concurrency", [0, -1, True, 2.5, "4", None])
-async def test_bad_concurrency_is_refused_before_reading(concurrency: object) -> None:
-    """A concurrency that is not an int >= 1 raises ValueError and reads no id."""
+@pytest.mark.parametrize(
+    ("concurrency", "exc"),
+    [
+        (0, ValueError),
+        (-1, ValueError),
+        (True, TypeError),
+        (2.5, TypeError),
+        ("4", TypeError),
+        (None, TypeError),
+    ],
+)
+async def test_bad_concurrency_is_refused_before_reading(
+    concurrency: object, exc: type[Exception]
+) -> None:
+    """A concurrency not an int (TypeError) or < 1 (ValueError) is refused, reading no id."""
     store = Store.with_ids(["a"])
     source = CountingSource(store)
     ids = source.ids()
-    with pytest.raises(ValueError, match="concurrency"):
+    with pytest.raises(exc, match="concurrency"):
         await delete_callbacks(store.delete_one, ids, concurrency=concurrency)  # type: ignore[arg-type]
     await ids.aclose()
     assert source.yielded == 0
     assert store.calls == []
 
 
-@pytest.mark.parametrize("max_rounds", [0, -2, 1.0, True])
-async def test_bad_max_rounds_is_refused(max_rounds: object) -> None:
-    """delete_matching refuses a max_rounds that is not an int >= 1, before any walk."""
+@pytest.mark.parametrize(
+    ("max_rounds", "exc"), [(0, ValueError), (-2, ValueError), (1.0, TypeError), (True, TypeError)]
+)
+async def test_bad_max_rounds_is_refused(max_rounds: object, exc: type[Exception]) -> None:
+    """delete_matching refuses a max_rounds not an int (TypeError) or < 1 (ValueError)."""
     store = Store.with_ids(["a"])
-    with pytest.raises(ValueError, match="max_rounds"):
+    with pytest.raises(exc, match="max_rounds"):
         await delete_matching(store.fetch, store.delete_one, max_rounds=max_rounds)  # type: ignore[arg-type]
     assert store.walks == 0
 
@@ -423,8 +420,8 @@ def test_cancel_under_trio_keeps_the_tally() -> None:
 
 
 def _campaign_store(matching: int, other: int, **kwargs: float) -> Store:
-    records = [_record(f"m-{i:04d}", campaign=6, day=i % 30) for i in range(matching)]
-    records += [_record(f"o-{i:04d}", campaign=7, day=i % 30) for i in range(other)]
+    records = [make_callback(f"m-{i:04d}", campaign=6, day=i % 30) for i in range(matching)]
+    records += [make_callback(f"o-{i:04d}", campaign=7, day=i % 30) for i in range(other)]
     store = Store(records, **kwargs)
     store.keep = lambda r: r.campaign_id == 6
     return store
@@ -445,12 +442,12 @@ async def test_delete_matching_leaves_exactly_the_non_matching() -> None:
 async def test_delete_matching_by_user_and_date() -> None:
     """A user and date filter: only records of that user in that range are deleted."""
     records = [
-        _record(f"r-{i}", user=("alice" if i % 2 else "bob"), day=i % 10) for i in range(400)
+        make_callback(f"r-{i}", user=("alice" if i % 2 else "bob"), day=i % 10) for i in range(400)
     ]
     store = Store(records)
 
     def keep(r: CustomerCallback) -> bool:
-        return r.user_id == "alice" and r.date_added <= _T0 + timedelta(days=4)
+        return r.user_id == "alice" and r.date_added <= T0 + timedelta(days=4)
 
     store.keep = keep
     expected_left = {r.customer_callback_id for r in records if not keep(r)}
@@ -462,11 +459,11 @@ async def test_delete_matching_by_user_and_date() -> None:
 async def test_delete_matching_catches_records_added_during_the_run() -> None:
     """Records added while deleting are found by the next walk and deleted too."""
     store = _campaign_store(120, 10)
-    added = [_record(f"late-{i}", campaign=6, day=40) for i in range(7)]
+    added = [make_callback(f"late-{i}", campaign=6, day=40) for i in range(7)]
 
     def add_once(cb_id: str) -> None:
         if cb_id == "m-0050":
-            store.add(*added, _record("late-other", campaign=7))
+            store.add(*added, make_callback("late-other", campaign=7))
 
     store.after_delete = add_once
     result = await delete_matching(store.fetch, store.delete_one, concurrency=4)
@@ -498,7 +495,7 @@ async def test_delete_matching_is_bounded_by_max_rounds() -> None:
     counter = iter(range(10**6))
 
     def replace(_: str) -> None:
-        store.add(_record(f"new-{next(counter)}", campaign=6, day=50))
+        store.add(make_callback(f"new-{next(counter)}", campaign=6, day=50))
 
     store.after_delete = replace
     result = await delete_matching(store.fetch, store.delete_one, concurrency=2, max_rounds=3)

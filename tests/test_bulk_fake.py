@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote
 
@@ -17,12 +17,13 @@ import anyio
 import httpx
 import pytest
 import stamina
+from _support import T0, make_callback
 
 from ameyo_callbacks import (
     AmeyoCallbacksClient,
     BulkProgress,
     BulkTally,
-    CustomerCallback,
+    CallbackFilter,
     IncompleteDeleteError,
     ServerError,
     TransportError,
@@ -34,7 +35,6 @@ if sys.version_info < (3, 11):  # pragma: no cover
 
 PREFIX = "/ameyorestapi/voice/customerCallbacks/"
 ATTEMPTS = 3
-T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
 NO_WAIT_503 = Fault.unavailable(retry_after=None)
 
 
@@ -42,22 +42,6 @@ NO_WAIT_503 = Fault.unavailable(retry_after=None)
 def _no_retry_waits() -> Iterator[None]:
     with stamina.set_testing(True, attempts=ATTEMPTS):
         yield
-
-
-def _callback(
-    cb_id: str, *, campaign: int = 6, user: str | None = "asha", day: float = 0
-) -> CustomerCallback:
-    added = T0 + timedelta(days=day)
-    return CustomerCallback(
-        customer_callback_id=cb_id,
-        campaign_id=campaign,
-        callback_time=added + timedelta(hours=2),
-        self_callback=user is not None,
-        user_id=user,
-        phone="+919812345678",
-        customer_id=12345678,
-        date_added=added,
-    )
 
 
 def _deletes(fake: FakeAmeyo) -> list[RequestLogEntry]:
@@ -145,15 +129,20 @@ async def test_client_turns_invalid_ids_into_failures() -> None:
     assert sorted(_deleted_id(r) for r in _deletes(fake)) == sorted(good)
 
 
-@pytest.mark.parametrize("concurrency", [0, -3, 1.5, False])
-async def test_client_refuses_bad_concurrency_without_requests(concurrency: Any) -> None:
-    """A bad concurrency raises ValueError before any request is sent."""
+@pytest.mark.parametrize(
+    ("concurrency", "exc"),
+    [(0, ValueError), (-3, ValueError), (1.5, TypeError), (False, TypeError)],
+)
+async def test_client_refuses_bad_concurrency_without_requests(
+    concurrency: Any, exc: type[Exception]
+) -> None:
+    """A bad concurrency raises (TypeError: wrong type, ValueError: < 1) before any request."""
     fake = FakeAmeyo.seeded(5)
     async with fake.client() as client:
-        with pytest.raises(ValueError, match="concurrency"):
+        with pytest.raises(exc, match="concurrency"):
             await client.delete_callbacks(_some_ids(fake, 2), concurrency=concurrency)
-        with pytest.raises(ValueError, match="concurrency"):
-            await client.delete_matching(6, concurrency=concurrency)
+        with pytest.raises(exc, match="concurrency"):
+            await client.delete_matching(CallbackFilter.campaign(6), concurrency=concurrency)
     assert fake.requests == []
     assert len(fake) == 5
 
@@ -355,8 +344,8 @@ async def test_client_timeout_over_a_lazy_generator() -> None:
 
 
 def _campaign_fake(**options: Any) -> FakeAmeyo:
-    matching = [_callback(f"d806-{i:08d}-cm-{i}", campaign=6, day=i / 40) for i in range(1050)]
-    other = [_callback(f"d807-{i:08d}-cm-{i}", campaign=7, day=i / 10) for i in range(300)]
+    matching = [make_callback(f"d806-{i:08d}-cm-{i}", campaign=6, day=i / 40) for i in range(1050)]
+    other = [make_callback(f"d807-{i:08d}-cm-{i}", campaign=7, day=i / 10) for i in range(300)]
     return FakeAmeyo([*matching, *other], **options)
 
 
@@ -365,7 +354,7 @@ async def test_delete_matching_leaves_exactly_the_other_campaign() -> None:
     fake = _campaign_fake()
     others = {cb.customer_callback_id for cb in fake.callbacks if cb.campaign_id == 7}
     async with fake.client() as client:
-        result = await client.delete_matching(6, concurrency=8)
+        result = await client.delete_matching(CallbackFilter.campaign(6), concurrency=8)
     assert fake.ids() == others
     assert len(result.deleted) == 1050
     assert len(result.matched) == 1050
@@ -380,15 +369,16 @@ async def test_delete_matching_leaves_exactly_the_other_campaign() -> None:
 async def test_delete_matching_by_user_and_date() -> None:
     """A user and date-added filter deletes the 1,050 matching and leaves the 300 others."""
     start, end = T0 + timedelta(days=3), T0 + timedelta(days=10)
-    matching = [_callback(f"m-{i}", user="asha", day=3 + 7 * i / 1050) for i in range(1050)]
-    other = [_callback(f"u-{i}", user="ravi", day=5) for i in range(100)]
-    other += [_callback(f"d-{i}", user="asha", day=11 + i / 100) for i in range(50)]
-    other += [_callback(f"e-{i}", user="asha", day=2.5) for i in range(50)]
-    other += [_callback(f"c-{i}", campaign=7, user="asha", day=5) for i in range(100)]
+    matching = [make_callback(f"m-{i}", user="asha", day=3 + 7 * i / 1050) for i in range(1050)]
+    other = [make_callback(f"u-{i}", user="ravi", day=5) for i in range(100)]
+    other += [make_callback(f"d-{i}", user="asha", day=11 + i / 100) for i in range(50)]
+    other += [make_callback(f"e-{i}", user="asha", day=2.5) for i in range(50)]
+    other += [make_callback(f"c-{i}", campaign=7, user="asha", day=5) for i in range(100)]
     fake = FakeAmeyo([*matching, *other])
     async with fake.client() as client:
         result = await client.delete_matching(
-            6, user_ids=["asha"], from_date_added=start, to_date_added=end, concurrency=8
+            CallbackFilter.campaign(6, user_ids=["asha"], from_date_added=start, to_date_added=end),
+            concurrency=8,
         )
     assert fake.ids() == {cb.customer_callback_id for cb in other}
     assert len(result.deleted) == 1050
@@ -403,7 +393,9 @@ async def test_delete_matching_tenant_deletes_across_campaigns() -> None:
     campaigns = {cb.campaign_id for cb in fake.callbacks if cb.user_id == "ravi"}
     assert len(campaigns) == 3
     async with fake.client() as client:
-        result = await client.delete_matching_tenant(user_ids=["ravi"], concurrency=5)
+        result = await client.delete_matching(
+            CallbackFilter.tenant(user_ids=["ravi"]), concurrency=5
+        )
     assert set(result.deleted) == ravi
     assert fake.ids().isdisjoint(ravi)
     assert len(fake) == 600 - len(ravi)
@@ -418,7 +410,7 @@ async def test_delete_matching_dry_run_deletes_nothing() -> None:
     before = fake.ids()
     expected = [cb.customer_callback_id for cb in fake.callbacks if cb.campaign_id == 7]
     async with fake.client() as client:
-        result = await client.delete_matching(7, dry_run=True)
+        result = await client.delete_matching(CallbackFilter.campaign(7), dry_run=True)
     assert list(result.matched) == expected
     assert result.dry_run
     assert result.total == 0
@@ -429,15 +421,17 @@ async def test_delete_matching_dry_run_deletes_nothing() -> None:
 async def test_delete_matching_deletes_records_added_during_the_run() -> None:
     """Callbacks added to the campaign while the run deletes are found and deleted too."""
     fake = _campaign_fake()
-    late = [_callback(f"late-{i}", campaign=6, day=50) for i in range(25)]
-    late_other = _callback("late-other", campaign=8, day=50)
+    late = [make_callback(f"late-{i}", campaign=6, day=50) for i in range(25)]
+    late_other = make_callback("late-other", campaign=8, day=50)
 
     def add_midway(progress: BulkProgress) -> None:
         if progress.done == 500:
             fake.add(*late, late_other)
 
     async with fake.client() as client:
-        result = await client.delete_matching(6, concurrency=8, on_progress=add_midway)
+        result = await client.delete_matching(
+            CallbackFilter.campaign(6), concurrency=8, on_progress=add_midway
+        )
     assert {cb.campaign_id for cb in fake.callbacks} == {7, 8}
     assert len(fake) == 301
     assert {cb.customer_callback_id for cb in late} <= set(result.deleted)
@@ -473,7 +467,7 @@ async def test_delete_matching_ends_against_a_server_ignoring_deletes() -> None:
     )
     async with client:
         with anyio.fail_after(10):
-            result = await client.delete_matching(6, concurrency=8)
+            result = await client.delete_matching(CallbackFilter.campaign(6), concurrency=8)
     assert set(result.failed) == matching
     assert all(isinstance(e, IncompleteDeleteError) for e in result.failed.values())
     assert result.deleted == ()
@@ -491,7 +485,7 @@ async def test_delete_matching_cancelled_leaves_found_ids_not_attempted() -> Non
         async with anyio.create_task_group() as tg:
             with anyio.CancelScope() as scope:
                 tg.start_soon(_cancel_when_stuck, fake, scope, 4)
-                await client.delete_matching(6, concurrency=4, tally=tally)
+                await client.delete_matching(CallbackFilter.campaign(6), concurrency=4, tally=tally)
     assert scope.cancelled_caught
     result = tally.result()
     assert result.cancelled

@@ -33,8 +33,9 @@ from ameyo_callbacks import AmeyoCallbacksClient, CustomerCallback, make_convert
 from ameyo_callbacks.cli import _config, _ui, main
 from ameyo_callbacks.cli._app import cli
 from ameyo_callbacks.cli._delete import IdsReader
-from ameyo_callbacks.testing import FAKE_BASE_URL, FakeAmeyo, Fault, serve
+from ameyo_callbacks.testing import FAKE_BASE_URL, FakeAmeyo, Fault, FaultPlan, serve
 from ameyo_callbacks.testing import __main__ as fake_main
+from ameyo_callbacks.testing import _command as fake_command
 
 NO_WAIT_503 = Fault.unavailable(retry_after=None)
 CSV_HEADER = [
@@ -639,7 +640,10 @@ def test_range_backwards_is_a_usage_error(fake: FakeAmeyo, configured: list[Any]
     """--added-from after --added-to: exit 2 naming both flags."""
     result = run("export", "--tenant", "--added-from", "2024-02-01", "--added-to", "2024-01-01")
     assert result.exit_code == 2
-    assert "--added-from is after --added-to" in result.stderr
+    assert (
+        "--added-from (2024-02-01T00:00:00.000Z) is after --added-to (2024-01-01T23:59:59.999Z)"
+        in result.stderr
+    )
     assert fake.requests == []
 
 
@@ -812,18 +816,18 @@ def test_unreadable_ids_file_is_a_usage_error(
     assert fake.requests == []
 
 
-def test_ids_file_that_is_not_text_stops_with_exit_2(
+def test_ids_file_that_is_not_text_is_refused_before_any_delete(
     fake: FakeAmeyo, configured: list[Any], tmp_path: Path
 ) -> None:
-    """Bytes that are not UTF-8: the ids before them are deleted, then exit 2 naming the line."""
+    """Bytes that are not UTF-8: exit 2 naming the line, and no delete is sent at all."""
     victim = fake.callbacks[0].customer_callback_id
     path = tmp_path / "ids.txt"
     path.write_bytes(victim.encode() + b"\n" + b"x" * 10000 + b"\n\xff\xfe\n")
     result = run("delete", "--ids-file", str(path), "--yes")
     assert result.exit_code == 2
     assert f"{path} is not UTF-8 text at or after line 2" in result.stderr
-    assert summary_counts(result.stderr)["deleted"] == 1
-    assert victim not in fake
+    assert victim in fake
+    assert fake.requests == []
 
 
 def test_dry_run_of_an_ids_file_sends_nothing(
@@ -835,7 +839,7 @@ def test_dry_run_of_an_ids_file_sends_nothing(
     result = run("delete", "--ids-file", str(path), "--dry-run")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0] == f"dry run: {path} lists 25 ids to delete (nothing was sent):"
+    assert lines[0] == f"dry run: {path} lists 25 distinct ids to delete (nothing was sent):"
     assert [line.strip() for line in lines[1:11]] == ids[:10]
     assert lines[11].strip() == "... and 15 more ids"
     assert fake.requests == []
@@ -915,14 +919,18 @@ def test_delete_asks_for_confirmation_on_a_terminal(
     answer: str,
     exit_code: int,
 ) -> None:
-    """On a terminal the prompt names the target; 'n' deletes nothing (exit 1), 'y' deletes."""
+    """On a terminal the prompt shows the filter as read, the count and the backup hint."""
     monkeypatch.setattr(_ui, "stdin_is_interactive", lambda: True)
     matches = {cb.customer_callback_id for cb in in_campaign(fake, 7) if cb.user_id == "li"}
     result = run("delete", "--campaign-id", "7", "--user-id", "li", input=answer)
     assert result.exit_code == exit_code, result.output
-    assert f"Delete every callback of campaign 7 matching user ids li on {FAKE_BASE_URL}?" in (
-        result.stderr
+    prompt = (
+        f"{len(matches)} callbacks match campaign 7; users li on {FAKE_BASE_URL}.\n"
+        "No backup: add --backup FILE to keep each deleted record "
+        "(as export --format jsonl writes it).\n"
+        f"Delete these {len(matches)} callbacks? [y/N]: "
     )
+    assert result.stderr.startswith(prompt)
     if exit_code:
         assert "nothing was deleted" in result.stderr
         assert deletes(fake) == []
@@ -1036,15 +1044,15 @@ def test_delete_progress_only_on_a_terminal(
     assert "not found" in shown.stderr.split("outcome")[0]
 
 
-def test_walk_failure_in_filter_mode_exits_1_after_the_summary(
+def test_walk_failure_while_listing_deletes_nothing_and_exits_1(
     fake: FakeAmeyo, configured: list[Any]
 ) -> None:
-    """A list error while finding matches: the summary table, then the one-line error, exit 1."""
+    """A list error while finding matches: no delete sent, one 'Error:' line, exit 1."""
     fake.script("list", NO_WAIT_503)
     result = run("delete", "--campaign-id", "6", "--yes", "--retries", "0")
     assert result.exit_code == 1
-    assert summary_counts(result.stderr)["deleted"] == 0
     assert result.stderr.splitlines()[-1].startswith("Error: ")
+    assert "503" in result.stderr
     assert deletes(fake) == []
 
 
@@ -1061,55 +1069,141 @@ def test_failed_out_in_a_missing_directory_is_refused_first(
 # fake-server
 
 
-def test_fake_server_hands_its_options_to_the_fake_runner(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """fake-server runs ameyo_callbacks.testing's runner with the same settings and exit status."""
-    calls: list[list[str]] = []
+class StubSocket:
+    """Stands in for the bound socket, so these tests bind nothing."""
 
-    def fake_runner(argv: list[str]) -> int:
-        calls.append(argv)
-        return 0
+    def __enter__(self) -> StubSocket:
+        return self
 
-    monkeypatch.setattr(fake_main, "main", fake_runner)
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def getsockname(self) -> tuple[str, int]:
+        return ("127.0.0.1", 5555)
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The uvicorn configs fake-server would have served (nothing binds, nothing serves)."""
+    configs: list[Any] = []
+    monkeypatch.setattr(fake_command, "bind_loopback", lambda host, port: StubSocket())
+    monkeypatch.setattr(fake_command, "run_uvicorn", lambda config, sock: configs.append(config))
+    return configs
+
+
+def test_both_command_lines_are_one_click_command() -> None:
+    """ameyo-callbacks fake-server is the testing package's command, and -m runs it."""
+    assert cli.commands["fake-server"] is fake_command.fake_server
+    assert fake_main.main is fake_command.main
+
+
+def test_fake_server_builds_the_fake_its_options_describe(served: list[Any]) -> None:
+    """Every option reaches the fake: data, latency, faults, limits, methods, logins."""
     result = run(
         "fake-server",
         "--port",
         "0",
         "--callbacks",
         "42",
-        "--latency-ms",
-        "5",
-        "--fault-rate",
-        "0.1",
-        "--https",
+        "--campaigns",
+        "9,10",
+        "--users",
+        "asha,li",
         "--seed",
         "3",
+        "--latency-ms",
+        "5",
+        "--jitter-ms",
+        "2",
+        "--fault-rate",
+        "0.1",
+        "--fault-kinds",
+        "drop,empty",
+        "--fault-seed",
+        "4",
+        "--max-limit",
+        "7",
+        "--list-methods",
+        "get",
+        "--log-limit",
+        "9",
         "--login",
-        "u:t",
+        "u:t0ken",
     )
-    assert result.exit_code == 0
-    (argv,) = calls
-    pairs = dict(zip(argv[::2], argv[1::2], strict=False))
-    assert pairs["--port"] == "0"
-    assert pairs["--callbacks"] == "42"
-    assert float(pairs["--latency-ms"]) == 5
-    assert float(pairs["--fault-rate"]) == 0.1
-    assert pairs["--seed"] == "3"
-    assert "--https" in argv
-    assert argv[argv.index("--login") + 1] == "u:t"
+    assert result.exit_code == 0, result.output
+    (config,) = served
+    fake = config.app
+    same = FakeAmeyo.seeded(42, campaigns=[9, 10], users=["asha", "li"], seed=3)
+    assert fake.ordered_ids() == same.ordered_ids()
+    assert fake.session_id == same.session_id
+    assert (fake.latency, fake.jitter, fake.max_limit) == (0.005, 0.002, 7)
+    assert fake.faults == FaultPlan(rate=0.1, kinds=["drop", "empty"], seed=4)
+    assert fake.list_methods == {"GET"}
+    assert fake._sessions.accepts("u", "t0ken", None)
+    assert result.stdout.splitlines() == [
+        "AMEYO_BASE_URL=http://127.0.0.1:5555",
+        f"AMEYO_SESSION_ID={fake.session_id}",
+    ]
+    assert "t0ken" not in result.output
+    assert result.stderr.startswith("fake Ameyo server: 42 callbacks in campaigns 9, 10")
+
+
+def test_python_m_runs_the_same_command(
+    served: list[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """python -m ameyo_callbacks.testing takes the same options and exit statuses."""
+    assert fake_main.main(["--callbacks", "12", "--max-limit", "3"]) == 0
+    (config,) = served
+    assert (len(config.app), config.app.max_limit) == (12, 3)
+    assert capsys.readouterr().out.startswith("AMEYO_BASE_URL=http://127.0.0.1:5555\n")
+    assert fake_main.main(["--campaigns", "x"]) == 2
+    assert "is not a comma-separated list of campaign ids" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     "args",
-    [["--keyfile", "{key}"], ["--campaigns", "6,x"], ["--fault-rate", "2"], ["--login", "nocolon"]],
+    [
+        ["--keyfile", "{key}"],
+        ["--campaigns", "6,x"],
+        ["--users", ","],
+        ["--fault-rate", "2"],
+        ["--fault-kinds", "fire"],
+        ["--list-methods", "PUT"],
+        ["--login", "nocolon"],
+        ["--host", "10.1.2.3"],
+    ],
 )
-def test_fake_server_usage_errors(tmp_path: Path, args: list[str]) -> None:
-    """A key without a certificate, bad campaigns, a rate above 1, a bad login: exit 2."""
+def test_fake_server_usage_errors(served: list[Any], tmp_path: Path, args: list[str]) -> None:
+    """A key without a certificate, bad lists, a rate above 1, a bad login or host: exit 2."""
     key = tmp_path / "key.pem"
     key.write_text("k")
     result = run("fake-server", *[a.format(key=key) for a in args])
     assert result.exit_code == 2
+    assert served == []
+
+
+def test_fake_server_says_why_it_cannot_serve(
+    monkeypatch: pytest.MonkeyPatch, served: list[Any]
+) -> None:
+    """A taken port or a missing uvicorn is a one-line error, exit 2."""
+
+    def taken(host: str, port: int) -> StubSocket:
+        raise OSError(98, "Address already in use")
+
+    monkeypatch.setattr(fake_command, "bind_loopback", taken)
+    result = run("fake-server", "--port", "8899", "--callbacks", "0")
+    assert result.exit_code == 2
+    assert result.stderr == "Error: cannot serve on 127.0.0.1:8899: Address already in use\n"
+
+    def missing() -> None:
+        msg = "serving the fake Ameyo server on a socket needs uvicorn"
+        raise ModuleNotFoundError(msg)
+
+    monkeypatch.setattr(fake_command, "require_uvicorn", missing)
+    result = run("fake-server")
+    assert result.exit_code == 2
+    assert "needs uvicorn" in result.stderr
+    assert served == []
 
 
 # ----------------------------------------------------------------------

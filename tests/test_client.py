@@ -9,56 +9,45 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import unquote
 
 import anyio
+import attrs
 import httpx
 import pytest
 import respx
+from _support import (
+    BASE,
+    CALLBACK_ID,
+    CALLBACKS_PREFIX,
+    CAMPAIGN_PATH,
+    NOT_FOUND_KEY,
+    SAMPLE_DT,
+    SAMPLE_MS,
+    SESSION,
+    SPEC_CALLBACK,
+    TENANT_PATH,
+    last_request,
+    spec_record,
+)
 
 from ameyo_callbacks import (
     AmeyoCallbacksClient,
     AuthenticationError,
+    CallbackFilter,
     CallbackNotFoundError,
     CustomerCallback,
     RetryPolicy,
     TransportError,
 )
 
-BASE = "http://ameyo.example:8888"
-PREFIX = "/ameyorestapi/voice/customerCallbacks"
-CAMPAIGN_PATH = f"{PREFIX}/getFiltered"
-TENANT_PATH = f"{PREFIX}/getTenantUserCallbacks"
-SESSION = "sess-5e55-c0ffee-0001"
-CALLBACK_ID = "d810-59423051-cm-0"
-SAMPLE_MS = 1521539038782  # the spec's sample date: 2018-03-20 09:43:58.782 UTC
-SAMPLE_DT = datetime(2018, 3, 20, 9, 43, 58, 782000, tzinfo=timezone.utc)
+PREFIX = CALLBACKS_PREFIX
 HOUR_MS = 3_600_000
-NOT_FOUND_KEY = "CallBackManager.invalid.campcust.callback.id"
-
-WIRE_RECORD: dict[str, Any] = {
-    "customerCallbackId": CALLBACK_ID,
-    "campaignId": 6,
-    "callbackTime": SAMPLE_MS + HOUR_MS,
-    "selfCallback": False,
-    "userId": "Stieve",
-    "phone": "9876543210",
-    "customerId": 42,
-    "dateAdded": SAMPLE_MS,
-}
-EXPECTED_RECORD = CustomerCallback(
-    customer_callback_id=CALLBACK_ID,
-    campaign_id=6,
-    callback_time=SAMPLE_DT + timedelta(hours=1),
-    self_callback=False,
-    user_id="Stieve",
-    phone="9876543210",
-    customer_id=42,
-    date_added=SAMPLE_DT,
-)
+WIRE_RECORD = spec_record(callbackTime=SAMPLE_MS + HOUR_MS)
+EXPECTED_RECORD = attrs.evolve(SPEC_CALLBACK, callback_time=SAMPLE_DT + timedelta(hours=1))
 
 
 def make_client(base_url: str = BASE, **kwargs: Any) -> AmeyoCallbacksClient:
@@ -69,20 +58,9 @@ def make_client(base_url: str = BASE, **kwargs: Any) -> AmeyoCallbacksClient:
 
 
 @pytest.fixture
-def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
-        yield mock
-
-
-@pytest.fixture
 async def client(router: respx.MockRouter) -> AsyncIterator[AmeyoCallbacksClient]:
     async with make_client() as opened:
         yield opened
-
-
-def last_request(router: respx.MockRouter) -> httpx.Request:
-    assert router.calls.call_count == 1
-    return router.calls.last.request
 
 
 # --------------------------------------------------------------------------
@@ -95,15 +73,17 @@ async def test_campaign_list_posts_spec_sample_in_query(
     """getFiltered is a POST with the spec's sample values in the query, no body."""
     router.post(CAMPAIGN_PATH).respond(200, json=[WIRE_RECORD])
 
-    records = await client.get_campaign_callbacks(
-        6,
+    records = await client.get_callbacks(
+        CallbackFilter.campaign(
+            6,
+            user_ids=["Stieve"],
+            from_date_added=SAMPLE_MS,
+            to_date_added=SAMPLE_MS,
+            from_date_scheduled=SAMPLE_MS,
+            to_date_scheduled=SAMPLE_MS,
+        ),
         limit=1,
         offset=0,
-        user_ids=["Stieve"],
-        from_date_added=SAMPLE_MS,
-        to_date_added=SAMPLE_MS,
-        from_date_scheduled=SAMPLE_MS,
-        to_date_scheduled=SAMPLE_MS,
         info=False,
     )
 
@@ -134,7 +114,7 @@ async def test_decoded_records_carry_aware_utc_datetimes(
     """Epoch milliseconds on the wire come back as aware UTC datetimes, field by field."""
     router.post(CAMPAIGN_PATH).respond(200, json=[WIRE_RECORD])
 
-    (record,) = await client.get_campaign_callbacks(6, limit=1)
+    (record,) = await client.get_callbacks(CallbackFilter.campaign(6), limit=1)
 
     for value in (record.callback_time, record.date_added):
         assert value.tzinfo is not None
@@ -150,7 +130,7 @@ async def test_user_ids_are_repeated_query_parameters(
     """Several user ids go out as userIds=a&userIds=b, not one comma-joined value."""
     router.post(CAMPAIGN_PATH).respond(200, json=[])
 
-    await client.get_campaign_callbacks(6, user_ids=["Stieve", "Maria", "a,b"])
+    await client.get_callbacks(CallbackFilter.campaign(6, user_ids=["Stieve", "Maria", "a,b"]))
 
     request = last_request(router)
     assert request.url.params.get_list("userIds") == ["Stieve", "Maria", "a,b"]
@@ -165,7 +145,9 @@ async def test_list_method_get_sends_the_same_query_as_get(
     router.get(CAMPAIGN_PATH).respond(200, json=[WIRE_RECORD])
 
     async with make_client(list_method=list_method) as client:
-        records = await client.get_campaign_callbacks(6, limit=1, offset=0, user_ids=["Stieve"])
+        records = await client.get_callbacks(
+            CallbackFilter.campaign(6, user_ids=["Stieve"]), limit=1, offset=0
+        )
 
     request = last_request(router)
     assert request.method == "GET"
@@ -183,7 +165,7 @@ async def test_unset_optional_filters_are_not_sent(
     """With only a campaign id the query holds limit, campaignId and offset, nothing else."""
     router.post(CAMPAIGN_PATH).respond(200, json=[])
 
-    await client.get_campaign_callbacks(6)
+    await client.get_callbacks(CallbackFilter.campaign(6))
 
     request = last_request(router)
     assert sorted(request.url.params.multi_items()) == sorted(
@@ -204,7 +186,7 @@ async def test_info_is_sent_only_when_given(
     """info is left out unless given; info=False sends info=false."""
     router.post(CAMPAIGN_PATH).respond(200, json=[])
 
-    await client.get_campaign_callbacks(6, info=info)
+    await client.get_callbacks(CallbackFilter.campaign(6), info=info)
 
     assert last_request(router).url.params.get_list("info") == expected
 
@@ -216,12 +198,14 @@ async def test_aware_datetimes_become_epoch_milliseconds(
     router.post(CAMPAIGN_PATH).respond(200, json=[])
     india = timezone(timedelta(hours=5, minutes=30))
 
-    await client.get_campaign_callbacks(
-        6,
-        from_date_added=SAMPLE_DT.astimezone(india),
-        to_date_added=SAMPLE_DT + timedelta(hours=1),
-        from_date_scheduled=SAMPLE_DT + timedelta(microseconds=999),
-        to_date_scheduled=SAMPLE_DT + timedelta(days=1),
+    await client.get_callbacks(
+        CallbackFilter.campaign(
+            6,
+            from_date_added=SAMPLE_DT.astimezone(india),
+            to_date_added=SAMPLE_DT + timedelta(hours=1),
+            from_date_scheduled=SAMPLE_DT + timedelta(microseconds=999),
+            to_date_scheduled=SAMPLE_DT + timedelta(days=1),
+        )
     )
 
     params = last_request(router).url.params
@@ -237,7 +221,9 @@ async def test_tenant_list_has_its_default_path_and_no_campaign_id(
     """The tenant list POSTs getFiltered's query, minus campaignId, to getTenantUserCallbacks."""
     router.post(TENANT_PATH).respond(200, json=[WIRE_RECORD])
 
-    records = await client.get_tenant_callbacks(limit=1, offset=0, user_ids=["Stieve"])
+    records = await client.get_callbacks(
+        CallbackFilter.tenant(user_ids=["Stieve"]), limit=1, offset=0
+    )
 
     request = last_request(router)
     assert request.method == "POST"
@@ -266,7 +252,7 @@ async def test_tenant_list_at_custom_path(
     router.post(path).respond(200, json=[])
 
     async with make_client(tenant_callbacks_path=setting) as client:
-        await client.get_tenant_callbacks(limit=1)
+        await client.get_callbacks(CallbackFilter.tenant(), limit=1)
 
     request = last_request(router)
     assert request.url.path == path
@@ -350,7 +336,7 @@ async def test_base_url_prefix_is_kept_in_requests() -> None:
     with respx.mock(assert_all_called=False) as router:
         router.route().respond(200, json=[])
         async with make_client("http://ameyo.example/gateway/") as client:
-            await client.get_campaign_callbacks(6, limit=1)
+            await client.get_callbacks(CallbackFilter.campaign(6), limit=1)
 
         assert str(last_request(router).url).startswith(
             f"http://ameyo.example:8888/gateway{CAMPAIGN_PATH}?"
@@ -401,84 +387,173 @@ def test_base_url_of_wrong_type_is_refused() -> None:
 Call = Callable[[AmeyoCallbacksClient], Any]
 
 BAD_CALLS: list[tuple[str, Call, type[Exception], str]] = [
-    ("limit-0", lambda c: c.get_campaign_callbacks(6, limit=0), ValueError, "limit"),
-    ("limit-101", lambda c: c.get_campaign_callbacks(6, limit=101), ValueError, "limit"),
-    ("limit-bool", lambda c: c.get_campaign_callbacks(6, limit=True), TypeError, "limit"),
-    ("tenant-limit-0", lambda c: c.get_tenant_callbacks(limit=0), ValueError, "limit"),
-    ("offset-neg", lambda c: c.get_campaign_callbacks(6, offset=-1), ValueError, "offset"),
-    ("tenant-offset-neg", lambda c: c.get_tenant_callbacks(offset=-1), ValueError, "offset"),
-    ("campaign-0", lambda c: c.get_campaign_callbacks(0), ValueError, "campaign_id"),
-    ("campaign-neg", lambda c: c.get_campaign_callbacks(-6), ValueError, "campaign_id"),
-    ("campaign-bool", lambda c: c.get_campaign_callbacks(True), TypeError, "campaign_id"),
-    ("campaign-str", lambda c: c.get_campaign_callbacks("6"), TypeError, "campaign_id"),
-    ("campaign-float", lambda c: c.get_campaign_callbacks(6.0), TypeError, "campaign_id"),
+    (
+        "limit-0",
+        lambda c: c.get_callbacks(CallbackFilter.campaign(6), limit=0),
+        ValueError,
+        "limit",
+    ),
+    (
+        "limit-101",
+        lambda c: c.get_callbacks(CallbackFilter.campaign(6), limit=101),
+        ValueError,
+        "limit",
+    ),
+    (
+        "limit-bool",
+        lambda c: c.get_callbacks(CallbackFilter.campaign(6), limit=True),
+        TypeError,
+        "limit",
+    ),
+    (
+        "tenant-limit-0",
+        lambda c: c.get_callbacks(CallbackFilter.tenant(), limit=0),
+        ValueError,
+        "limit",
+    ),
+    (
+        "offset-neg",
+        lambda c: c.get_callbacks(CallbackFilter.campaign(6), offset=-1),
+        ValueError,
+        "offset",
+    ),
+    (
+        "tenant-offset-neg",
+        lambda c: c.get_callbacks(CallbackFilter.tenant(), offset=-1),
+        ValueError,
+        "offset",
+    ),
+    (
+        "campaign-0",
+        lambda c: c.get_callbacks(CallbackFilter.campaign(0)),
+        ValueError,
+        "campaign_id",
+    ),
+    (
+        "campaign-neg",
+        lambda c: c.get_callbacks(CallbackFilter.campaign(-6)),
+        ValueError,
+        "campaign_id",
+    ),
+    (
+        "campaign-bool",
+        lambda c: c.get_callbacks(CallbackFilter.campaign(True)),
+        TypeError,
+        "campaign_id",
+    ),
+    (
+        "campaign-str",
+        lambda c: c.get_callbacks(CallbackFilter.campaign("6")),
+        TypeError,
+        "campaign_id",
+    ),
+    (
+        "campaign-float",
+        lambda c: c.get_callbacks(CallbackFilter.campaign(6.0)),
+        TypeError,
+        "campaign_id",
+    ),
     ("delete-empty", lambda c: c.delete_callback(""), ValueError, "customer_callback_id"),
     ("delete-blank", lambda c: c.delete_callback("  \t"), ValueError, "customer_callback_id"),
     ("delete-none", lambda c: c.delete_callback(None), TypeError, "customer_callback_id"),
     (
         "added-swapped",
-        lambda c: c.get_campaign_callbacks(
-            6, from_date_added=SAMPLE_MS + 1, to_date_added=SAMPLE_MS
+        lambda c: c.get_callbacks(
+            CallbackFilter.campaign(6, from_date_added=SAMPLE_MS + 1, to_date_added=SAMPLE_MS)
         ),
         ValueError,
         "from_date_added",
     ),
     (
         "scheduled-swapped",
-        lambda c: c.get_tenant_callbacks(
-            from_date_scheduled=SAMPLE_DT + timedelta(seconds=1), to_date_scheduled=SAMPLE_DT
+        lambda c: c.get_callbacks(
+            CallbackFilter.tenant(
+                from_date_scheduled=SAMPLE_DT + timedelta(seconds=1), to_date_scheduled=SAMPLE_DT
+            )
         ),
         ValueError,
         "from_date_scheduled",
     ),
     (
         "naive-datetime",
-        lambda c: c.get_campaign_callbacks(6, to_date_scheduled=datetime(2018, 3, 20)),
+        lambda c: c.get_callbacks(
+            CallbackFilter.campaign(6, to_date_scheduled=datetime(2018, 3, 20))
+        ),
         ValueError,
         "to_date_scheduled",
     ),
     (
         "date-float",
-        lambda c: c.get_campaign_callbacks(6, from_date_added=1521539038.782),
+        lambda c: c.get_callbacks(CallbackFilter.campaign(6, from_date_added=1521539038.782)),
         TypeError,
         "from_date_added",
     ),
     (
         "user-ids-str",
-        lambda c: c.get_campaign_callbacks(6, user_ids="Stieve"),
+        lambda c: c.get_callbacks(CallbackFilter.campaign(6, user_ids="Stieve")),
         TypeError,
         "user_ids",
     ),
     (
         "user-ids-blank",
-        lambda c: c.get_campaign_callbacks(6, user_ids=[" "]),
+        lambda c: c.get_callbacks(CallbackFilter.campaign(6, user_ids=[" "])),
         ValueError,
         "user_ids",
     ),
-    ("info-str", lambda c: c.get_campaign_callbacks(6, info="false"), TypeError, "info"),
-    ("iter-campaign-0", lambda c: c.iter_campaign_callbacks(0), ValueError, "campaign_id"),
-    ("iter-page-0", lambda c: c.iter_campaign_callbacks(6, page_size=0), ValueError, "page_size"),
     (
-        "iter-page-101",
-        lambda c: c.iter_campaign_callbacks(6, page_size=101),
+        "info-str",
+        lambda c: c.get_callbacks(CallbackFilter.campaign(6), info="false"),
+        TypeError,
+        "info",
+    ),
+    (
+        "iter-campaign-0",
+        lambda c: c.iter_callbacks(CallbackFilter.campaign(0)),
+        ValueError,
+        "campaign_id",
+    ),
+    (
+        "iter-page-0",
+        lambda c: c.iter_callbacks(CallbackFilter.campaign(6), page_size=0),
         ValueError,
         "page_size",
     ),
-    ("iter-prefetch-0", lambda c: c.iter_campaign_callbacks(6, prefetch=0), ValueError, "prefetch"),
-    ("iter-max-neg", lambda c: c.iter_campaign_callbacks(6, max_items=-1), ValueError, "max_items"),
+    (
+        "iter-page-101",
+        lambda c: c.iter_callbacks(CallbackFilter.campaign(6), page_size=101),
+        ValueError,
+        "page_size",
+    ),
+    (
+        "iter-prefetch-0",
+        lambda c: c.iter_callbacks(CallbackFilter.campaign(6), prefetch=0),
+        ValueError,
+        "prefetch",
+    ),
+    (
+        "iter-max-neg",
+        lambda c: c.iter_callbacks(CallbackFilter.campaign(6), max_items=-1),
+        ValueError,
+        "max_items",
+    ),
     (
         "iter-start-neg",
-        lambda c: c.iter_campaign_callbacks(6, start_offset=-1),
+        lambda c: c.iter_callbacks(CallbackFilter.campaign(6), start_offset=-1),
         ValueError,
         "start_offset",
     ),
     (
         "iter-user-ids-str",
-        lambda c: c.iter_campaign_callbacks(6, user_ids="Stieve"),
+        lambda c: c.iter_callbacks(CallbackFilter.campaign(6, user_ids="Stieve")),
         TypeError,
         "user_ids",
     ),
-    ("iter-tenant-page-0", lambda c: c.iter_tenant_callbacks(page_size=0), ValueError, "page_size"),
+    (
+        "iter-tenant-page-0",
+        lambda c: c.iter_callbacks(CallbackFilter.tenant(), page_size=0),
+        ValueError,
+        "page_size",
+    ),
     (
         "bulk-concurrency-0",
         lambda c: c.delete_callbacks([CALLBACK_ID], concurrency=0),
@@ -488,19 +563,24 @@ BAD_CALLS: list[tuple[str, Call, type[Exception], str]] = [
     (
         "bulk-concurrency-bool",
         lambda c: c.delete_callbacks([CALLBACK_ID], concurrency=True),
-        ValueError,
+        TypeError,
         "concurrency",
     ),
     (
         "matching-concurrency-0",
-        lambda c: c.delete_matching(6, concurrency=0),
+        lambda c: c.delete_matching(CallbackFilter.campaign(6), concurrency=0),
         ValueError,
         "concurrency",
     ),
-    ("matching-campaign-0", lambda c: c.delete_matching(0), ValueError, "campaign_id"),
+    (
+        "matching-campaign-0",
+        lambda c: c.delete_matching(CallbackFilter.campaign(0)),
+        ValueError,
+        "campaign_id",
+    ),
     (
         "matching-tenant-concurrency-0",
-        lambda c: c.delete_matching_tenant(concurrency=0),
+        lambda c: c.delete_matching(CallbackFilter.tenant(), concurrency=0),
         ValueError,
         "concurrency",
     ),
@@ -629,7 +709,7 @@ async def test_call_after_aclose_raises_runtime_error(router: respx.MockRouter) 
     await client.aclose()  # closing twice is harmless
 
     with pytest.raises(RuntimeError, match="closed"):
-        await client.get_campaign_callbacks(6)
+        await client.get_callbacks(CallbackFilter.campaign(6))
     with pytest.raises(RuntimeError, match="closed"):
         await client.delete_callback(CALLBACK_ID)
     assert router.calls.call_count == 0
@@ -640,7 +720,7 @@ async def test_caller_http_client_is_used_and_left_open() -> None:
     transport = RecordingTransport()
     async with httpx.AsyncClient(transport=transport) as http_client:
         async with make_client(http_client=http_client) as client:
-            records = await client.get_campaign_callbacks(6, limit=1)
+            records = await client.get_callbacks(CallbackFilter.campaign(6), limit=1)
             assert client.http_backend == "custom"
 
         assert records == [EXPECTED_RECORD]
@@ -657,7 +737,7 @@ async def test_transport_is_wrapped_and_closed_by_the_client() -> None:
     transport = RecordingTransport()
 
     async with make_client(transport=transport) as client:
-        records = await client.get_campaign_callbacks(6, limit=1)
+        records = await client.get_callbacks(CallbackFilter.campaign(6), limit=1)
         assert not transport.closed
 
     assert records == [EXPECTED_RECORD]
@@ -677,7 +757,7 @@ async def test_http_backend_httpx_forces_httpx_on_asyncio(router: respx.MockRout
 
     async with AmeyoCallbacksClient(BASE, session_id=SESSION, http_backend="httpx") as client:
         assert client.http_backend == "httpx"
-        assert await client.get_campaign_callbacks(6) == []
+        assert await client.get_callbacks(CallbackFilter.campaign(6)) == []
 
     assert route.call_count == 1
 
@@ -690,7 +770,7 @@ def test_auto_backend_is_httpx_on_trio() -> None:
             route = router.post(CAMPAIGN_PATH).respond(200, json=[WIRE_RECORD])
             async with AmeyoCallbacksClient(BASE, session_id=SESSION) as client:
                 backend = client.http_backend
-                records = await client.get_campaign_callbacks(6, limit=1)
+                records = await client.get_callbacks(CallbackFilter.campaign(6), limit=1)
             calls = route.call_count
         return backend, records, calls
 
@@ -711,7 +791,7 @@ async def test_invalid_session_with_fixed_id_is_authentication_error(
 
     async with make_client(retry=RetryPolicy()) as client:
         with pytest.raises(AuthenticationError) as caught:
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
 
     error = caught.value
     assert error.status_code == 403
@@ -756,7 +836,7 @@ async def test_connect_error_is_transport_error_wrapping_it(
     route = router.post(CAMPAIGN_PATH).mock(side_effect=httpx.ConnectError)
 
     with pytest.raises(TransportError) as caught:
-        await client.get_campaign_callbacks(6)
+        await client.get_callbacks(CallbackFilter.campaign(6))
 
     error = caught.value
     assert isinstance(error.cause, httpx.ConnectError)

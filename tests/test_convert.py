@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 import cattrs
 import pytest
+from _support import SPEC_CALLBACK, spec_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,16 +25,7 @@ from ameyo_callbacks._models import WIRE_NAMES, CustomerCallback, Page
 MIN_MS = -62_135_596_800_000  # 0001-01-01T00:00:00.000Z, the first instant Python represents
 MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last whole millisecond
 KNOWN_WIRE = frozenset(WIRE_NAMES.values())
-SPEC_RECORD: dict[str, Any] = {
-    "customerCallbackId": "d810-59423051-cm-0",
-    "campaignId": 6,
-    "callbackTime": 1521539038782,
-    "selfCallback": False,
-    "userId": "Stieve",
-    "phone": "9876543210",
-    "customerId": 42,
-    "dateAdded": 1521539038782,
-}
+SPEC_RECORD = spec_record()
 
 json_scalars = (
     st.none()
@@ -137,16 +129,10 @@ def test_epoch_milliseconds_map_to_exact_instants(millis: int, expected: datetim
 def test_spec_sample_structures_to_python_values(converter: cattrs.Converter) -> None:
     """The spec's sample record becomes snake_case attributes with Python values."""
     record = converter.structure(SPEC_RECORD, CustomerCallback)
-    assert record == CustomerCallback(
-        customer_callback_id="d810-59423051-cm-0",
-        campaign_id=6,
-        callback_time=datetime(2018, 3, 20, 9, 43, 58, 782000, tzinfo=timezone.utc),
-        self_callback=False,
-        user_id="Stieve",
-        phone="9876543210",
-        customer_id=42,
-        date_added=datetime(2018, 3, 20, 9, 43, 58, 782000, tzinfo=timezone.utc),
-    )
+    assert record == SPEC_CALLBACK  # the tests' decoded sample (tests/_support.py), pinned here
+    sample = datetime(2018, 3, 20, 9, 43, 58, 782000, tzinfo=timezone.utc)
+    assert (record.callback_time, record.date_added) == (sample, sample)
+    assert (record.customer_callback_id, record.user_id) == ("d810-59423051-cm-0", "Stieve")
     assert record.extra == {}
 
 
@@ -375,16 +361,7 @@ def test_each_converter_is_independent() -> None:
 def test_structured_times_are_exact_to_the_microsecond(ms: int) -> None:
     """Every epoch-ms value becomes exactly the datetime integer arithmetic gives."""
     exact = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(milliseconds=ms)
-    wire = {
-        "customerCallbackId": "d810-59423051-cm-0",
-        "campaignId": 6,
-        "callbackTime": ms,
-        "selfCallback": False,
-        "userId": None,
-        "phone": "1",
-        "customerId": None,
-        "dateAdded": ms,
-    }
+    wire = spec_record(callbackTime=ms, userId=None, phone="1", customerId=None, dateAdded=ms)
     (record,) = structure_callbacks(make_converter(), [wire])
     assert record.callback_time == exact
     assert record.date_added == exact

@@ -11,6 +11,7 @@ import sys
 import time
 import types
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,14 @@ import pytest
 import trio
 
 import ameyo_callbacks.testing as testing
-from ameyo_callbacks import CustomerCallback
+from ameyo_callbacks import CallbackFilter, CustomerCallback
 from ameyo_callbacks._convert import make_converter
 from ameyo_callbacks._protocol import (
     CALLBACKS_PREFIX,
     DEFAULT_LOGIN_PATH,
     NOT_FOUND_KEY,
     build_delete_request,
+    tenant_list_path,
 )
 from ameyo_callbacks._retry import RetryPolicy
 from ameyo_callbacks.exceptions import (
@@ -45,6 +47,7 @@ from ameyo_callbacks.testing import (
     FaultPlan,
     RequestLogEntry,
 )
+from ameyo_callbacks.testing._answers import Answer, json_answer
 
 LIST = f"{CALLBACKS_PREFIX}/getFiltered"
 TENANT = f"{CALLBACKS_PREFIX}/getTenantUserCallbacks"
@@ -117,6 +120,7 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
     assert set(testing.__all__) == {
         "FAKE_BASE_URL",
         "FAULT_KINDS",
+        "Change",
         "DroppedConnection",
         "FakeAmeyo",
         "Fault",
@@ -150,23 +154,61 @@ def test_plugin_and_package_import_nothing_heavy() -> None:
     assert out.stdout.strip() == "[]"
 
 
-def test_app_module_never_imports_the_client() -> None:
-    """The fake app imports models, converter and protocol constants, never the client."""
-    tree = ast.parse(Path(testing.__file__ or "").with_name("_app.py").read_text("utf-8"))
-    imported = {
-        node.module
-        for node in tree.body  # module level only: `if TYPE_CHECKING:` blocks are skipped
-        if isinstance(node, ast.ImportFrom) and node.module
-    }
-    assert "_client" not in imported
-    assert {"_models", "_protocol"} <= imported
+FAKE_DIR = Path(testing.__file__ or "").parent
+
+
+def module_imports(path: Path) -> set[str]:
+    """The modules a file imports at module level (``if TYPE_CHECKING:`` blocks skipped)."""
+    tree = ast.parse(path.read_text("utf-8"))
+    return {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
+
+
+def test_fake_modules_never_import_the_client() -> None:
+    """No room of the fake imports the client at module level (_helpers does it on use)."""
+    rooms = sorted(FAKE_DIR.glob("_*.py"))
+    assert len(rooms) >= 10
+    for path in rooms:
+        assert "_client" not in module_imports(path), path.name
+    assert {"_models"} <= module_imports(FAKE_DIR / "_app.py")
+
+
+def test_fake_rooms_are_under_400_lines() -> None:
+    """FakeAmeyo's largest module is under 400 lines (one job per room)."""
+    sizes = {p.name: len(p.read_text("utf-8").splitlines()) for p in FAKE_DIR.glob("*.py")}
+    assert max(sizes.values()) < 400, sizes
+
+
+@pytest.mark.parametrize("tenant_path", ["getTenantUserCallbacks", "/tenant/list/", "x/"])
+async def test_tenant_list_is_where_the_clients_rule_puts_it(tenant_path: str) -> None:
+    """The fake serves the tenant list at _protocol.tenant_list_path, the client's rule."""
+    fake = FakeAmeyo.seeded(5, tenant_path=tenant_path)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=fake),
+        base_url="http://ameyo.invalid",
+        headers={"sessionId": fake.session_id},
+    ) as http:
+        response = await http.post(tenant_list_path(tenant_path), params=page_params(None))
+    assert response.status_code == 200
+    assert len(response.json()) == 5
+    assert fake.requests[-1].endpoint == "tenant"
+    with pytest.raises(ValueError, match="tenant_callbacks_path"):
+        FakeAmeyo(tenant_path="/")
+
+
+def test_exported_names_show_the_public_module() -> None:
+    """Every class and function in testing.__all__ has __module__ ameyo_callbacks.testing."""
+    for name in testing.__all__:
+        value = getattr(testing, name)
+        if isinstance(value, (type, types.FunctionType)):
+            assert value.__module__ == "ameyo_callbacks.testing", name
+    assert repr(FaultPlan).startswith("<class 'ameyo_callbacks.testing.FaultPlan'")
 
 
 async def test_ameyo_fake_fixture_gives_a_seeded_fake(ameyo_fake: FakeAmeyo) -> None:
     """The plugin's ameyo_fake fixture is a 250-callback fake with a working client."""
     assert len(ameyo_fake) == 250
     async with ameyo_fake.client() as client:
-        page = await client.get_campaign_callbacks(6, limit=10)
+        page = await client.get_callbacks(CallbackFilter.campaign(6), limit=10)
     assert len(page) == 10
     assert {cb.campaign_id for cb in page} == {6}
 
@@ -461,6 +503,36 @@ async def test_date_filters_are_inclusive_epoch_ms(
     assert len(later) == len([r for r in records if r["dateAdded"] > pivot["dateAdded"]])
 
 
+@pytest.mark.parametrize(
+    "more",
+    [
+        {"fromDateAdded": 1_704_067_200_001, "toDateAdded": 1_704_067_200_000},
+        {"fromDateScheduled": 2, "toDateScheduled": 1},
+        {"userIds": ["", " "]},
+        {"fromDateAdded": 2**62},
+        {"toDateScheduled": -(2**62)},
+    ],
+)
+async def test_a_query_the_client_refuses_is_an_empty_page(
+    http: httpx.AsyncClient, more: dict[str, Any]
+) -> None:
+    """from after to, blank user ids, bounds past year 9999: 200 [], as a server would."""
+    for campaign in (6, 0):
+        response = await http.post(LIST, params=page_params(campaign=campaign, **more))
+        assert response.status_code == 200
+        assert response.json() == []
+
+
+async def test_bounds_beyond_any_date_keep_everything(
+    fake: FakeAmeyo, http: httpx.AsyncClient
+) -> None:
+    """A from bound before year 1 or a to bound after 9999 filters nothing out."""
+    everything = await walk(http, campaign=8)
+    wide = await walk(http, campaign=8, fromDateAdded=-(2**62), toDateScheduled=2**62)
+    assert wide == everything
+    assert len(everything) == len([r for r in fake.callbacks if r.campaign_id == 8])
+
+
 async def test_info_true_adds_an_info_field(http: httpx.AsyncClient) -> None:
     """info=true adds an "info" object to each record; info=false does not."""
     with_info = (await http.post(LIST, params=page_params(limit=3, info="true"))).json()
@@ -692,8 +764,15 @@ async def test_secure_mode_answers_401() -> None:
         transport=httpx.ASGITransport(app=fake), base_url="http://ameyo.invalid"
     ) as http:
         response = await http.post(LIST, params=page_params(), headers={"sessionId": "nope"})
-    assert response.status_code == 401
-    assert response.json()["code"] == 909090
+        login = await http.post(DEFAULT_LOGIN_PATH, json={"userId": "x", "token": "y"})
+    assert response.status_code == login.status_code == 401
+    assert response.json() == login.json()  # one envelope, one builder
+    assert response.json() == {
+        "message": "invalid.authentication.token",
+        "code": 909090,
+        "info": None,
+        "status": 401,
+    }
 
 
 async def test_login_gives_a_working_session_and_is_counted(fake: FakeAmeyo) -> None:
@@ -992,8 +1071,8 @@ async def test_client_lists_and_deletes_through_the_fake(fake: FakeAmeyo) -> Non
     """fake.client() reads records equal to the fake's and deletes them."""
     expected = [r for r in fake.callbacks if r.campaign_id == 7][:50]
     async with fake.client() as client:
-        page = await client.get_campaign_callbacks(7, limit=50)
-        tenant = await client.get_tenant_callbacks(limit=5, user_ids=["maria"])
+        page = await client.get_callbacks(CallbackFilter.campaign(7), limit=50)
+        tenant = await client.get_callbacks(CallbackFilter.tenant(user_ids=["maria"]), limit=5)
         await client.delete_callback(page[0].customer_callback_id)
     assert page == expected
     assert {cb.user_id for cb in tenant} == {"maria"}
@@ -1004,7 +1083,7 @@ async def test_client_follows_the_fakes_list_method() -> None:
     """fake.client() uses GET when the fake only takes GET."""
     fake = FakeAmeyo.seeded(20, list_methods={"GET"})
     async with fake.client() as client:
-        assert len(await client.get_campaign_callbacks(6, limit=5)) == 5
+        assert len(await client.get_callbacks(CallbackFilter.campaign(6), limit=5)) == 5
     assert fake.requests[-1].method == "GET"
 
 
@@ -1026,9 +1105,8 @@ async def test_client_maps_each_fault_to_its_error(fake: FakeAmeyo) -> None:
     ]
     async with fake.client(retry=RetryPolicy.none()) as client:
         for error in expected:
-            with pytest.raises(error) as caught:
-                await client.get_campaign_callbacks(6)
-            assert type(caught.value) is error
+            with pytest.raises(error):  # a subclass (e.g. TransportError's) is fine
+                await client.get_callbacks(CallbackFilter.campaign(6))
     assert fake.pending_faults("list") == 0
 
 
@@ -1040,7 +1118,7 @@ async def test_client_maps_session_and_missing_id_errors(fake: FakeAmeyo) -> Non
         assert caught.value.callback_id == "d8-gone"
         fake.expire_session()
         with pytest.raises(AuthenticationError):
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
 
 
 async def test_client_retries_through_faults(fake: FakeAmeyo) -> None:
@@ -1048,6 +1126,36 @@ async def test_client_retries_through_faults(fake: FakeAmeyo) -> None:
     fake.script("list", Fault.unavailable(0), "drop", Fault.rate_limited(0))
     policy = RetryPolicy(wait_initial=0.0, wait_jitter=0.0, wait_max=0.0)
     async with fake.client(retry=policy) as client:
-        page = await client.get_campaign_callbacks(6, limit=5)
+        page = await client.get_callbacks(CallbackFilter.campaign(6), limit=5)
     assert len(page) == 5
     assert [e.fault for e in fake.requests] == ["unavailable", "drop", "rate_limited", None]
+
+
+# ----------------------------------------------------------------------
+# The per-request hooks (where server-side behaviour plugs in)
+
+
+async def test_pipeline_hooks_answer_early_or_wrap_the_service(
+    fake: FakeAmeyo, http: httpx.AsyncClient
+) -> None:
+    """A before_request hook may answer instead; an around_service hook wraps each answer."""
+    seen: list[str] = []
+
+    async def gate(req: Any, ex: Any) -> Answer | None:
+        seen.append(f"before {ex.endpoint}")
+        return json_answer(429, {"busy": True}) if req.first("offset") == "99" else None
+
+    @asynccontextmanager
+    async def worker(req: Any, ex: Any) -> AsyncIterator[None]:
+        seen.append("take")
+        yield
+        seen.append(f"give back after {ex.status}")
+
+    fake._pipeline.before_request.append(gate)
+    fake._pipeline.around_service.append(worker)
+    refused = await http.post(LIST, params=page_params(offset=99))
+    served = await http.post(LIST, params=page_params(limit=3))
+    unrouted = await http.get("/elsewhere")
+    assert (refused.status_code, served.status_code, unrouted.status_code) == (429, 200, 404)
+    assert seen == ["before list", "before list", "take", "give back after 200"]
+    assert [e.status for e in fake.requests] == [429, 200, 404]

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import trustme
 
-from ameyo_callbacks import AmeyoCallbacksClient
+from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter
 from ameyo_callbacks._protocol import CALLBACKS_PREFIX
 from ameyo_callbacks._retry import RetryPolicy
 from ameyo_callbacks.exceptions import ServerError, TransportError
@@ -255,9 +255,9 @@ async def test_client_sees_a_dropped_connection_as_transport_error(
         timeout=10,
     ) as client:
         with pytest.raises(TransportError) as caught:
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
         assert not caught.value.is_timeout
-        page = await client.get_campaign_callbacks(6, limit=5)
+        page = await client.get_callbacks(CallbackFilter.campaign(6), limit=5)
     assert len(page) == 5
 
 
@@ -271,7 +271,7 @@ async def test_client_sees_the_html_500_as_server_error_with_a_snippet(
         url, session_id=fake.session_id, retry=RetryPolicy.none(), timeout=10
     ) as client:
         with pytest.raises(ServerError) as caught:
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
     assert caught.value.status_code == 500
     assert caught.value.snippet.startswith("<!doctype html>")
     assert not caught.value.from_envelope
@@ -285,7 +285,7 @@ async def test_client_times_out_on_a_slow_answer(fake: FakeAmeyo, url: str) -> N
         url, session_id=fake.session_id, retry=RetryPolicy.none(), timeout=0.3
     ) as client:
         with pytest.raises(TransportError) as caught:
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
     assert caught.value.is_timeout
 
 
@@ -301,7 +301,7 @@ async def test_client_over_https_walks_a_campaign(
         # prefetch=1: with prefetch, the first (short) page cancels requests still
         # connecting, and aiohttp can then leak their sockets (reported upstream of
         # this test; the paging tests own that behaviour).
-        got = [cb async for cb in client.iter_campaign_callbacks(8, prefetch=1)]
+        got = [cb async for cb in client.iter_callbacks(CallbackFilter.campaign(8), prefetch=1)]
     assert got == expected
 
 

@@ -11,101 +11,17 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
 
 import anyio
 import pytest
+from _support import ListFetch, drain_into, ids, numbered, random_ticks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ameyo_callbacks import CallbackIterator, CustomerCallback, Page
 from ameyo_callbacks.exceptions import AmeyoError, ServerError
 
-BASE_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)
-
-
-def make_record(i: int, prefix: str = "cb") -> CustomerCallback:
-    """A callback whose id carries ``i``; records are values, so one can sit twice in a list."""
-    return CustomerCallback(
-        customer_callback_id=f"{prefix}-{i:05d}",
-        campaign_id=6,
-        callback_time=BASE_TIME + timedelta(minutes=i),
-        self_callback=False,
-        user_id=None,
-        phone="9876543210",
-        customer_id=i,
-        date_added=BASE_TIME,
-    )
-
-
-DATA = tuple(make_record(i) for i in range(1000))
-
-
-def ids(records: list[CustomerCallback] | tuple[CustomerCallback, ...]) -> list[str]:
-    return [r.customer_callback_id for r in records]
-
-
-class ListFetch:
-    """``fetch(offset, limit)`` over a list, with a log of calls and of concurrency.
-
-    ``ticks(offset)`` is the number of checkpoints a call waits before it
-    answers; ``serve_max`` clamps every page like a server that serves at most
-    that many; ``serve_exactly`` ignores the limit asked and serves that many;
-    ``block`` offsets never answer; ``fail`` offsets raise.
-    """
-
-    def __init__(
-        self,
-        records: list[CustomerCallback] | tuple[CustomerCallback, ...],
-        *,
-        ticks: Callable[[int], int] | None = None,
-        serve_max: int | None = None,
-        serve_exactly: int | None = None,
-        block: frozenset[int] = frozenset(),
-        fail: dict[int, Exception] | None = None,
-    ) -> None:
-        self.records = list(records)
-        self.ticks = ticks
-        self.serve_max = serve_max
-        self.serve_exactly = serve_exactly
-        self.block = block
-        self.fail = fail or {}
-        self.calls: list[tuple[int, int]] = []
-        self.events: list[tuple[str, int]] = []
-        self.finished: list[int] = []
-        self.cancelled: list[int] = []
-        self.in_flight = 0
-        self.high_water = 0
-
-    async def __call__(self, offset: int, limit: int) -> list[CustomerCallback]:
-        self.calls.append((offset, limit))
-        self.events.append(("start", offset))
-        self.in_flight += 1
-        self.high_water = max(self.high_water, self.in_flight)
-        try:
-            for _ in range(self.ticks(offset) if self.ticks else 0):
-                await anyio.sleep(0)
-            if offset in self.block:
-                await anyio.sleep_forever()
-            if offset in self.fail:
-                raise self.fail[offset]
-            served = limit if self.serve_max is None else min(limit, self.serve_max)
-            if self.serve_exactly is not None:
-                served = self.serve_exactly
-            page = self.records[offset : offset + served]
-        except anyio.get_cancelled_exc_class():
-            self.cancelled.append(offset)
-            raise
-        finally:
-            self.in_flight -= 1
-            self.events.append(("end", offset))
-        self.finished.append(offset)
-        return page
-
-
-def random_ticks(seed: int, most: int = 20) -> Callable[[int], int]:
-    rng = random.Random(seed)
-    return lambda _offset: rng.randint(0, most)
+DATA = tuple(numbered(i, user=None) for i in range(1000))
 
 
 async def collect(it: CallbackIterator) -> list[CustomerCallback]:
@@ -114,16 +30,6 @@ async def collect(it: CallbackIterator) -> list[CustomerCallback]:
 
 async def collect_pages(it: CallbackIterator) -> list[Page]:
     return [page async for page in it.pages()]
-
-
-async def drain_into(
-    it: CallbackIterator, got: list[CustomerCallback], stop_at: int | None = None
-) -> None:
-    """Append every record to ``got`` (kept when the walk raises); raise KeyError at ``stop_at``."""
-    async for cb in it:
-        got.append(cb)
-        if len(got) == stop_at:
-            raise KeyError("stop here")
 
 
 # -- where a walk ends -------------------------------------------------------
@@ -428,11 +334,7 @@ async def test_break_leaves_no_request_in_flight(prefetch: int) -> None:
         if len(got) == 175:
             break
     assert got == list(DATA[:175])
-    assert fetch.in_flight == 0
-    made = len(fetch.calls)
-    for _ in range(50):
-        await anyio.sleep(0)
-    assert len(fetch.calls) == made
+    await fetch.assert_quiet(50)
     assert fetch.in_flight == 0
 
 
@@ -443,11 +345,7 @@ async def test_exception_in_loop_body_leaves_no_request_in_flight() -> None:
     with pytest.raises(KeyError, match="stop here"):
         await drain_into(CallbackIterator(fetch, page_size=25, prefetch=4), got, stop_at=60)
     assert got == list(DATA[:60])
-    assert fetch.in_flight == 0
-    made = len(fetch.calls)
-    for _ in range(50):
-        await anyio.sleep(0)
-    assert len(fetch.calls) == made
+    await fetch.assert_quiet(50)
 
 
 async def test_cancellation_during_a_wave_leaves_no_request_in_flight() -> None:
@@ -547,7 +445,9 @@ async def test_inserts_before_offset_yield_no_duplicate_and_lose_nothing(
     async for page in CallbackIterator(fetch, page_size=50, prefetch=prefetch).pages():
         got.extend(page.items)
         for _ in range(rng.randint(1, 5)):
-            fetch.records.insert(rng.randrange(page.next_offset), make_record(inserted, "new"))
+            fetch.records.insert(
+                rng.randrange(page.next_offset), numbered(inserted, "new", user=None)
+            )
             inserted += 1
     got_ids = ids(got)
     assert len(got_ids) == len(set(got_ids))

@@ -10,34 +10,30 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import AsyncIterable
-from datetime import datetime, timedelta, timezone
 
 import anyio
 import pytest
+from _support import drain_into, ids, numbered
 
-from ameyo_callbacks import AmeyoCallbacksClient, CustomerCallback, Page, RetryPolicy
+from ameyo_callbacks import (
+    AmeyoCallbacksClient,
+    CallbackFilter,
+    CustomerCallback,
+    Page,
+    RetryPolicy,
+)
 from ameyo_callbacks.exceptions import ServerError
 from ameyo_callbacks.testing import FakeAmeyo, Fault
 
-BASE_TIME = datetime(2024, 1, 1, tzinfo=timezone.utc)
 CAMPAIGN = 6
 
 
 def make_record(
     i: int, campaign: int = CAMPAIGN, *, added: float | None = None
 ) -> CustomerCallback:
-    """Callback ``i``, added ``i`` seconds after the base time: the fake serves them by ``i``."""
-    return CustomerCallback(
-        customer_callback_id=f"cb-{campaign}-{i:05d}",
-        campaign_id=campaign,
-        callback_time=BASE_TIME + timedelta(days=1),
-        self_callback=True,
-        user_id="stieve",
-        phone="9876543210",
-        customer_id=10_000 + i,
-        date_added=BASE_TIME + timedelta(seconds=i if added is None else added),
-    )
+    """Callback ``i``, added ``i`` s (or ``added`` s) after T0: the fake serves them by ``i``."""
+    when = i if added is None else added
+    return numbered(i, f"cb-{campaign}", campaign=campaign, user="stieve", seconds=when)
 
 
 def fake_with(n: int, **options: object) -> FakeAmeyo:
@@ -50,10 +46,6 @@ def client_of(fake: FakeAmeyo) -> AmeyoCallbacksClient:
     return fake.client(retry=RetryPolicy.none())
 
 
-def ids(records: list[CustomerCallback] | tuple[CustomerCallback, ...]) -> list[str]:
-    return [r.customer_callback_id for r in records]
-
-
 def list_calls(fake: FakeAmeyo) -> list[tuple[int, int]]:
     """(offset, limit) of every list request, in arrival order."""
     entries = sorted(
@@ -64,12 +56,6 @@ def list_calls(fake: FakeAmeyo) -> list[tuple[int, int]]:
 
 def expected(fake: FakeAmeyo, campaign: int = CAMPAIGN) -> list[CustomerCallback]:
     return [cb for cb in fake.callbacks if cb.campaign_id == campaign]
-
-
-async def drain_into(walk: AsyncIterable[CustomerCallback], got: list[CustomerCallback]) -> None:
-    """Append every record of ``walk`` to ``got``, which keeps them when the walk raises."""
-    async for cb in walk:
-        got.append(cb)  # noqa: PERF401  (the list keeps what came before an error)
 
 
 def assert_nothing_unfinished(fake: FakeAmeyo) -> None:
@@ -85,7 +71,9 @@ async def test_walk_yields_every_campaign_callback_in_serving_order() -> None:
     """A seeded fake: the walk yields exactly the campaign's callbacks, in the fake's order."""
     fake = FakeAmeyo.seeded(1000, seed=3)
     async with client_of(fake) as client:
-        got = [cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, prefetch=4)]
+        got = [
+            cb async for cb in client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), prefetch=4)
+        ]
     assert got == expected(fake)
     assert 0 < len(got) < 1000
     assert_nothing_unfinished(fake)
@@ -95,7 +83,10 @@ async def test_tenant_walk_yields_every_callback() -> None:
     """iter_tenant_callbacks walks the tenant list (all campaigns) on its own path."""
     fake = FakeAmeyo.seeded(345, seed=1)
     async with client_of(fake) as client:
-        got = [cb async for cb in client.iter_tenant_callbacks(page_size=40, prefetch=3)]
+        got = [
+            cb
+            async for cb in client.iter_callbacks(CallbackFilter.tenant(), page_size=40, prefetch=3)
+        ]
     assert got == fake.callbacks
     assert {e.endpoint for e in fake.requests} == {"tenant"}
 
@@ -105,7 +96,12 @@ async def test_exact_multiple_of_page_size_ends_at_empty_page_after(prefetch: in
     """200 callbacks in pages of 100: the walk asks offset 200, gets [] and stops."""
     fake = fake_with(200)
     async with client_of(fake) as client:
-        got = [cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, prefetch=prefetch)]
+        got = [
+            cb
+            async for cb in client.iter_callbacks(
+                CallbackFilter.campaign(CAMPAIGN), prefetch=prefetch
+            )
+        ]
     assert ids(got) == ids(expected(fake))
     assert len(got) == 200
     calls = list_calls(fake)
@@ -118,7 +114,9 @@ async def test_short_page_ends_iteration() -> None:
     """250 callbacks: the short page at offset 200 is the last request."""
     fake = fake_with(250)
     async with client_of(fake) as client:
-        got = [cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, prefetch=1)]
+        got = [
+            cb async for cb in client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), prefetch=1)
+        ]
     assert len(got) == 250
     assert list_calls(fake) == [(0, 100), (100, 100), (200, 100)]
 
@@ -127,8 +125,12 @@ async def test_empty_campaign_yields_nothing() -> None:
     """A campaign without callbacks yields no record and no page."""
     fake = fake_with(50)
     async with client_of(fake) as client:
-        records = [cb async for cb in client.iter_campaign_callbacks(99, prefetch=2)]
-        pages = [p async for p in client.iter_campaign_callbacks(99, prefetch=2).pages()]
+        records = [
+            cb async for cb in client.iter_callbacks(CallbackFilter.campaign(99), prefetch=2)
+        ]
+        pages = [
+            p async for p in client.iter_callbacks(CallbackFilter.campaign(99), prefetch=2).pages()
+        ]
     assert records == []
     assert pages == []
     assert {offset for offset, _ in list_calls(fake)} <= {0, 100}
@@ -142,7 +144,10 @@ async def test_max_items_caps_total_with_fewer_requests() -> None:
     fake = fake_with(1000)
     async with client_of(fake) as client:
         got = [
-            cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, max_items=150, prefetch=4)
+            cb
+            async for cb in client.iter_callbacks(
+                CallbackFilter.campaign(CAMPAIGN), max_items=150, prefetch=4
+            )
         ]
     assert ids(got) == ids(expected(fake)[:150])
     assert list_calls(fake) == [(0, 100), (100, 50)]
@@ -155,7 +160,9 @@ async def test_resume_from_page_checkpoint_yields_exactly_the_rest(prefetch: int
     first: list[CustomerCallback] = []
     checkpoint = None
     async with client_of(fake) as client:
-        walk = client.iter_campaign_callbacks(CAMPAIGN, page_size=60, prefetch=prefetch)
+        walk = client.iter_callbacks(
+            CallbackFilter.campaign(CAMPAIGN), page_size=60, prefetch=prefetch
+        )
         async for page in walk.pages():
             first.extend(page.items)
             checkpoint = page.next_offset
@@ -165,8 +172,11 @@ async def test_resume_from_page_checkpoint_yields_exactly_the_rest(prefetch: int
         fake.clear_requests()
         rest = [
             cb
-            async for cb in client.iter_campaign_callbacks(
-                CAMPAIGN, page_size=60, start_offset=checkpoint, prefetch=prefetch
+            async for cb in client.iter_callbacks(
+                CallbackFilter.campaign(CAMPAIGN),
+                page_size=60,
+                start_offset=checkpoint,
+                prefetch=prefetch,
             )
         ]
     assert ids(first + rest) == ids(expected(fake))
@@ -181,7 +191,12 @@ async def test_server_clamped_page_size_walk_continues_at_served_size(prefetch: 
     """A fake serving at most 30 while 100 are asked: every callback comes out exactly once."""
     fake = fake_with(250, max_limit=30)
     async with client_of(fake) as client:
-        got = [cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, prefetch=prefetch)]
+        got = [
+            cb
+            async for cb in client.iter_callbacks(
+                CallbackFilter.campaign(CAMPAIGN), prefetch=prefetch
+            )
+        ]
     assert ids(got) == ids(expected(fake))
     assert len(set(ids(got))) == 250
     assert {limit for _, limit in list_calls(fake)[prefetch:]} == {30}
@@ -191,7 +206,9 @@ async def test_server_clamped_page_size_with_prefetch_one_ends_at_first_short_pa
     """prefetch=1 takes the clamped first page for the last one: 30 records, one request."""
     fake = fake_with(250, max_limit=30)
     async with client_of(fake) as client:
-        got = [cb async for cb in client.iter_campaign_callbacks(CAMPAIGN, prefetch=1)]
+        got = [
+            cb async for cb in client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), prefetch=1)
+        ]
     assert ids(got) == ids(expected(fake)[:30])
     assert list_calls(fake) == [(0, 100)]
 
@@ -208,7 +225,9 @@ async def test_prefetch_with_jitter_keeps_order_and_bounds_concurrency(
     fake = fake_with(600, latency=0.0005, jitter=0.002, seed=seed)
     async with client_of(fake) as client:
         got = []
-        async for cb in client.iter_campaign_callbacks(CAMPAIGN, page_size=50, prefetch=prefetch):
+        async for cb in client.iter_callbacks(
+            CallbackFilter.campaign(CAMPAIGN), page_size=50, prefetch=prefetch
+        ):
             assert fake.in_flight == 0
             got.append(cb)
     assert ids(got) == ids(expected(fake))
@@ -224,7 +243,7 @@ async def test_slow_consumer_holds_walk_back() -> None:
     """A consumer holding the first record: exactly prefetch requests were made, no more."""
     fake = fake_with(1000)
     async with client_of(fake) as client:
-        it = client.iter_campaign_callbacks(CAMPAIGN, page_size=20, prefetch=3)
+        it = client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), page_size=20, prefetch=3)
         async for _cb in it:
             await anyio.sleep(0.01)
             break
@@ -240,7 +259,9 @@ async def test_break_leaves_no_request_in_flight() -> None:
     fake = fake_with(1000, latency=0.0005, jitter=0.001)
     async with client_of(fake) as client:
         got = []
-        async for cb in client.iter_campaign_callbacks(CAMPAIGN, page_size=50, prefetch=4):
+        async for cb in client.iter_callbacks(
+            CallbackFilter.campaign(CAMPAIGN), page_size=50, prefetch=4
+        ):
             got.append(cb)
             if len(got) == 230:
                 break
@@ -256,7 +277,9 @@ async def test_exception_in_loop_body_leaves_no_request_in_flight() -> None:
     fake = fake_with(1000)
 
     async def walk(client: AmeyoCallbacksClient) -> None:
-        async for cb in client.iter_campaign_callbacks(CAMPAIGN, page_size=50, prefetch=4):
+        async for cb in client.iter_callbacks(
+            CallbackFilter.campaign(CAMPAIGN), page_size=50, prefetch=4
+        ):
             if cb.customer_id == 10_000 + 120:
                 raise LookupError(cb.customer_callback_id)
 
@@ -275,7 +298,9 @@ async def test_cancellation_during_a_wave_leaves_no_request_in_flight() -> None:
 
     async with client_of(fake) as client:
         with anyio.move_on_after(0.1) as scope:
-            await drain_into(client.iter_campaign_callbacks(CAMPAIGN, prefetch=2), got)
+            await drain_into(
+                client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), prefetch=2), got
+            )
     assert scope.cancelled_caught
     assert ids(got) == ids(expected(fake)[:200])
     assert fake.in_flight == 0
@@ -289,7 +314,9 @@ async def test_async_with_form_closes_the_walk() -> None:
     fake = fake_with(500)
     got = []
     async with client_of(fake) as client:
-        async with client.iter_campaign_callbacks(CAMPAIGN, page_size=50, prefetch=3) as it:
+        async with client.iter_callbacks(
+            CallbackFilter.campaign(CAMPAIGN), page_size=50, prefetch=3
+        ) as it:
             async for cb in it:
                 got.append(cb)
                 if len(got) == 75:
@@ -309,7 +336,9 @@ def test_trio_walk_with_prefetch_and_early_break() -> None:
     async def main() -> list[Page]:
         pages = []
         async with client_of(fake) as client:
-            walk = client.iter_campaign_callbacks(CAMPAIGN, page_size=40, prefetch=3)
+            walk = client.iter_callbacks(
+                CallbackFilter.campaign(CAMPAIGN), page_size=40, prefetch=3
+            )
             async with walk as it:
                 async for page in it.pages():
                     assert fake.in_flight <= 3
@@ -341,7 +370,9 @@ async def test_inserts_before_offset_yield_no_duplicate_and_lose_nothing(prefetc
     got: list[CustomerCallback] = []
     added = 0
     async with client_of(fake) as client:
-        walk = client.iter_campaign_callbacks(CAMPAIGN, page_size=40, prefetch=prefetch)
+        walk = client.iter_callbacks(
+            CallbackFilter.campaign(CAMPAIGN), page_size=40, prefetch=prefetch
+        )
         async for page in walk.pages():
             got.extend(page.items)
             for _ in range(rng.randint(1, 4)):
@@ -366,7 +397,9 @@ async def test_error_mid_walk_raises_after_earlier_pages_prefetch_one() -> None:
 
     async with client_of(fake) as client:
         with pytest.raises(ServerError) as caught:
-            await drain_into(client.iter_campaign_callbacks(CAMPAIGN, prefetch=1), got)
+            await drain_into(
+                client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), prefetch=1), got
+            )
     assert caught.value.status_code == 500
     assert ids(got) == ids(expected(fake)[:200])
     assert list_calls(fake) == [(0, 100), (100, 100), (200, 100)]
@@ -380,7 +413,9 @@ async def test_error_mid_walk_raises_after_earlier_pages_with_prefetch() -> None
 
     async with client_of(fake) as client:
         with pytest.raises(ServerError):
-            await drain_into(client.iter_campaign_callbacks(CAMPAIGN, prefetch=4), got)
+            await drain_into(
+                client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), prefetch=4), got
+            )
     failed = [e for e in fake.requests if e.status == 500]
     assert len(failed) == 1
     failed_offset = int(failed[0].params("offset")[0])
@@ -393,12 +428,12 @@ async def test_records_and_pages_on_one_iterator_raise_runtime_error() -> None:
     """One client iterator serves records or pages(), not both."""
     fake = fake_with(10)
     async with client_of(fake) as client:
-        it = client.iter_campaign_callbacks(CAMPAIGN)
+        it = client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN))
         async for _cb in it:
             break
         with pytest.raises(RuntimeError, match="not both"):
             it.pages()
-        other = client.iter_tenant_callbacks()
+        other = client.iter_callbacks(CallbackFilter.tenant())
         other.pages()
         with pytest.raises(RuntimeError, match="not both"):
             other.__aiter__()
@@ -423,7 +458,7 @@ async def test_invalid_arguments_are_refused_before_any_request(
     name = next(iter(kwargs))
     async with client_of(fake) as client:
         with pytest.raises(error, match=name):
-            client.iter_campaign_callbacks(CAMPAIGN, **kwargs)  # type: ignore[arg-type]
+            client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), **kwargs)  # type: ignore[arg-type]
         with pytest.raises(error, match=name):
-            client.iter_tenant_callbacks(**kwargs)  # type: ignore[arg-type]
+            client.iter_callbacks(CallbackFilter.tenant(), **kwargs)  # type: ignore[arg-type]
     assert fake.requests == []

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import anyio
 import pytest
-from test_paging import DATA, ListFetch, make_record, random_ticks
+from _support import ListFetch, numbered, random_ticks
 
 from ameyo_callbacks import CallbackIterator, CustomerCallback
 from ameyo_callbacks.exceptions import ServerError
+
+DATA = tuple(numbered(i, user=None) for i in range(1000))
 
 
 async def walk(it: CallbackIterator) -> list[CustomerCallback]:
@@ -75,11 +77,7 @@ async def test_exception_in_body_propagates_unwrapped_and_stops_requests() -> No
     with pytest.raises(KeyError):
         await drain(CallbackIterator(fetch, page_size=20, prefetch=4), got, stop_at=50)
     assert got == list(DATA[:50])
-    assert fetch.in_flight == 0
-    calls = len(fetch.calls)
-    for _ in range(20):
-        await anyio.sleep(0)
-    assert len(fetch.calls) == calls
+    await fetch.assert_quiet(20)
 
 
 async def test_cancellation_stops_the_producer() -> None:
@@ -119,7 +117,7 @@ async def test_server_serving_smaller_pages_is_followed() -> None:
 
 async def test_entering_after_the_end_starts_nothing() -> None:
     """An iterator with max_items=0 entered with ``async with`` sends no request."""
-    fetch = ListFetch([make_record(1)])
+    fetch = ListFetch([numbered(1, user=None)])
     assert await walk(CallbackIterator(fetch, max_items=0)) == []
     assert fetch.calls == []
 

@@ -8,7 +8,7 @@ import anyio
 import psutil
 import pytest
 
-from ameyo_callbacks import AmeyoCallbacksClient
+from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter
 from ameyo_callbacks.testing import FakeAmeyo, serve
 
 pytestmark = pytest.mark.integration
@@ -34,7 +34,7 @@ async def test_break_leaves_no_request_running_and_close_leaves_no_connection(
         port = urlsplit(url).port
         assert port is not None
         async with AmeyoCallbacksClient(url, session_id=fake.session_id, http_backend=backend) as c:
-            walk = c.iter_campaign_callbacks(6, page_size=50, prefetch=4)
+            walk = c.iter_callbacks(CallbackFilter.campaign(6), page_size=50, prefetch=4)
             seen = 0
             if piped:
                 async with walk:

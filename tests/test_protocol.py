@@ -4,20 +4,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.utils import format_datetime, formatdate
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 import pytest
+from _support import (
+    BASE,
+    CALLBACK_ID,
+    CALLBACKS_PREFIX,
+    SAMPLE_MS,
+    SESSION,
+    TENANT_PATH,
+    TOKEN,
+    spec_record,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ameyo_callbacks._convert import make_converter
-from ameyo_callbacks._models import CustomerCallback
+from ameyo_callbacks import (
+    AmeyoError,
+    APIError,
+    AuthenticationError,
+    CallbackFilter,
+    CallbackNotFoundError,
+    CustomerCallback,
+    RateLimitedError,
+    ResponseFormatError,
+    ServerError,
+    make_converter,
+)
 from ameyo_callbacks._protocol import (
-    CALLBACKS_PREFIX,
     DEFAULT_LOGIN_PATH,
     MAX_LIMIT,
     NOT_FOUND_KEY,
@@ -28,55 +47,25 @@ from ameyo_callbacks._protocol import (
     build_list_request,
     build_login_request,
     check_callback_id,
-    check_campaign_id,
-    check_filters,
     decode_delete_response,
     decode_error,
     decode_list_response,
     decode_login_response,
     parse_retry_after,
     scrub,
-)
-from ameyo_callbacks.exceptions import (
-    AmeyoError,
-    APIError,
-    AuthenticationError,
-    CallbackNotFoundError,
-    RateLimitedError,
-    ResponseFormatError,
-    ServerError,
+    tenant_list_path,
 )
 
 NOW = 1_700_000_000.0  # the decoders' clock, epoch seconds
-BASE = "http://ameyo.example:8888"
-CALLBACK_ID = "d810-59423051-cm-0"
-SAMPLE_MS = 1521539038782
-SESSION = "5e55-10n1d-c0ffee-7f3a"
-TOKEN = "t0ken-abcdef-123456"
 CONVERTER = make_converter()
-
 LIST_SPEC = build_list_request(
-    method="POST",
-    path=f"{CALLBACKS_PREFIX}/getFiltered",
-    campaign_id=6,
-    limit=1,
-    offset=0,
-    filters=check_filters(),
+    method="POST", tenant_path=TENANT_PATH, where=CallbackFilter.campaign(6), limit=1, offset=0
 )
 DELETE_SPEC = build_delete_request(CALLBACK_ID)
 LOGIN_SPEC = build_login_request(
     path=DEFAULT_LOGIN_PATH, user_id="admin", token=TOKEN, domain="ameyo", force_login=True
 )
-SPEC_RECORD: dict[str, Any] = {
-    "customerCallbackId": CALLBACK_ID,
-    "campaignId": 6,
-    "callbackTime": SAMPLE_MS,
-    "selfCallback": False,
-    "userId": "Stieve",
-    "phone": "9876543210",
-    "customerId": 42,
-    "dateAdded": SAMPLE_MS,
-}
+SPEC_RECORD = spec_record()
 NOT_FOUND_INFO = json.dumps([NOT_FOUND_KEY, CALLBACK_ID])  # '["CallBackManager...", "d810-..."]'
 HTML_500 = (
     b"<html><head><title>Error 500</title></head>"
@@ -479,17 +468,17 @@ def test_scrub_replaces_every_secret() -> None:
 
 def test_list_request_carries_spec_sample_in_spec_order() -> None:
     """getFiltered: limit, campaignId, offset, then every filter, with the spec's sample values."""
-    filters = check_filters(
+    where = CallbackFilter.campaign(
+        6,
         user_ids=["Stieve"],
         from_date_added=SAMPLE_MS,
         to_date_added=SAMPLE_MS,
         from_date_scheduled=SAMPLE_MS,
         to_date_scheduled=SAMPLE_MS,
-        info=False,
     )
     path = f"{CALLBACKS_PREFIX}/getFiltered"
     spec = build_list_request(
-        method="POST", path=path, campaign_id=6, limit=1, offset=0, filters=filters
+        method="POST", tenant_path=TENANT_PATH, where=where, limit=1, offset=0, info=False
     )
     assert (spec.kind, spec.method, spec.path, spec.body) == ("list", "POST", path, None)
     assert spec.params == (
@@ -509,11 +498,10 @@ def test_user_ids_are_repeated_parameters() -> None:
     """userIds is sent once per user, in order, not comma-joined."""
     spec = build_list_request(
         method="GET",
-        path="/x",
-        campaign_id=6,
+        tenant_path=TENANT_PATH,
+        where=CallbackFilter.campaign(6, user_ids=("Stieve", "ravi", "Stieve")),
         limit=MAX_LIMIT,
         offset=200,
-        filters=check_filters(user_ids=("Stieve", "ravi", "Stieve")),
     )
     url = httpx.URL(BASE + spec.path, params=spec.params)
     assert (
@@ -524,34 +512,57 @@ def test_user_ids_are_repeated_parameters() -> None:
 def test_unset_filters_are_left_out() -> None:
     """With no filters only limit, campaignId and offset are sent."""
     assert LIST_SPEC.params == (("limit", "1"), ("campaignId", "6"), ("offset", "0"))
-    assert check_filters().params() == []
 
 
 @pytest.mark.parametrize(
     ("info", "expected"), [(None, []), (True, [("info", "true")]), (False, [("info", "false")])]
 )
 def test_info_is_sent_only_when_given(info: bool | None, expected: list[tuple[str, str]]) -> None:
-    """info goes on the wire only when the caller set it (some servers answer 405 to it)."""
-    assert check_filters(info=info).params() == expected
+    """info goes on the wire, last, only when the caller set it (some servers answer 405 to it)."""
+    spec = build_list_request(
+        method="POST",
+        tenant_path=TENANT_PATH,
+        where=CallbackFilter.campaign(6, user_ids=["asha"]),
+        limit=1,
+        offset=0,
+        info=info,
+    )
+    base = [("limit", "1"), ("campaignId", "6"), ("offset", "0"), ("userIds", "asha")]
+    assert list(spec.params) == base + expected
 
 
 def test_tenant_list_has_no_campaign_id() -> None:
-    """The tenant list (campaign_id None) sends limit and offset only."""
+    """The tenant list goes to tenant_path and sends limit and offset only."""
     spec = build_list_request(
-        method="POST", path="/t", campaign_id=None, limit=5, offset=10, filters=check_filters()
+        method="POST", tenant_path="/t", where=CallbackFilter.tenant(), limit=5, offset=10
     )
+    assert spec.path == "/t"
     assert spec.params == (("limit", "5"), ("offset", "10"))
 
 
-def test_datetime_filters_become_epoch_milliseconds() -> None:
-    """Aware datetimes in any zone become the epoch ms of the same instant."""
-    utc = datetime(2018, 3, 20, 9, 43, 58, 782000, tzinfo=timezone.utc)
-    ist = utc.astimezone(timezone(timedelta(hours=5, minutes=30)))
-    filters = check_filters(from_date_scheduled=utc, to_date_scheduled=ist)
-    assert filters.params() == [
-        ("fromDateScheduled", "1521539038782"),
-        ("toDateScheduled", "1521539038782"),
-    ]
+def test_campaign_list_goes_to_get_filtered_whatever_the_tenant_path() -> None:
+    """A campaign filter always calls getFiltered; tenant_path only places the tenant list."""
+    assert LIST_SPEC.path == f"{CALLBACKS_PREFIX}/getFiltered"
+
+
+@pytest.mark.parametrize(
+    ("setting", "path"),
+    [
+        ("getTenantUserCallbacks", TENANT_PATH),
+        ("getTenantUserCallbacks/", TENANT_PATH),
+        ("/custom/tenantList/", "/custom/tenantList"),
+    ],
+)
+def test_tenant_list_path_places_a_segment_below_the_prefix(setting: str, path: str) -> None:
+    """A relative tenant path goes below the callbacks prefix; an absolute one is kept."""
+    assert tenant_list_path(setting) == path
+
+
+@pytest.mark.parametrize("setting", ["", "/", "//"])
+def test_tenant_list_path_refuses_an_empty_path(setting: str) -> None:
+    """An empty tenant path is a ValueError naming tenant_callbacks_path."""
+    with pytest.raises(ValueError, match="tenant_callbacks_path"):
+        tenant_list_path(setting)
 
 
 def test_delete_request_for_spec_sample() -> None:
@@ -634,11 +645,10 @@ def test_login_request_without_domain_leaves_it_out() -> None:
 def _list_with(**changes: Any) -> RequestSpec:
     kwargs: dict[str, Any] = {
         "method": "POST",
-        "path": "/x",
-        "campaign_id": 6,
+        "tenant_path": TENANT_PATH,
+        "where": CallbackFilter.campaign(6),
         "limit": 1,
         "offset": 0,
-        "filters": check_filters(),
         **changes,
     }
     return build_list_request(**kwargs)
@@ -656,17 +666,13 @@ def _list_with(**changes: Any) -> RequestSpec:
         ({"offset": -1}, ValueError, "offset"),
         ({"offset": False}, TypeError, "offset"),
         ({"offset": 0.0}, TypeError, "offset"),
-        ({"campaign_id": 0}, ValueError, "campaign_id"),
-        ({"campaign_id": -1}, ValueError, "campaign_id"),
-        ({"campaign_id": True}, TypeError, "campaign_id"),
-        ({"campaign_id": "6"}, TypeError, "campaign_id"),
     ],
     ids=lambda v: repr(v) if isinstance(v, dict) else None,
 )
 def test_bad_list_arguments_are_named(
     changes: dict[str, Any], exc: type[Exception], name: str
 ) -> None:
-    """A bad limit, offset or campaign id raises ValueError/TypeError naming the argument."""
+    """A bad limit or offset raises ValueError/TypeError naming the argument."""
     with pytest.raises(exc, match=rf"\b{name}\b"):
         _list_with(**changes)
 
@@ -675,16 +681,6 @@ def test_bad_list_arguments_are_named(
 def test_limit_bounds_are_inclusive(limit: int) -> None:
     """limit 1 and limit 100 are both accepted."""
     assert _list_with(limit=limit).params[0] == ("limit", str(limit))
-
-
-@pytest.mark.parametrize(
-    ("value", "exc"), [(0, ValueError), (-1, ValueError), (True, TypeError), ("6", TypeError)]
-)
-def test_check_campaign_id_refuses_non_positive_ints(value: object, exc: type[Exception]) -> None:
-    """A campaign id is a positive int, not a bool or a numeric string."""
-    with pytest.raises(exc, match="campaign_id"):
-        check_campaign_id(value)
-    assert check_campaign_id(6) == 6
 
 
 @pytest.mark.parametrize(
@@ -704,75 +700,6 @@ def test_bad_callback_id_is_named(value: object, exc: type[Exception]) -> None:
         check_callback_id(value)
     with pytest.raises(exc, match="customer_callback_id"):
         build_delete_request(value)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("what", ["added", "scheduled"])
-@pytest.mark.parametrize(
-    ("low", "high"),
-    [
-        (SAMPLE_MS + 1, SAMPLE_MS),
-        (datetime(2020, 1, 2, tzinfo=timezone.utc), datetime(2020, 1, 1, tzinfo=timezone.utc)),
-        (datetime(2020, 1, 1, 0, 0, 1, tzinfo=timezone.utc), 1577836800000),
-    ],
-)
-def test_from_date_after_to_date_is_refused(what: str, low: Any, high: Any) -> None:
-    """A from_* bound after its to_* bound raises ValueError naming both."""
-    with pytest.raises(ValueError, match=rf"from_date_{what} .* to_date_{what}"):
-        check_filters(**{f"from_date_{what}": low, f"to_date_{what}": high})
-
-
-def test_equal_from_and_to_dates_are_accepted() -> None:
-    """A window of one instant (from == to) is valid."""
-    filters = check_filters(from_date_added=SAMPLE_MS, to_date_added=SAMPLE_MS)
-    assert (filters.from_date_added, filters.to_date_added) == (SAMPLE_MS, SAMPLE_MS)
-
-
-DATE_ARGS = ["from_date_added", "to_date_added", "from_date_scheduled", "to_date_scheduled"]
-
-
-@pytest.mark.parametrize("name", DATE_ARGS)
-def test_naive_datetime_filter_is_refused(name: str) -> None:
-    """A naive datetime bound raises ValueError naming the argument."""
-    with pytest.raises(ValueError, match=rf"{name} is a naive datetime"):
-        check_filters(**{name: datetime(2020, 1, 1)})
-
-
-@pytest.mark.parametrize("name", DATE_ARGS)
-@pytest.mark.parametrize("value", [1.5e12, "1521539038782", True])
-def test_date_filter_of_wrong_type_is_refused(name: str, value: object) -> None:
-    """A date bound that is neither an aware datetime nor an int raises TypeError naming it."""
-    with pytest.raises(TypeError, match=name):
-        check_filters(**{name: value})
-
-
-@pytest.mark.parametrize(
-    ("user_ids", "exc"),
-    [
-        ("Stieve", TypeError),
-        (b"Stieve", TypeError),
-        (5, TypeError),
-        (["Stieve", ""], ValueError),
-        (["Stieve", "  "], ValueError),
-        (["Stieve", 5], TypeError),
-        (["Stieve", None], TypeError),
-    ],
-)
-def test_bad_user_ids_are_named(user_ids: object, exc: type[Exception]) -> None:
-    """user_ids must be an iterable of non-blank strings; the error names user_ids."""
-    with pytest.raises(exc, match="user_ids"):
-        check_filters(user_ids=user_ids)  # type: ignore[arg-type]
-
-
-def test_user_ids_from_any_iterable() -> None:
-    """user_ids may be any iterable of strings, such as a generator."""
-    assert check_filters(user_ids=(u for u in ["a", "b"])).user_ids == ("a", "b")
-
-
-@pytest.mark.parametrize("info", ["true", 1])
-def test_non_bool_info_is_refused(info: object) -> None:
-    """info must be a bool or None."""
-    with pytest.raises(TypeError, match="info"):
-        check_filters(info=info)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from ameyo_callbacks import AmeyoCallbacksClient, LoginSession
+from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter, LoginSession
 from ameyo_callbacks.testing import FakeAmeyo, Fault, FaultPlan, serve
 
 pytestmark = pytest.mark.integration
@@ -42,7 +42,10 @@ async def test_faulty_walk_yields_every_record_once_and_logs_no_secret(
         session = LoginSession("agent", TOKEN)
         # Default settings but the read timeout, which the slow fault must outlast.
         async with AmeyoCallbacksClient(url, session_id=session, timeout=1.0) as client:
-            ids = [cb.customer_callback_id async for cb in client.iter_campaign_callbacks(6)]
+            ids = [
+                cb.customer_callback_id
+                async for cb in client.iter_callbacks(CallbackFilter.campaign(6))
+            ]
 
     faulted = [entry for entry in fake.requests if entry.fault is not None]
     assert len(faulted) >= 20, "the plan must actually have injected faults"

@@ -8,7 +8,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any
 
@@ -17,38 +17,30 @@ import httpx
 import pytest
 import respx
 import stamina
+from _support import BASE, CALLBACK_ID, CAMPAIGN_PATH, DELETE_PATH, SESSION, spec_record
 
-from ameyo_callbacks._client import AmeyoCallbacksClient, _maybe_done
-from ameyo_callbacks._protocol import CALLBACKS_PREFIX, NOT_FOUND_KEY
-from ameyo_callbacks._retry import BackoffGate, RetryDecision, RetryPolicy, decide
-from ameyo_callbacks.exceptions import (
+from ameyo_callbacks import (
+    AmeyoCallbacksClient,
     AmeyoError,
     APIError,
     AuthenticationError,
+    BackoffGate,
+    CallbackFilter,
     CallbackNotFoundError,
     RateLimitedError,
     ResponseFormatError,
+    RetryPolicy,
     ServerError,
     TransportError,
 )
+from ameyo_callbacks._protocol import NOT_FOUND_KEY, build_delete_request
+from ameyo_callbacks._retry import RetryDecision, decide
+from ameyo_callbacks._transport import classify
 from ameyo_callbacks.testing import FakeAmeyo, Fault
 
-BASE = "http://ameyo.test:8888"
-LIST_PATH = f"{CALLBACKS_PREFIX}/getFiltered"
-CALLBACK_ID = "d810-59423051-cm-0"
-DELETE_PATH = f"{CALLBACKS_PREFIX}/{CALLBACK_ID}"
-SESSION = "5e55-10n1d-c0ffee-7f3a"
-SAMPLE_MS = 1521539038782
-RECORD: dict[str, Any] = {
-    "customerCallbackId": CALLBACK_ID,
-    "campaignId": 6,
-    "callbackTime": SAMPLE_MS,
-    "selfCallback": False,
-    "userId": "Stieve",
-    "phone": "9876543210",
-    "customerId": 42,
-    "dateAdded": SAMPLE_MS,
-}
+pytestmark = pytest.mark.usefixtures("zero_backoff")
+LIST_PATH = CAMPAIGN_PATH
+RECORD = spec_record()
 HTML_500 = b"<html><body><h1>HTTP Status 500 - Internal Server Error</h1></body></html>"
 NOT_FOUND = {
     "message": None,
@@ -108,19 +100,6 @@ async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
         await asyncio.sleep(0)
 
 
-@pytest.fixture(autouse=True)
-def zero_backoff() -> Iterator[None]:
-    """Stamina's back-off sleeps become 0; the policy's own attempt count still applies."""
-    with stamina.set_testing(True, attempts=1000, cap=True):
-        yield
-
-
-@pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
-
-
 def make_client(**kwargs: Any) -> AmeyoCallbacksClient:
     kwargs.setdefault("session_id", SESSION)
     return AmeyoCallbacksClient(BASE, http_backend="httpx", **kwargs)
@@ -132,7 +111,7 @@ def ok_list() -> httpx.Response:
 
 async def list_once(**kwargs: Any) -> Any:
     async with make_client(**kwargs) as client:
-        return await client.get_campaign_callbacks(6, limit=10)
+        return await client.get_callbacks(CallbackFilter.campaign(6), limit=10)
 
 
 async def delete_once(**kwargs: Any) -> None:
@@ -160,10 +139,22 @@ def test_policy_none_sends_once() -> None:
     assert RetryPolicy.none().attempts == 1
 
 
-@pytest.mark.parametrize("attempts", [0, -1, 1.5, True, "3", None])
-def test_policy_rejects_attempts_that_are_not_a_positive_int(attempts: Any) -> None:
-    """attempts must be an int >= 1 (bool and float refused)."""
-    with pytest.raises(ValueError, match="attempts must be an int >= 1"):
+@pytest.mark.parametrize(
+    ("attempts", "exc", "message"),
+    [
+        (0, ValueError, "attempts must be >= 1"),
+        (-1, ValueError, "attempts must be >= 1"),
+        (1.5, TypeError, "attempts must be an int"),
+        (True, TypeError, "attempts must be an int"),
+        ("3", TypeError, "attempts must be an int"),
+        (None, TypeError, "attempts must be an int"),
+    ],
+)
+def test_policy_rejects_attempts_that_are_not_a_positive_int(
+    attempts: Any, exc: type[Exception], message: str
+) -> None:
+    """attempts must be an int (bool and float refused: TypeError) >= 1 (ValueError)."""
+    with pytest.raises(exc, match=message):
         RetryPolicy(attempts=attempts)
 
 
@@ -305,9 +296,9 @@ def test_decide_gives_up_on_retry_after_above_the_cap() -> None:
         pytest.param(httpx.Response(200, content=b"\xff\xfe{]garbage"), id="200-garbled"),
     ],
 )
-async def test_list_failure_is_retried(api: respx.MockRouter, first: Any) -> None:
+async def test_list_failure_is_retried(router: respx.MockRouter, first: Any) -> None:
     """A retryable failure of a list call is followed by a second send that succeeds."""
-    route = api.post(LIST_PATH).mock(side_effect=[first, ok_list()])
+    route = router.post(LIST_PATH).mock(side_effect=[first, ok_list()])
     records = await list_once(retry=NO_WAIT)
     assert route.call_count == 2
     assert [r.customer_callback_id for r in records] == [CALLBACK_ID]
@@ -337,10 +328,10 @@ async def test_list_failure_is_retried(api: respx.MockRouter, first: Any) -> Non
     ],
 )
 async def test_list_failure_is_not_retried(
-    api: respx.MockRouter, answer: httpx.Response, error: type[AmeyoError]
+    router: respx.MockRouter, answer: httpx.Response, error: type[AmeyoError]
 ) -> None:
     """4xx other than 429, 512 and Ameyo envelopes end the call after one send."""
-    route = api.post(LIST_PATH).mock(side_effect=[answer, ok_list()])
+    route = router.post(LIST_PATH).mock(side_effect=[answer, ok_list()])
     with pytest.raises(error) as info:
         await list_once(retry=NO_WAIT)
     assert route.call_count == 1
@@ -348,9 +339,9 @@ async def test_list_failure_is_not_retried(
     assert "attempts" not in str(info.value)
 
 
-async def test_delete_undecodable_ok_is_not_retried(api: respx.MockRouter) -> None:
+async def test_delete_undecodable_ok_is_not_retried(router: respx.MockRouter) -> None:
     """A DELETE's 2xx with an unexpected body: ResponseFormatError after one send (maybe done)."""
-    route = api.delete(DELETE_PATH).mock(
+    route = router.delete(DELETE_PATH).mock(
         side_effect=[
             httpx.Response(200, text="<html>welcome</html>"),
             httpx.Response(200, text="OK"),
@@ -364,33 +355,35 @@ async def test_delete_undecodable_ok_is_not_retried(api: respx.MockRouter) -> No
 @pytest.mark.parametrize(
     "call",
     [
-        pytest.param(lambda c: c.get_campaign_callbacks(0), id="campaign-0"),
-        pytest.param(lambda c: c.get_campaign_callbacks(6, limit=500), id="limit-500"),
+        pytest.param(lambda c: c.get_callbacks(CallbackFilter.campaign(0)), id="campaign-0"),
+        pytest.param(
+            lambda c: c.get_callbacks(CallbackFilter.campaign(6), limit=500), id="limit-500"
+        ),
         pytest.param(lambda c: c.delete_callback(""), id="blank-id"),
     ],
 )
-async def test_argument_errors_send_nothing(api: respx.MockRouter, call: Any) -> None:
+async def test_argument_errors_send_nothing(router: respx.MockRouter, call: Any) -> None:
     """Argument mistakes raise ValueError before any request, and are not retried."""
-    route = api.route().mock(return_value=ok_list())
+    route = router.route().mock(return_value=ok_list())
     async with make_client(retry=NO_WAIT) as client:
         with pytest.raises(ValueError):
             await call(client)
     assert route.call_count == 0
 
 
-async def test_policy_none_turns_retries_off(api: respx.MockRouter) -> None:
+async def test_policy_none_turns_retries_off(router: respx.MockRouter) -> None:
     """With RetryPolicy.none() a 503 is raised after one send."""
-    route = api.post(LIST_PATH).mock(side_effect=[httpx.Response(503), ok_list()])
+    route = router.post(LIST_PATH).mock(side_effect=[httpx.Response(503), ok_list()])
     with pytest.raises(ServerError) as info:
         await list_once(retry=RetryPolicy.none())
     assert route.call_count == 1
     assert info.value.attempts == 1
 
 
-async def test_default_policy_sends_six_times_then_gives_up(api: respx.MockRouter) -> None:
+async def test_default_policy_sends_six_times_then_gives_up(router: respx.MockRouter) -> None:
     """The default policy sends a failing call six times, then raises the last error."""
     statuses = [503, 502, 504, 429, 503, 502]
-    route = api.post(LIST_PATH).mock(side_effect=[httpx.Response(s) for s in statuses])
+    route = router.post(LIST_PATH).mock(side_effect=[httpx.Response(s) for s in statuses])
     with pytest.raises(ServerError) as info:
         await list_once()
     assert route.call_count == 6
@@ -399,9 +392,11 @@ async def test_default_policy_sends_six_times_then_gives_up(api: respx.MockRoute
     assert "(after 6 attempts)" in str(info.value)
 
 
-async def test_exhausted_transport_errors_report_attempts(api: respx.MockRouter) -> None:
+async def test_exhausted_transport_errors_report_attempts(router: respx.MockRouter) -> None:
     """Three dropped connections give a TransportError carrying attempts=3."""
-    route = api.post(LIST_PATH).mock(side_effect=httpx.RemoteProtocolError("server disconnected"))
+    route = router.post(LIST_PATH).mock(
+        side_effect=httpx.RemoteProtocolError("server disconnected")
+    )
     with pytest.raises(TransportError) as info:
         await list_once(retry=NO_WAIT)
     assert route.call_count == 3
@@ -410,9 +405,9 @@ async def test_exhausted_transport_errors_report_attempts(api: respx.MockRouter)
     assert "after 3 attempts" in str(info.value)
 
 
-async def test_time_budget_ends_the_retries(api: respx.MockRouter) -> None:
+async def test_time_budget_ends_the_retries(router: respx.MockRouter) -> None:
     """RetryPolicy.timeout bounds a call's retries and waits, whatever attempts says."""
-    route = api.post(LIST_PATH).mock(return_value=httpx.Response(503))
+    route = router.post(LIST_PATH).mock(return_value=httpx.Response(503))
     policy = RetryPolicy(attempts=100, timeout=0.1, wait_initial=0.03, wait_max=0.03, wait_jitter=0)
     started = time.perf_counter()
     with stamina.set_testing(False), pytest.raises(ServerError) as info:
@@ -426,7 +421,7 @@ async def test_time_budget_ends_the_retries(api: respx.MockRouter) -> None:
 # Retry-After
 
 
-async def test_retry_after_seconds_is_waited_on_the_clock(api: respx.MockRouter) -> None:
+async def test_retry_after_seconds_is_waited_on_the_clock(router: respx.MockRouter) -> None:
     """Retry-After: 7 -> the client sleeps 7 s on its clock between the two sends."""
     log: list[tuple[str, float]] = []
     clock = FakeClock(log=log)
@@ -437,16 +432,16 @@ async def test_retry_after_seconds_is_waited_on_the_clock(api: respx.MockRouter)
             return httpx.Response(429, headers={"Retry-After": "7"})
         return ok_list()
 
-    api.post(LIST_PATH).mock(side_effect=server)
+    router.post(LIST_PATH).mock(side_effect=server)
     await list_once(retry=NO_WAIT, clock=clock)
     assert log == [("send", 1000.0), ("sleep", 7.0), ("send", 1007.0)]
 
 
-async def test_retry_after_http_date_is_waited_on_the_clock(api: respx.MockRouter) -> None:
+async def test_retry_after_http_date_is_waited_on_the_clock(router: respx.MockRouter) -> None:
     """Retry-After as an HTTP date 30 s ahead -> a sleep of about 30 s before the next send."""
     clock = FakeClock()
     when = formatdate(time.time() + 30, usegmt=True)
-    route = api.post(LIST_PATH).mock(
+    route = router.post(LIST_PATH).mock(
         side_effect=[httpx.Response(503, headers={"Retry-After": when}), ok_list()]
     )
     await list_once(retry=NO_WAIT, clock=clock)
@@ -455,10 +450,10 @@ async def test_retry_after_http_date_is_waited_on_the_clock(api: respx.MockRoute
     assert 28.0 < clock.sleeps[0] <= 30.0
 
 
-async def test_retry_after_replaces_the_computed_backoff(api: respx.MockRouter) -> None:
+async def test_retry_after_replaces_the_computed_backoff(router: respx.MockRouter) -> None:
     """With Retry-After the stamina back-off is skipped: only the server's wait is slept."""
     clock = FakeClock()
-    route = api.post(LIST_PATH).mock(
+    route = router.post(LIST_PATH).mock(
         side_effect=[httpx.Response(429, headers={"Retry-After": "3"}), ok_list()]
     )
     policy = RetryPolicy(attempts=2, wait_initial=0.5, wait_max=0.5, wait_jitter=0)
@@ -470,10 +465,10 @@ async def test_retry_after_replaces_the_computed_backoff(api: respx.MockRouter) 
     assert route.call_count == 2
 
 
-async def test_retry_after_above_the_cap_gives_up_at_once(api: respx.MockRouter) -> None:
+async def test_retry_after_above_the_cap_gives_up_at_once(router: respx.MockRouter) -> None:
     """Retry-After above max_retry_after -> RateLimitedError with retry_after, after one send."""
     clock = FakeClock()
-    route = api.post(LIST_PATH).mock(
+    route = router.post(LIST_PATH).mock(
         side_effect=[httpx.Response(429, headers={"Retry-After": "3600"}), ok_list()]
     )
     with pytest.raises(RateLimitedError) as info:
@@ -484,10 +479,10 @@ async def test_retry_after_above_the_cap_gives_up_at_once(api: respx.MockRouter)
     assert clock.sleeps == []
 
 
-async def test_max_retry_after_is_configurable(api: respx.MockRouter) -> None:
+async def test_max_retry_after_is_configurable(router: respx.MockRouter) -> None:
     """A larger max_retry_after honours a Retry-After the default cap refuses."""
     clock = FakeClock()
-    route = api.post(LIST_PATH).mock(
+    route = router.post(LIST_PATH).mock(
         side_effect=[httpx.Response(429, headers={"Retry-After": "120"}), ok_list()]
     )
     await list_once(retry=RetryPolicy(max_retry_after=300), clock=clock)
@@ -510,28 +505,30 @@ async def test_max_retry_after_is_configurable(api: respx.MockRouter) -> None:
     ],
 )
 async def test_lost_answer_then_not_found_counts_as_deleted(
-    api: respx.MockRouter, first: Any
+    router: respx.MockRouter, first: Any
 ) -> None:
     """An attempt whose answer was lost, then 512 not-found: the first attempt deleted it."""
-    route = api.delete(DELETE_PATH).mock(side_effect=[first, httpx.Response(512, json=NOT_FOUND)])
+    route = router.delete(DELETE_PATH).mock(
+        side_effect=[first, httpx.Response(512, json=NOT_FOUND)]
+    )
     async with make_client(retry=NO_WAIT) as client:
         result = await client.delete_callback(CALLBACK_ID)  # type: ignore[func-returns-value]
     assert result is None
     assert route.call_count == 2
 
 
-async def test_delete_not_found_alone_raises(api: respx.MockRouter) -> None:
+async def test_delete_not_found_alone_raises(router: respx.MockRouter) -> None:
     """A DELETE whose only answer is 512 not-found raises CallbackNotFoundError, sent once."""
-    route = api.delete(DELETE_PATH).mock(return_value=httpx.Response(512, json=NOT_FOUND))
+    route = router.delete(DELETE_PATH).mock(return_value=httpx.Response(512, json=NOT_FOUND))
     with pytest.raises(CallbackNotFoundError) as info:
         await delete_once(retry=NO_WAIT)
     assert route.call_count == 1
     assert info.value.callback_id == CALLBACK_ID
 
 
-async def test_delete_unavailable_then_not_found_raises(api: respx.MockRouter) -> None:
+async def test_delete_unavailable_then_not_found_raises(router: respx.MockRouter) -> None:
     """A 503 means the server did not act: a not-found retry after it is still an error."""
-    route = api.delete(DELETE_PATH).mock(
+    route = router.delete(DELETE_PATH).mock(
         side_effect=[httpx.Response(503), httpx.Response(512, json=NOT_FOUND)]
     )
     with pytest.raises(CallbackNotFoundError) as info:
@@ -547,9 +544,11 @@ async def test_delete_unavailable_then_not_found_raises(api: respx.MockRouter) -
         pytest.param(httpx.ConnectTimeout("no route"), id="connect-timeout"),
     ],
 )
-async def test_never_connected_then_not_found_raises(api: respx.MockRouter, first: Any) -> None:
+async def test_never_connected_then_not_found_raises(router: respx.MockRouter, first: Any) -> None:
     """A connection never made sent nothing: a not-found retry after it is still an error."""
-    route = api.delete(DELETE_PATH).mock(side_effect=[first, httpx.Response(512, json=NOT_FOUND)])
+    route = router.delete(DELETE_PATH).mock(
+        side_effect=[first, httpx.Response(512, json=NOT_FOUND)]
+    )
     with pytest.raises(CallbackNotFoundError):
         await delete_once(retry=NO_WAIT)
     assert route.call_count == 2
@@ -557,19 +556,23 @@ async def test_never_connected_then_not_found_raises(api: respx.MockRouter, firs
 
 def test_aiohttp_connector_error_counts_as_never_sent() -> None:
     """Through the aiohttp transport, a refused connection is told apart from a dropped one."""
+    spec = build_delete_request("d810-1")
 
     def mapped(origin: BaseException) -> TransportError:
         # httpx_aiohttp maps every aiohttp connection error to ConnectTimeout.
         cause = httpx.ConnectTimeout(str(origin))
         cause.__cause__ = origin
-        return TransportError("failed", cause=cause)
+        error = classify(cause, spec=spec, where="h:1")
+        assert error is not None
+        return error
 
     refused = aiohttp.ClientConnectorError(
         aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None),
         OSError(111, "refused"),
     )
-    assert not _maybe_done(mapped(refused))
-    assert _maybe_done(mapped(aiohttp.ServerDisconnectedError()))
+    assert (mapped(refused).kind, mapped(refused).request_sent) == ("connection_refused", False)
+    dropped = mapped(aiohttp.ServerDisconnectedError())
+    assert (dropped.kind, dropped.request_sent) == ("connection_lost", True)
 
 
 # --------------------------------------------------------------------------
@@ -577,11 +580,11 @@ def test_aiohttp_connector_error_counts_as_never_sent() -> None:
 
 
 async def test_logs_each_attempt_and_each_retry(
-    api: respx.MockRouter, caplog: pytest.LogCaptureFixture
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
     """One DEBUG line per attempt (method, path, status, ms) and one WARNING per retry."""
     caplog.set_level(logging.DEBUG, logger="ameyo_callbacks")
-    api.post(LIST_PATH).mock(
+    router.post(LIST_PATH).mock(
         side_effect=[httpx.ConnectError("refused"), httpx.Response(503), ok_list()]
     )
     await list_once(retry=NO_WAIT)
@@ -600,11 +603,11 @@ async def test_logs_each_attempt_and_each_retry(
 
 
 async def test_retry_warning_names_the_retry_after_wait(
-    api: respx.MockRouter, caplog: pytest.LogCaptureFixture
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The WARNING of a Retry-After retry gives the server's wait, not a back-off."""
     caplog.set_level(logging.DEBUG, logger="ameyo_callbacks")
-    api.post(LIST_PATH).mock(
+    router.post(LIST_PATH).mock(
         side_effect=[httpx.Response(429, headers={"Retry-After": "4"}), ok_list()]
     )
     await list_once(retry=NO_WAIT, clock=FakeClock())
@@ -619,11 +622,11 @@ async def test_retry_warning_names_the_retry_after_wait(
 
 
 async def test_no_warning_when_nothing_is_retried(
-    api: respx.MockRouter, caplog: pytest.LogCaptureFixture
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An error that is not retried logs its one attempt and no retry WARNING."""
     caplog.set_level(logging.DEBUG, logger="ameyo_callbacks")
-    api.post(LIST_PATH).mock(return_value=httpx.Response(400, json={"message": "InvalidInput"}))
+    router.post(LIST_PATH).mock(return_value=httpx.Response(400, json={"message": "InvalidInput"}))
     with pytest.raises(APIError):
         await list_once(retry=NO_WAIT)
     levels = [r.levelno for r in caplog.records if r.name == "ameyo_callbacks"]
@@ -688,7 +691,7 @@ async def test_gate_wait_loops_when_deferred_meanwhile() -> None:
     assert clock.time == 1009.0
 
 
-async def test_retry_after_holds_the_other_requests_of_the_client(api: respx.MockRouter) -> None:
+async def test_retry_after_holds_the_other_requests_of_the_client(router: respx.MockRouter) -> None:
     """A 429 Retry-After on one request holds another request's next send until the moment."""
     clock = FakeClock(auto=False)
     sends: list[tuple[str, float]] = []
@@ -708,11 +711,15 @@ async def test_retry_after_holds_the_other_requests_of_the_client(api: respx.Moc
             return httpx.Response(429, headers={"Retry-After": "5"})
         return httpx.Response(200, json=[])
 
-    api.post(LIST_PATH).mock(side_effect=server)
+    router.post(LIST_PATH).mock(side_effect=server)
     async with make_client(retry=NO_WAIT, clock=clock) as client:
         tasks = [
-            asyncio.create_task(client.get_campaign_callbacks(6, offset=0, limit=100)),
-            asyncio.create_task(client.get_campaign_callbacks(6, offset=100, limit=100)),
+            asyncio.create_task(
+                client.get_callbacks(CallbackFilter.campaign(6), offset=0, limit=100)
+            ),
+            asyncio.create_task(
+                client.get_callbacks(CallbackFilter.campaign(6), offset=100, limit=100)
+            ),
         ]
         await until(lambda: client.gate.not_before == 1005.0)
         release_b.set()  # B's first answer (a 503 without Retry-After) arrives after the 429
@@ -731,8 +738,8 @@ async def test_fake_server_sees_no_request_before_the_retry_after_moment() -> No
     fake.script("list", Fault.rate_limited(retry_after=1), Fault.unavailable(retry_after=None))
     async with fake.client(retry=RetryPolicy(attempts=3)) as client:
         pages = await asyncio.gather(
-            client.get_campaign_callbacks(6, offset=0, limit=10),
-            client.get_campaign_callbacks(6, offset=10, limit=10),
+            client.get_callbacks(CallbackFilter.campaign(6), offset=0, limit=10),
+            client.get_callbacks(CallbackFilter.campaign(6), offset=10, limit=10),
         )
     assert [len(p) for p in pages] == [10, 10]
     log = sorted(fake.requests, key=lambda e: e.seq)

@@ -24,6 +24,7 @@ from ameyo_callbacks import (
     AmeyoError,
     APIError,
     AuthenticationError,
+    CallbackFilter,
     CallbackNotFoundError,
     LoginSession,
     RateLimitedError,
@@ -238,7 +239,7 @@ def route_for(router: respx.MockRouter, case: Case, also_echo: str) -> respx.Rou
 
 async def run(client: AmeyoCallbacksClient, case: Case) -> AmeyoError:
     call = (
-        client.get_campaign_callbacks(6, limit=1)
+        client.get_callbacks(CallbackFilter.campaign(6), limit=1)
         if case.target == "list"
         else client.delete_callback(CALLBACK_ID)
     )
@@ -344,7 +345,7 @@ async def test_failed_login_never_shows_the_token(
 
     async with AmeyoCallbacksClient(BASE, session_id=session, http_backend="httpx") as client:
         with pytest.raises(error) as caught:
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
 
     assert login_route.call_count >= 1
     assert json.loads(login_route.calls.last.request.content)["token"] == TOKEN

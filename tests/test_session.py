@@ -4,39 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 import respx
-import stamina
+from _support import BASE, CAMPAIGN_PATH, SESSION, TOKEN
 
-from ameyo_callbacks._client import AmeyoCallbacksClient
-from ameyo_callbacks._protocol import CALLBACKS_PREFIX, DEFAULT_LOGIN_PATH
-from ameyo_callbacks._session import LoginSession, StaticSession
-from ameyo_callbacks.exceptions import APIError, AuthenticationError
+from ameyo_callbacks import (
+    AmeyoCallbacksClient,
+    APIError,
+    AuthenticationError,
+    CallbackFilter,
+    LoginSession,
+    StaticSession,
+)
+from ameyo_callbacks._protocol import DEFAULT_LOGIN_PATH
 from ameyo_callbacks.testing import FakeAmeyo
 
-BASE = "http://ameyo.test:8888"
-LIST_PATH = f"{CALLBACKS_PREFIX}/getFiltered"
-SESSION = "5e55-10n1d-c0ffee-7f3a"
+pytestmark = pytest.mark.usefixtures("zero_backoff")
+LIST_PATH = CAMPAIGN_PATH
 USER = "admin"
-TOKEN = "t0ken-abcdef-123456"
 INVALID_SESSION = {"message": None, "code": 99999, "info": "invalid.session.id", "status": 403}
-
-
-@pytest.fixture(autouse=True)
-def zero_backoff() -> Iterator[None]:
-    """Stamina's back-off sleeps become 0; the policy's own attempt count still applies."""
-    with stamina.set_testing(True, attempts=1000, cap=True):
-        yield
-
-
-@pytest.fixture
-def api() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
 
 
 def make_client(session: Any, **kwargs: Any) -> AmeyoCallbacksClient:
@@ -69,21 +58,21 @@ def sent_sessions(route: respx.Route) -> list[str | None]:
 # A fixed session id
 
 
-async def test_static_session_is_sent_on_every_call(api: respx.MockRouter) -> None:
+async def test_static_session_is_sent_on_every_call(router: respx.MockRouter) -> None:
     """A string session_id goes out as the sessionId header, unchanged, on each call."""
-    route = api.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
+    route = router.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
     async with make_client(SESSION) as client:
-        await client.get_campaign_callbacks(6)
-        await client.get_campaign_callbacks(6, offset=100)
+        await client.get_callbacks(CallbackFilter.campaign(6))
+        await client.get_callbacks(CallbackFilter.campaign(6), offset=100)
     assert sent_sessions(route) == [SESSION, SESSION]
 
 
-async def test_static_session_expired_raises_authentication_error(api: respx.MockRouter) -> None:
+async def test_static_session_expired_raises_authentication_error(router: respx.MockRouter) -> None:
     """A fixed session refused with 403 invalid.session.id: AuthenticationError, not retried."""
-    route = api.post(LIST_PATH).mock(return_value=httpx.Response(403, json=INVALID_SESSION))
+    route = router.post(LIST_PATH).mock(return_value=httpx.Response(403, json=INVALID_SESSION))
     async with make_client(SESSION) as client:
         with pytest.raises(AuthenticationError) as info:
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
     assert route.call_count == 1
     text = str(info.value)
     assert "expired or invalid" in text
@@ -93,13 +82,13 @@ async def test_static_session_expired_raises_authentication_error(api: respx.Moc
     assert SESSION not in text
 
 
-async def test_session_echoed_in_an_error_is_scrubbed(api: respx.MockRouter) -> None:
+async def test_session_echoed_in_an_error_is_scrubbed(router: respx.MockRouter) -> None:
     """A server that echoes the session id in an error body does not leak it into the exception."""
     body = {"message": f"No rights for session {SESSION}", "info": None, "status": 512}
-    api.post(LIST_PATH).mock(return_value=httpx.Response(512, json=body))
+    router.post(LIST_PATH).mock(return_value=httpx.Response(512, json=body))
     async with make_client(SESSION) as client:
         with pytest.raises(APIError) as info:
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
     assert "No rights for session" in str(info.value)
     assert SESSION not in str(info.value)
     assert SESSION not in info.value.snippet
@@ -116,13 +105,13 @@ def test_static_session_rejects_a_blank_id() -> None:
 # LoginSession
 
 
-async def test_first_call_logs_in_then_sends_the_new_session(api: respx.MockRouter) -> None:
+async def test_first_call_logs_in_then_sends_the_new_session(router: respx.MockRouter) -> None:
     """The first call POSTs the login JSON without a session, then sends sessionId: S1."""
-    login = api.post(DEFAULT_LOGIN_PATH).mock(return_value=logged_in("S1"))
-    route = api.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
+    login = router.post(DEFAULT_LOGIN_PATH).mock(return_value=logged_in("S1"))
+    route = router.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
     session = LoginSession(USER, TOKEN, domain="ameyo", force_login=True)
     async with make_client(session) as client:
-        await client.get_campaign_callbacks(6)
+        await client.get_callbacks(CallbackFilter.campaign(6))
     assert DEFAULT_LOGIN_PATH == "/ameyorestapi/userLogin/login"
     assert login.call_count == 1
     request = login.calls[0].request
@@ -137,12 +126,12 @@ async def test_first_call_logs_in_then_sends_the_new_session(api: respx.MockRout
     assert sent_sessions(route) == ["S1"]
 
 
-async def test_login_defaults_leave_out_domain_and_do_not_force(api: respx.MockRouter) -> None:
+async def test_login_defaults_leave_out_domain_and_do_not_force(router: respx.MockRouter) -> None:
     """Without domain= the body has no domain, and forceLogin is false."""
-    login = api.post(DEFAULT_LOGIN_PATH).mock(return_value=logged_in("S1"))
-    api.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
+    login = router.post(DEFAULT_LOGIN_PATH).mock(return_value=logged_in("S1"))
+    router.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
     async with make_client(LoginSession(USER, TOKEN)) as client:
-        await client.get_campaign_callbacks(6)
+        await client.get_callbacks(CallbackFilter.campaign(6))
     assert json.loads(login.calls[0].request.content) == {
         "userId": USER,
         "token": TOKEN,
@@ -150,63 +139,63 @@ async def test_login_defaults_leave_out_domain_and_do_not_force(api: respx.MockR
     }
 
 
-async def test_login_accepts_a_flat_session_id_at_another_path(api: respx.MockRouter) -> None:
+async def test_login_accepts_a_flat_session_id_at_another_path(router: respx.MockRouter) -> None:
     """A login_path answering {"sessionId": ...} (Exotel's shape) works as well."""
     path = "/ameyorestapi/session/userLogin"
-    login = api.post(path).mock(return_value=httpx.Response(200, json={"sessionId": "S9"}))
-    route = api.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
+    login = router.post(path).mock(return_value=httpx.Response(200, json={"sessionId": "S9"}))
+    route = router.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
     async with make_client(LoginSession(USER, TOKEN, login_path=path)) as client:
-        await client.get_campaign_callbacks(6)
+        await client.get_callbacks(CallbackFilter.campaign(6))
     assert login.call_count == 1
     assert sent_sessions(route) == ["S9"]
 
 
-async def test_session_is_reused_across_calls(api: respx.MockRouter) -> None:
+async def test_session_is_reused_across_calls(router: respx.MockRouter) -> None:
     """Once logged in, later calls reuse the session without logging in again."""
-    login = api.post(DEFAULT_LOGIN_PATH).mock(side_effect=[logged_in("S1"), logged_in("S2")])
-    route = api.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
+    login = router.post(DEFAULT_LOGIN_PATH).mock(side_effect=[logged_in("S1"), logged_in("S2")])
+    route = router.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
     async with make_client(LoginSession(USER, TOKEN)) as client:
         for offset in (0, 100, 200):
-            await client.get_campaign_callbacks(6, offset=offset)
+            await client.get_callbacks(CallbackFilter.campaign(6), offset=offset)
     assert login.call_count == 1
     assert sent_sessions(route) == ["S1", "S1", "S1"]
 
 
-async def test_login_answered_503_is_retried(api: respx.MockRouter) -> None:
+async def test_login_answered_503_is_retried(router: respx.MockRouter) -> None:
     """The login call follows the retry policy like a read: a 503 then a session."""
-    login = api.post(DEFAULT_LOGIN_PATH).mock(side_effect=[httpx.Response(503), logged_in("S1")])
-    route = api.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
+    login = router.post(DEFAULT_LOGIN_PATH).mock(side_effect=[httpx.Response(503), logged_in("S1")])
+    route = router.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
     async with make_client(LoginSession(USER, TOKEN)) as client:
-        await client.get_campaign_callbacks(6)
+        await client.get_callbacks(CallbackFilter.campaign(6))
     assert login.call_count == 2
     assert sent_sessions(route) == ["S1"]
 
 
-async def test_expired_session_logs_in_again_and_repeats_once(api: respx.MockRouter) -> None:
+async def test_expired_session_logs_in_again_and_repeats_once(router: respx.MockRouter) -> None:
     """403 invalid.session.id -> one new login, and the request repeated with the new id."""
-    login = api.post(DEFAULT_LOGIN_PATH).mock(side_effect=[logged_in("S1"), logged_in("S2")])
-    route = api.post(LIST_PATH).mock(side_effect=refuse({"S1"}))
+    login = router.post(DEFAULT_LOGIN_PATH).mock(side_effect=[logged_in("S1"), logged_in("S2")])
+    route = router.post(LIST_PATH).mock(side_effect=refuse({"S1"}))
     async with make_client(LoginSession(USER, TOKEN)) as client:
-        assert await client.get_campaign_callbacks(6) == []
+        assert await client.get_callbacks(CallbackFilter.campaign(6)) == []
     assert login.call_count == 2
     assert sent_sessions(route) == ["S1", "S2"]
 
 
-async def test_repeat_refused_again_raises_without_looping(api: respx.MockRouter) -> None:
+async def test_repeat_refused_again_raises_without_looping(router: respx.MockRouter) -> None:
     """When the fresh session is refused too, AuthenticationError is raised: no third login."""
-    login = api.post(DEFAULT_LOGIN_PATH).mock(
+    login = router.post(DEFAULT_LOGIN_PATH).mock(
         side_effect=[logged_in("S1"), logged_in("S2"), logged_in("S3")]
     )
-    route = api.post(LIST_PATH).mock(side_effect=refuse({"S1", "S2", "S3"}))
+    route = router.post(LIST_PATH).mock(side_effect=refuse({"S1", "S2", "S3"}))
     async with make_client(LoginSession(USER, TOKEN)) as client:
         with pytest.raises(AuthenticationError) as info:
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
     assert login.call_count == 2
     assert sent_sessions(route) == ["S1", "S2"]
     assert "S2" not in str(info.value)
 
 
-async def test_fifty_concurrent_expiries_cause_one_login(api: respx.MockRouter) -> None:
+async def test_fifty_concurrent_expiries_cause_one_login(router: respx.MockRouter) -> None:
     """Fifty requests that all see the session expire share one re-login, and all succeed."""
     calls = 50
     expired = False
@@ -223,16 +212,19 @@ async def test_fifty_concurrent_expiries_cause_one_login(api: respx.MockRouter) 
             return httpx.Response(403, json=INVALID_SESSION)
         return httpx.Response(200, json=[])
 
-    login = api.post(DEFAULT_LOGIN_PATH).mock(
+    login = router.post(DEFAULT_LOGIN_PATH).mock(
         side_effect=[logged_in(f"S{n}") for n in range(1, 10)]
     )
-    route = api.post(LIST_PATH).mock(side_effect=server)
+    route = router.post(LIST_PATH).mock(side_effect=server)
     async with make_client(LoginSession(USER, TOKEN)) as client:
-        await client.get_campaign_callbacks(6)  # logs in: S1
+        await client.get_callbacks(CallbackFilter.campaign(6))  # logs in: S1
         expired = True
         results = await asyncio.wait_for(
             asyncio.gather(
-                *(client.get_campaign_callbacks(6, offset=100 * n) for n in range(calls))
+                *(
+                    client.get_callbacks(CallbackFilter.campaign(6), offset=100 * n)
+                    for n in range(calls)
+                )
             ),
             timeout=5,
         )
@@ -249,13 +241,16 @@ async def test_fifty_concurrent_expiries_cause_one_login_on_the_fake() -> None:
     fake.add_user(USER, TOKEN, domain="ameyo")
     session = LoginSession(USER, TOKEN, domain="ameyo")
     async with fake.client(session_id=session) as client:
-        await client.get_campaign_callbacks(6, limit=1)
+        await client.get_callbacks(CallbackFilter.campaign(6), limit=1)
         for old in session.secrets():
             if old != TOKEN:
                 fake.expire_session(old)
         fake.clear_requests()
         pages = await asyncio.gather(
-            *(client.get_campaign_callbacks(6, offset=n, limit=1) for n in range(50))
+            *(
+                client.get_callbacks(CallbackFilter.campaign(6), offset=n, limit=1)
+                for n in range(50)
+            )
         )
     assert [len(p) for p in pages] == [1] * 50
     log = fake.requests
@@ -266,7 +261,7 @@ async def test_fifty_concurrent_expiries_cause_one_login_on_the_fake() -> None:
     assert sum(1 for e in lists if e.session == "valid" and e.status == 200) == 50
 
 
-async def test_failing_login_raises_without_the_token(api: respx.MockRouter) -> None:
+async def test_failing_login_raises_without_the_token(router: respx.MockRouter) -> None:
     """A login refused with 401 invalid.authentication.token: AuthenticationError, token hidden."""
     body = {
         "message": "invalid.authentication.token",
@@ -274,11 +269,11 @@ async def test_failing_login_raises_without_the_token(api: respx.MockRouter) -> 
         "info": f"token {TOKEN} is not valid for {USER}",
         "status": 401,
     }
-    login = api.post(DEFAULT_LOGIN_PATH).mock(return_value=httpx.Response(401, json=body))
-    route = api.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
+    login = router.post(DEFAULT_LOGIN_PATH).mock(return_value=httpx.Response(401, json=body))
+    route = router.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
     async with make_client(LoginSession(USER, TOKEN)) as client:
         with pytest.raises(AuthenticationError) as info:
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
     error = info.value
     assert error.key == "invalid.authentication.token"
     assert error.status_code == 401
@@ -288,31 +283,31 @@ async def test_failing_login_raises_without_the_token(api: respx.MockRouter) -> 
         assert TOKEN not in text
 
 
-async def test_failing_relogin_surfaces_as_authentication_error(api: respx.MockRouter) -> None:
+async def test_failing_relogin_surfaces_as_authentication_error(router: respx.MockRouter) -> None:
     """When the re-login after an expiry is refused, its AuthenticationError reaches the caller."""
     refused = httpx.Response(
         401, json={"message": "invalid.authentication.token", "code": 909090, "status": 401}
     )
-    login = api.post(DEFAULT_LOGIN_PATH).mock(side_effect=[logged_in("S1"), refused])
-    route = api.post(LIST_PATH).mock(side_effect=refuse({"S1"}))
+    login = router.post(DEFAULT_LOGIN_PATH).mock(side_effect=[logged_in("S1"), refused])
+    route = router.post(LIST_PATH).mock(side_effect=refuse({"S1"}))
     async with make_client(LoginSession(USER, TOKEN)) as client:
         with pytest.raises(AuthenticationError) as info:
-            await client.get_campaign_callbacks(6)
+            await client.get_callbacks(CallbackFilter.campaign(6))
     assert info.value.key == "invalid.authentication.token"
     assert login.call_count == 2
     assert route.call_count == 1
 
 
-async def test_reprs_hide_secrets(api: respx.MockRouter) -> None:
+async def test_reprs_hide_secrets(router: respx.MockRouter) -> None:
     """repr of StaticSession, LoginSession and the client never shows a token or session id."""
-    api.post(DEFAULT_LOGIN_PATH).mock(return_value=logged_in("S1-secret-session"))
-    api.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
+    router.post(DEFAULT_LOGIN_PATH).mock(return_value=logged_in("S1-secret-session"))
+    router.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
     static = StaticSession(SESSION)
     assert SESSION not in repr(static)
     assert repr(static) == "StaticSession(<redacted>)"
     session = LoginSession(USER, TOKEN, domain="ameyo")
     async with make_client(session) as client:
-        await client.get_campaign_callbacks(6)
+        await client.get_callbacks(CallbackFilter.campaign(6))
         texts = [repr(session), repr(client)]
     assert TOKEN in session.secrets()
     assert "S1-secret-session" in session.secrets()
@@ -339,16 +334,17 @@ def test_login_session_rejects_bad_arguments(
 
 
 async def test_failed_login_is_shared_by_the_requests_waiting_on_it(
-    api: respx.MockRouter,
+    router: respx.MockRouter,
 ) -> None:
     """Ten calls waiting on one login that fails: one login attempt, ten errors, no stampede."""
-    login = api.post(DEFAULT_LOGIN_PATH).mock(
+    login = router.post(DEFAULT_LOGIN_PATH).mock(
         return_value=httpx.Response(401, json={"message": "invalid.authentication.token"})
     )
-    api.post(f"{CALLBACKS_PREFIX}/getFiltered").mock(return_value=httpx.Response(200, json=[]))
+    router.post(LIST_PATH).mock(return_value=httpx.Response(200, json=[]))
     async with make_client(LoginSession("agent", "tok-1")) as client:
         results = await asyncio.gather(
-            *(client.get_campaign_callbacks(6) for _ in range(10)), return_exceptions=True
+            *(client.get_callbacks(CallbackFilter.campaign(6)) for _ in range(10)),
+            return_exceptions=True,
         )
     assert all(isinstance(r, AuthenticationError) for r in results)
     assert login.call_count == 1

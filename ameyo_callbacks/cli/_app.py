@@ -1,52 +1,115 @@
 """The click application: ``export``, ``delete`` and ``fake-server``.
 
 Exit statuses: 0 done; 1 a library error or some deletes failed; 2 a usage
-or configuration error; 130 interrupted (Ctrl-C).
+or configuration error; 130 interrupted (Ctrl-C). A closed stdout (``| head``)
+ends the command quietly with status 0.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from .. import __version__
+from .. import CallbackFilter, __version__
+from ..testing._command import fake_server as fake_server_command
 from . import _ui
 from ._config import ConfigError, ConnectionOptions, connect, connection_options, library_errors
 from ._delete import (
     EXIT_INTERRUPTED,
+    DeleteOutputs,
     DeletePlan,
     IdsReader,
-    check_failed_out,
+    count_ids,
+    list_matches,
     run_delete,
-    run_dry,
-    run_dry_ids,
+    show_dry_filter,
+    show_dry_ids,
 )
 from ._export import FORMATS, ExportPlan, output_format, run_export
-from ._params import DATES_HELP, filter_options
-from ._ui import logging_to_stderr
+from ._files import check_writable
+from ._params import DATES_HELP, FilterBounds, filter_options
+from ._ui import count, logging_to_stderr
+
+if sys.version_info < (3, 11):  # pragma: no cover
+    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["cli", "run"]
 
 _CONFIG_HELP = """\
 Connection: --base-url or AMEYO_BASE_URL; a session from AMEYO_SESSION_ID,
 --session-id-file or --session-id, or a login with AMEYO_USER_ID and
-AMEYO_TOKEN (and AMEYO_DOMAIN if your server wants one). --demo needs none
-of it: it runs against a fake server on 127.0.0.1.
+AMEYO_TOKEN (and AMEYO_DOMAIN if your server wants one); or --profile NAME
+from the config file. --demo needs none of it: it runs against a fake server
+on 127.0.0.1. These options, -v and -q go before or after the command name.
+"""
+
+_GROUP_HELP = """\
+\b
+Profiles (--profile NAME), in $AMEYO_CONFIG or config.toml in the user's config
+directory (~/.config/ameyo-callbacks/ on Linux); never a secret in it:
+  [profiles.prod]
+  base_url = "https://ameyo.example.com:8443"
+  ca_bundle = "/etc/ssl/ameyo-ca.pem"
+  session_id_file = "~/.ameyo/prod.session"
+
+\b
+Shell completion (bash; zsh_source/fish_source for zsh and fish):
+  eval "$(_AMEYO_CALLBACKS_COMPLETE=bash_source ameyo-callbacks)"
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _broken_pipe(exc: BaseException) -> bool:
+    if isinstance(exc, BrokenPipeError):
+        return True
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_broken_pipe(inner) for inner in exc.exceptions)
+    return isinstance(exc.__context__, BrokenPipeError) and isinstance(exc, OSError)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test runner's)
+        pass
+
+
+class _Cli(click.Group):
+    """The group: a closed stdout (``| head``) ends any command quietly, status 0."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BaseException as exc:
+            if not _broken_pipe(exc):
+                raise
+            _silence_stdout()
+            ctx.exit(0)
+
+
+@click.group(
+    cls=_Cli,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=_GROUP_HELP,
+)
 @click.version_option(__version__, prog_name="ameyo-callbacks")
-def cli() -> None:
+@connection_options
+def cli(conn: ConnectionOptions) -> None:
     """Export and bulk-delete Ameyo scheduled callbacks.
 
     \b
     Try it without a server:
       ameyo-callbacks export --demo --campaign-id 6 --output callbacks.csv
       ameyo-callbacks delete --demo --campaign-id 6 --user-id asha --dry-run
+
+    The connection options, -v and -q are accepted here too (before the
+    command name); given in both places, the one after the command wins.
     """
 
 
@@ -74,7 +137,8 @@ def cli() -> None:
     default="-",
     show_default=True,
     metavar="FILE",
-    help="Write here (- for stdout). The file appears only when the export is complete.",
+    help="Write here (- for stdout). A regular file appears only when the export is "
+    "complete (a symlink: its target); a device, a FIFO or /dev/stdout is written directly.",
 )
 @click.option("--max-items", type=click.IntRange(min=1), metavar="N", help="Stop after N records.")
 @click.option(
@@ -85,19 +149,27 @@ def cli() -> None:
     show_default=True,
     help="Pages requested at once.",
 )
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print the final summary as one JSON object: on stdout, or on stderr when the "
+    "data goes to stdout.",
+)
 @connection_options
 @click.pass_context
 def export(
     ctx: click.Context,
     *,
     conn: ConnectionOptions,
-    filters: dict[str, Any],
+    bounds: FilterBounds,
     campaign_ids: tuple[int, ...],
     tenant: bool,
     fmt: str | None,
     output: str,
     max_items: int | None,
     prefetch: int,
+    as_json: bool,
 ) -> None:
     """Export callbacks to CSV or JSON Lines.
 
@@ -114,52 +186,35 @@ def export(
         )
         raise click.UsageError(msg)
     plan = ExportPlan(
-        sources=(None,) if tenant else campaign_ids,
-        filters=filters,
+        wheres=_wheres(bounds, campaign_ids),
         max_items=max_items,
         prefetch=prefetch,
     )
     fmt = output_format(fmt, output)
-    with (
-        logging_to_stderr(verbose=conn.verbose),
-        library_errors(verbose=conn.verbose),
-        connect(conn) as connection,
-    ):
+    check_writable(output, "--output")
+    with _running(conn) as connection:
         try:
-            run_export(connection, plan, fmt, output)
+            run_export(connection, plan, fmt, output, quiet=conn.quiet, as_json=as_json)
         except KeyboardInterrupt:
             click.echo("interrupted: nothing was written", err=True)
             ctx.exit(EXIT_INTERRUPTED)
 
 
-def _describe_target(
-    reader: IdsReader | None,
-    campaign_ids: tuple[int, ...],
-    filters: dict[str, Any],
-) -> str:
-    if reader is not None:
-        return f"the callbacks listed in {reader.name}"
-    where = (
-        "of the whole tenant"
-        if not campaign_ids
-        else f"of campaign{'s' if len(campaign_ids) > 1 else ''} "
-        + ", ".join(map(str, campaign_ids))
-    )
-    shown = {
-        "user_ids": "user ids",
-        "from_date_scheduled": "scheduled from",
-        "to_date_scheduled": "scheduled to",
-        "from_date_added": "added from",
-        "to_date_added": "added to",
-    }
-    parts = []
-    for key, label in shown.items():
-        if key in filters:
-            value = filters[key]
-            text = ", ".join(value) if key == "user_ids" else str(value)
-            parts.append(f"{label} {text}")
-    matching = f" matching {'; '.join(parts)}" if parts else ""
-    return f"every callback {where}{matching}"
+@contextmanager
+def _running(conn: ConnectionOptions) -> Iterator[Any]:
+    with (
+        logging_to_stderr(verbose=conn.verbose),
+        library_errors(verbose=conn.verbose),
+        connect(conn) as connection,
+    ):
+        yield connection
+
+
+def _wheres(bounds: FilterBounds, campaign_ids: tuple[int, ...]) -> tuple[CallbackFilter, ...]:
+    """One filter per campaign, or the tenant's when no campaign is given."""
+    if not campaign_ids:
+        return (bounds.where_for(None),)
+    return tuple(bounds.where_for(campaign) for campaign in dict.fromkeys(campaign_ids))
 
 
 @cli.command(epilog=DATES_HELP + "\n\n" + _CONFIG_HELP)
@@ -168,7 +223,7 @@ def _describe_target(
     type=click.Path(exists=True, dir_okay=False, readable=True, allow_dash=True),
     metavar="FILE",
     help="Delete the ids in FILE (- for stdin): one per line; blank lines and # comments "
-    "are skipped. Read as the deletes go, never all at once.",
+    "(whole lines, or after an id) are skipped. A file with no id is an error.",
 )
 @click.option(
     "--campaign-id",
@@ -183,7 +238,10 @@ def _describe_target(
 )
 @filter_options
 @click.option(
-    "--dry-run", is_flag=True, help="Say how many would be deleted and the first few; send none."
+    "--dry-run",
+    is_flag=True,
+    help="Show the filter as read, how many would be deleted and the first few; send no "
+    "delete. With --ids-file: count the distinct ids and the repeated ones (no server).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
@@ -195,9 +253,23 @@ def _describe_target(
     help="Deletes in flight at once.",
 )
 @click.option(
+    "--backup",
+    metavar="FILE",
+    help="Append each callback's full record to FILE (the wire's JSON, one per line, as "
+    "export --format jsonl writes), flushed before its delete is sent. Filter deletes only.",
+)
+@click.option(
     "--failed-out",
     metavar="FILE",
     help="Write the ids that failed or were not attempted to FILE, to re-run with --ids-file.",
+)
+@click.option(
+    "--not-found-out",
+    metavar="FILE",
+    help="Write the ids the server did not know (already deleted?) to FILE.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the final summary as one JSON object on stdout."
 )
 @connection_options
 @click.pass_context
@@ -205,61 +277,132 @@ def delete(
     ctx: click.Context,
     *,
     conn: ConnectionOptions,
-    filters: dict[str, Any],
+    bounds: FilterBounds,
     ids_file: str | None,
     campaign_ids: tuple[int, ...],
     tenant: bool,
     dry_run: bool,
     yes: bool,
     concurrency: int,
+    backup: str | None,
     failed_out: str | None,
+    not_found_out: str | None,
+    as_json: bool,
 ) -> None:
     """Delete callbacks listed in a file, or every one matching a filter.
 
     \b
-    Exit status: 0 all deleted (or not found); 1 some failed; 2 usage error;
-    130 interrupted. The summary table is printed in every case.
+    A filter delete first lists the matches (shown as "listing matches"),
+    asks "Delete these N callbacks?", then deletes exactly those, with a bar
+    (done/total, percent, rate, ETA). Callbacks added meanwhile are left for
+    the next run.
+
+    \b
+    Exit status: 0 all deleted (or not found); 1 some failed; 2 usage error
+    (an empty ids file included); 130 interrupted. The summary table is
+    printed in every case (not with -q).
     """
     if sum((ids_file is not None, bool(campaign_ids), tenant)) != 1:
         msg = "say which callbacks to delete: one of --ids-file, --campaign-id or --tenant"
         raise click.UsageError(msg)
-    if ids_file is not None and filters:
+    if ids_file is not None and bounds:
         msg = "the filters apply to --campaign-id and --tenant, not to --ids-file"
         raise click.UsageError(msg)
+    if ids_file is not None and backup is not None:
+        msg = (
+            "--backup saves the records a filter delete lists; an ids file has no records "
+            "to save: export them first (export --format jsonl), or delete by filter"
+        )
+        raise click.UsageError(msg)
+    outputs = DeleteOutputs(
+        backup=backup,
+        failed_out=failed_out,
+        not_found_out=not_found_out,
+        json=as_json,
+        quiet=conn.quiet,
+    )
     reader = None if ids_file is None else _open_ids(ctx, ids_file)
     plan = DeletePlan(
         ids=reader,
-        campaigns=campaign_ids,
-        tenant=tenant,
-        filters=filters,
+        wheres=() if reader is not None else _wheres(bounds, campaign_ids),
         concurrency=concurrency,
     )
     if dry_run and reader is not None:  # counting a file needs no server
-        run_dry_ids(reader)
+        show_dry_ids(reader, outputs)
         return
-    check_failed_out(failed_out)
+    if not dry_run:
+        for flag, path in (
+            ("--backup", backup),
+            ("--failed-out", failed_out),
+            ("--not-found-out", not_found_out),
+        ):
+            if path is not None:
+                check_writable(path, flag)
     ask = not (dry_run or yes)
     if ask:
         _check_can_ask(reader)
-    with (
-        logging_to_stderr(verbose=conn.verbose),
-        library_errors(verbose=conn.verbose),
-        connect(conn) as connection,
-    ):
+    total = _count_ids(reader)
+    with _running(conn) as connection:
+        listing = None
         try:
-            if dry_run:
-                run_dry(connection, plan)
-                return
-            target = _describe_target(reader, campaign_ids, filters)
-            if ask and not click.confirm(
-                f"Delete {target} on {connection.base_url}?", default=False, err=True
-            ):
-                click.echo("nothing was deleted", err=True)
-                ctx.exit(1)
+            if reader is None:
+                listing = list_matches(
+                    connection, plan, keep_records=backup is not None, quiet=conn.quiet
+                )
+                if dry_run:
+                    show_dry_filter(plan, listing, outputs)
+                    return
+                if not listing.ids and not conn.quiet:
+                    click.echo(f"no callbacks match {plan.describe()}: nothing to delete", err=True)
+            if ask and (listing is None or listing.ids):
+                n = len(listing.ids) if listing is not None else total or 0
+                _explain_target(plan, reader, n, backup, connection.base_url)
+                if not click.confirm(
+                    f"Delete these {count(n)} callbacks?", default=False, err=True
+                ):
+                    click.echo("nothing was deleted", err=True)
+                    ctx.exit(1)
         except (KeyboardInterrupt, click.Abort):
             click.echo("\ninterrupted: nothing was deleted", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        ctx.exit(run_delete(connection, plan, failed_out))
+        ctx.exit(run_delete(connection, plan, outputs, listing=listing, total=total))
+
+
+def _count_ids(reader: IdsReader | None) -> int | None:
+    """Distinct ids of a file (read once, then rewound); None for stdin; exit 2 when empty."""
+    if reader is None:
+        return None
+    if reader.is_stdin:
+        if reader.peek() is None:
+            msg = reader.error or "stdin lists no callback ids: nothing to delete"
+            raise ConfigError(msg)
+        return None
+    counted = count_ids(reader)
+    reader.rewind()
+    return len(counted.ids)
+
+
+def _explain_target(
+    plan: DeletePlan, reader: IdsReader | None, n: int, backup: str | None, base_url: str
+) -> None:
+    """What the prompt is about: the filter as read (or the file), the count, the backup."""
+    if reader is None:
+        click.echo(f"{count(n)} callbacks match {plan.describe()} on {base_url}.", err=True)
+        if backup is not None:
+            click.echo(f"Each record is appended to {backup} before its delete is sent.", err=True)
+        else:
+            click.echo(
+                "No backup: add --backup FILE to keep each deleted record "
+                "(as export --format jsonl writes it).",
+                err=True,
+            )
+    else:
+        click.echo(
+            f"{reader.name} lists {count(n)} distinct callback ids to delete on {base_url}. "
+            "Their records are not saved (--backup needs a filter delete: export them first "
+            "to keep them).",
+            err=True,
+        )
 
 
 def _open_ids(ctx: click.Context, path: str) -> IdsReader:
@@ -277,7 +420,7 @@ def _open_ids(ctx: click.Context, path: str) -> IdsReader:
 
 def _check_can_ask(reader: IdsReader | None) -> None:
     """Refuse (exit status 2) when there is no terminal to confirm on."""
-    if reader is not None and reader.name == "stdin":
+    if reader is not None and reader.is_stdin:
         msg = "the ids come from stdin, so there is no one to ask for confirmation: pass --yes"
         raise ConfigError(msg)
     if not _ui.stdin_is_interactive():
@@ -288,122 +431,8 @@ def _check_can_ask(reader: IdsReader | None) -> None:
         raise ConfigError(msg)
 
 
-def _campaign_list(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    try:
-        ids = [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        ids = []
-    if not ids or any(i < 1 for i in ids):
-        msg = f"{value!r} is not a comma-separated list of campaign ids, e.g. 6,7,8"
-        raise click.BadParameter(msg)
-    return ",".join(map(str, ids))
-
-
-@cli.command("fake-server")
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8888,
-    show_default=True,
-    help="Port on 127.0.0.1 (0: a free one).",
-)
-@click.option(
-    "--callbacks",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    help="Seeded callbacks.",
-)
-@click.option(
-    "--campaigns", default="6,7,8", show_default=True, callback=_campaign_list, help="Campaign ids."
-)
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the data and session."
-)
-@click.option(
-    "--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Added to every request."
-)
-@click.option(
-    "--fault-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    help="Share of requests answered with an injected fault (503, 429, drops, ...).",
-)
-@click.option("--https", is_flag=True, help="Serve HTTPS (with a throwaway CA unless --certfile).")
-@click.option(
-    "--certfile",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Certificate chain (PEM) to serve HTTPS with.",
-)
-@click.option(
-    "--keyfile",
-    type=click.Path(exists=True, dir_okay=False),
-    help="Private key (PEM), if not in --certfile.",
-)
-@click.option(
-    "--login", multiple=True, metavar="USER:TOKEN", help="Accept this login (repeatable)."
-)
-@click.pass_context
-def fake_server(
-    ctx: click.Context,
-    *,
-    port: int,
-    callbacks: int,
-    campaigns: str,
-    seed: int,
-    latency_ms: float,
-    fault_rate: float,
-    https: bool,
-    certfile: str | None,
-    keyfile: str | None,
-    login: tuple[str, ...],
-) -> None:
-    """Serve a fake Ameyo server on 127.0.0.1 until Ctrl-C.
-
-    Prints AMEYO_BASE_URL=..., AMEYO_SESSION_ID=... (and with a generated
-    HTTPS certificate AMEYO_CA_FILE=..., the file to pass as --ca-bundle) on
-    stdout: export them, then run export or delete in another shell.
-    """
-    if keyfile is not None and certfile is None:
-        msg = "--keyfile needs --certfile"
-        raise click.UsageError(msg)
-    for entry in login:
-        user, sep, token = entry.partition(":")
-        if not (sep and user and token):
-            msg = f"--login takes USER:TOKEN, got {entry.split(':', 1)[0]!r}..."
-            raise click.UsageError(msg)
-    argv = [
-        "--port",
-        str(port),
-        "--callbacks",
-        str(callbacks),
-        "--campaigns",
-        campaigns,
-        "--seed",
-        str(seed),
-        "--latency-ms",
-        str(latency_ms),
-        "--fault-rate",
-        str(fault_rate),
-    ]
-    for entry in login:
-        argv += ["--login", entry]
-    if https or certfile is not None:
-        argv.append("--https")
-    if certfile is not None:
-        argv += ["--certfile", certfile]
-    if keyfile is not None:
-        argv += ["--keyfile", keyfile]
-    from ..testing import __main__ as fake_main  # noqa: PLC0415  (imports the fake on use)
-
-    try:
-        status = fake_main.main(argv)
-    except ModuleNotFoundError as exc:  # uvicorn missing
-        raise ConfigError(str(exc)) from None
-    except OSError as exc:  # the port is taken, a certificate cannot be read
-        msg = f"cannot serve on 127.0.0.1:{port}: {exc.strerror or exc}"
-        raise ConfigError(msg) from None
-    ctx.exit(status)
+# The fake's own command (the same one as ``python -m ameyo_callbacks.testing``).
+cli.add_command(fake_server_command, "fake-server")
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """Where the command line finds its server, its session and its client options.
 
 Options shared by every command that talks to a server (``connection_options``),
-their resolution into a :class:`Connection` (flags, then environment), the
-``--demo`` server, and :func:`build_client`, the one place a client is made
+accepted before or after the subcommand (after wins); their resolution into a
+:class:`Connection` (flags, then ``--profile``, then the environment); the
+``--demo`` server; and :func:`build_client`, the one place a client is made
 (tests replace it to reach an in-process fake without a socket).
 """
 
@@ -10,8 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
-import traceback
+import ssl
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -20,7 +20,9 @@ from typing import Any, TypeVar
 import attrs
 import click
 
-from .. import AmeyoCallbacksClient, AmeyoError, LoginSession, RetryPolicy, SessionProvider
+from .. import AmeyoCallbacksClient, LoginSession, RetryPolicy, SessionProvider
+from ._errors import ConfigError, library_errors
+from ._profiles import load_profile
 from ._ui import count
 
 __all__ = [
@@ -52,12 +54,6 @@ _NOTHING_CONFIGURED = (
 )
 
 
-class ConfigError(click.ClickException):
-    """The command cannot run as configured: say what to set; exit status 2."""
-
-    exit_code = 2
-
-
 @attrs.frozen
 class ConnectionOptions:
     """The connection flags as given (environment not yet consulted)."""
@@ -70,6 +66,10 @@ class ConnectionOptions:
     retries: int
     demo: bool
     verbose: bool
+    quiet: bool = False
+    profile: str | None = None
+    #: The names given on the command line (they win over a profile).
+    explicit: frozenset[str] = frozenset()
 
 
 @attrs.frozen
@@ -134,18 +134,58 @@ _OPTIONS = (
         "--verbose",
         "-v",
         is_flag=True,
-        help="Log every request to stderr, and show tracebacks (never a session id or token).",
+        help="Log every request and retry to stderr, and show tracebacks "
+        "(never a session id or token).",
+    ),
+    click.option(
+        "--quiet",
+        "-q",
+        is_flag=True,
+        help="Print only errors (and the --json summary): no progress, no summary.",
+    ),
+    click.option(
+        "--profile",
+        metavar="NAME",
+        help="Read --base-url, --ca-bundle and --session-id-file from [profiles.NAME] of "
+        "the config file (AMEYO_CONFIG, or config.toml in the user's config directory); "
+        "flags given win over it, it wins over the environment.",
     ),
 )
-_NAMES = tuple(f.name for f in attrs.fields(ConnectionOptions))
+_NAMES = tuple(f.name for f in attrs.fields(ConnectionOptions) if f.name != "explicit")
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) is click.core.ParameterSource.COMMANDLINE
+
+
+def _merge(ctx: click.Context, values: dict[str, Any]) -> ConnectionOptions:
+    """The options of this command, completed by those given before the subcommand."""
+    root = ctx.find_root()
+    explicit = set()
+    for name in _NAMES:
+        if _given(ctx, name):
+            explicit.add(name)
+        elif root is not ctx and _given(root, name):
+            values[name] = root.params[name]
+            explicit.add(name)
+    if values["verbose"] and values["quiet"]:
+        msg = "--verbose and --quiet contradict each other: pass one"
+        raise click.UsageError(msg)
+    return ConnectionOptions(**values, explicit=frozenset(explicit))
 
 
 def connection_options(func: F) -> F:
-    """Add the connection flags to a command; it receives them as ``conn=ConnectionOptions``."""
+    """Add the connection flags to a command; it receives them as ``conn=ConnectionOptions``.
+
+    The group takes the same flags, so ``ameyo-callbacks -v export ...`` and
+    ``ameyo-callbacks export -v ...`` are one command; given in both places,
+    the one after the subcommand wins.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        options = ConnectionOptions(**{name: kwargs.pop(name) for name in _NAMES})
+        values = {name: kwargs.pop(name) for name in _NAMES}
+        options = _merge(click.get_current_context(), values)
         return func(*args, conn=options, **kwargs)
 
     decorated: Any = wrapper
@@ -198,8 +238,38 @@ def _client_options(options: ConnectionOptions) -> dict[str, Any]:
     }
 
 
+def _with_profile(options: ConnectionOptions) -> ConnectionOptions:
+    """The options with the profile's settings where no flag was given."""
+    if options.profile is None:
+        return options
+    profile = load_profile(options.profile)
+    changes: dict[str, Any] = {}
+    for name in ("base_url", "ca_bundle", "session_id_file"):
+        value = getattr(profile, name)
+        if value is not None and name not in options.explicit:
+            changes[name] = value
+    if "session_id_file" in changes and "session_id" in options.explicit:
+        del changes["session_id_file"]
+    for name in ("ca_bundle", "session_id_file"):
+        path = changes.get(name)
+        if path is not None and not Path(path).is_file():
+            msg = f"--profile {options.profile}: {name} {path} is not a file"
+            raise ConfigError(msg)
+    return attrs.evolve(options, **changes)
+
+
+def _check_ca_bundle(path: str) -> None:
+    """Refuse a CA bundle that holds no certificate ssl can load, before any request."""
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        msg = f"cannot use the CA bundle {path}: {exc} (it must hold PEM certificates)"
+        raise ConfigError(msg) from None
+
+
 def resolve(options: ConnectionOptions) -> Connection:
-    """The connection from the flags and the environment, or a ConfigError saying what to set."""
+    """The connection from the flags, the profile and the environment, or a ConfigError."""
+    options = _with_profile(options)
     base_url = options.base_url.strip() if options.base_url else None
     session = _session(options)
     if base_url is None or session is None:
@@ -209,6 +279,8 @@ def resolve(options: ConnectionOptions) -> Connection:
             (False, True): "No session configured for the Ameyo server",
         }[(base_url is None, session is None)]
         raise ConfigError(_NOTHING_CONFIGURED.format(what=what))
+    if options.ca_bundle is not None:
+        _check_ca_bundle(options.ca_bundle)
     return Connection(
         base_url,
         session,
@@ -231,11 +303,12 @@ def connect(options: ConnectionOptions) -> Iterator[Connection]:
             url = stack.enter_context(serve(fake))
         except ModuleNotFoundError as exc:  # uvicorn missing: an install problem
             raise ConfigError(str(exc)) from None
-        click.echo(
-            f"demo: a fake Ameyo server on {url} with {count(len(fake))} callbacks in "
-            f"campaigns {', '.join(map(str, DEMO_CAMPAIGNS))} (nothing leaves this machine)",
-            err=True,
-        )
+        if not options.quiet:
+            click.echo(
+                f"demo: a fake Ameyo server on {url} with {count(len(fake))} callbacks in "
+                f"campaigns {', '.join(map(str, DEMO_CAMPAIGNS))} (nothing leaves this machine)",
+                err=True,
+            )
         yield Connection(url, fake.session_id, **_client_options(options))
 
 
@@ -268,15 +341,3 @@ def open_client(connection: Connection) -> AmeyoCallbacksClient:
     except OSError as exc:  # an unreadable or invalid CA bundle
         msg = f"cannot use the CA bundle {connection.verify}: {exc}"
         raise ConfigError(msg) from None
-
-
-@contextmanager
-def library_errors(*, verbose: bool) -> Iterator[None]:
-    """An :class:`AmeyoError` becomes a one-line error (exit status 1); a traceback with -v."""
-    try:
-        yield
-    except AmeyoError as exc:
-        if verbose:
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-        text = " ".join(str(exc).split())
-        raise click.ClickException(text) from exc

@@ -1,32 +1,43 @@
 """``delete``: bulk deletes from an ids file or a filter, with a summary that survives Ctrl-C.
 
-The run fills a :class:`BulkTally`, so when it is interrupted (Ctrl-C, or a
-failed walk in filter mode) the summary and ``--failed-out`` still account
-for every id read: deleted, not found, failed, or not attempted.
+A filter delete runs in two phases. It first *lists* what the filters match
+(``iter_callbacks``, not deleting, so the pages do not move under the walk),
+which gives the count the prompt and the dry run show; then it *deletes*
+exactly those ids with ``delete_callbacks``, ``concurrency`` at a time. With
+``--backup FILE`` each record is appended to FILE in the wire's JSON, and
+flushed, just before its DELETE is sent: FILE holds every callback whose
+delete was sent (the deleted ones, and the failed ones, which are also in
+``--failed-out``). Callbacks added after the listing are left for the next
+run.
+
+The run fills a :class:`BulkTally`, so when it is interrupted the summary,
+``--failed-out`` and ``--not-found-out`` still account for every id:
+deleted, not found, failed, or not attempted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import nullcontext
-from pathlib import Path
+from contextlib import ExitStack, nullcontext
 from typing import Any, TextIO
 
 import attrs
 import click
 from rich import box
-from rich.progress import TaskID
+from rich.progress import Progress, TaskID
 from rich.table import Table
 from rich.text import Text
 
-from .. import AmeyoError, BulkDeleteResult, BulkProgress, BulkTally
+from .. import AmeyoError, BulkDeleteResult, BulkProgress, BulkTally, CallbackFilter
 from ._config import Connection, open_client
-from ._files import atomic_output
-from ._ui import count, progress, stderr_console
+from ._errors import EXIT_INTERRUPTED, ConfigError, explain
+from ._export import wire_line
+from ._files import append_output, atomic_output
+from ._summary import emit_json
+from ._ui import bar, count, progress, stderr_console
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -34,24 +45,32 @@ if sys.version_info < (3, 11):  # pragma: no cover
 __all__ = [
     "EXIT_INTERRUPTED",
     "SHOWN",
+    "DeleteOutputs",
     "DeletePlan",
     "IdsReader",
-    "check_failed_out",
+    "Listing",
+    "count_ids",
+    "list_matches",
     "run_delete",
-    "run_dry",
-    "run_dry_ids",
+    "show_dry_filter",
+    "show_dry_ids",
 ]
 
-EXIT_INTERRUPTED = 130
 #: How many ids a dry run shows, and how many failures the summary lists.
 SHOWN = 10
+
+
+def _strip_comment(line: str) -> str:
+    """A line without its ``#`` comment (a whole line or the end of one), stripped."""
+    return line.partition("#")[0].strip()
 
 
 class IdsReader:
     """Callback ids from a text stream, one per line, read lazily as they are needed.
 
-    Blank lines and lines starting with ``#`` are skipped; each id is stripped
-    of surrounding whitespace. A line that is not UTF-8 text stops the reading:
+    Blank lines and ``#`` comments (whole lines, and the end of a line after
+    an id: ``d806-1  # customer asked``) are skipped; each id is stripped of
+    surrounding whitespace. A line that is not UTF-8 text stops the reading:
     ``error`` then says where (the ids before it are still deleted).
     """
 
@@ -60,14 +79,49 @@ class IdsReader:
         self.name = name
         self.read = 0
         self.error: str | None = None
+        self._source = self._read()
+        self._peeked: list[str] = []
+
+    @property
+    def is_stdin(self) -> bool:
+        """True when the ids come from stdin (which can be read only once)."""
+        return self.name == "stdin"
+
+    def rewind(self) -> None:
+        """Start again from the top of the file (not for stdin)."""
+        self._stream.seek(0)
+        self.read = 0
+        self.error = None
+        self._source = self._read()
+        self._peeked = []
+
+    def peek(self) -> str | None:
+        """The next id without taking it (None at the end)."""
+        if not self._peeked:
+            cb_id = next(self._source, None)
+            if cb_id is None:
+                return None
+            self._peeked.append(cb_id)
+        return self._peeked[0]
 
     def __iter__(self) -> Iterator[str]:
+        """The ids not yet taken; iterating again goes on where the last one stopped."""
+        while True:  # not ``yield from``: closing this iterator must not close the file's
+            if self._peeked:
+                yield self._peeked.pop()
+                continue
+            cb_id = next(self._source, None)
+            if cb_id is None:
+                return
+            yield cb_id
+
+    def _read(self) -> Iterator[str]:
         line_number = 0
         try:
             for line in self._stream:
                 line_number += 1
-                cb_id = line.strip()
-                if cb_id and not cb_id.startswith("#"):
+                cb_id = _strip_comment(line)
+                if cb_id:
                     self.read += 1
                     yield cb_id
         except UnicodeDecodeError:
@@ -80,42 +134,114 @@ class IdsReader:
 
 
 @attrs.frozen
+class IdsCount:
+    """What an ids file lists: distinct ids in order, and how many lines repeated one."""
+
+    ids: tuple[str, ...]
+    duplicates: int
+
+
+def count_ids(reader: IdsReader) -> IdsCount:
+    """Read every id of ``reader`` once (a ConfigError if it is not text or lists none)."""
+    seen: dict[str, None] = {}
+    duplicates = 0
+    for cb_id in reader:
+        if cb_id in seen:
+            duplicates += 1
+        else:
+            seen[cb_id] = None
+    if reader.error is not None:
+        raise ConfigError(reader.error)
+    if not seen:
+        msg = f"{reader.name} lists no callback ids (only blank lines or # comments): nothing to do"
+        raise ConfigError(msg)
+    return IdsCount(tuple(seen), duplicates)
+
+
+@attrs.frozen
 class DeletePlan:
-    """What to delete: listed ids, or every match of a filter in campaigns or the tenant."""
+    """What to delete: listed ids, or every match of filters (one per campaign, or the tenant's)."""
 
     ids: IdsReader | None
-    campaigns: tuple[int, ...]
-    tenant: bool
-    filters: dict[str, Any]
+    wheres: tuple[CallbackFilter, ...]
     concurrency: int
 
+    def describe(self) -> str:
+        """The filters in words (``campaign 6; users asha``, joined by ``or``)."""
+        return " or ".join(where.describe() for where in self.wheres)
 
-async def _delete(
+
+@attrs.frozen
+class DeleteOutputs:
+    """Where a delete writes: backup, failed and not-found ids; JSON summary; quiet."""
+
+    backup: str | None = None
+    failed_out: str | None = None
+    not_found_out: str | None = None
+    json: bool = False
+    quiet: bool = False
+
+
+@attrs.define
+class Listing:
+    """The ids a filter matched, in order, with their wire JSON lines when a backup is kept."""
+
+    ids: list[str] = attrs.field(factory=list)
+    lines: dict[str, str] = attrs.field(factory=dict)
+    pages: int = 0
+
+
+async def _list(
     connection: Connection,
     plan: DeletePlan,
-    tally: BulkTally,
-    on_progress: Callable[[BulkProgress], None] | None,
+    listing: Listing,
     *,
-    dry_run: bool = False,
+    keep_records: bool,
+    on_page: Callable[[], None],
 ) -> None:
+    seen: set[str] = set()
     async with open_client(connection) as client:
-        if plan.ids is not None:
-            await client.delete_callbacks(
-                plan.ids, concurrency=plan.concurrency, on_progress=on_progress, tally=tally
+        for where in plan.wheres:
+            walk = client.iter_callbacks(where)
+            async with walk:
+                async for page in walk.pages():
+                    for record in page.items:
+                        cb_id = record.customer_callback_id
+                        if cb_id in seen:
+                            continue
+                        seen.add(cb_id)
+                        listing.ids.append(cb_id)
+                        if keep_records:
+                            listing.lines[cb_id] = wire_line(record)
+                    listing.pages += 1
+                    on_page()
+
+
+def list_matches(
+    connection: Connection, plan: DeletePlan, *, keep_records: bool, quiet: bool
+) -> Listing:
+    """The listing phase: every id the filters match now, with a spinner and its count.
+
+    Ctrl-C here deletes nothing: it raises KeyboardInterrupt to the caller.
+    """
+    listing = Listing()
+    spinner = None if quiet else progress("found", "pages")
+    task = spinner.add_task("listing matches", found="0", pages="0", rate="0") if spinner else None
+    started = time.perf_counter()
+
+    def on_page() -> None:
+        if spinner is not None and task is not None:
+            elapsed = time.perf_counter() - started
+            spinner.update(
+                task,
+                found=count(len(listing.ids)),
+                pages=count(listing.pages),
+                rate=count(round(len(listing.ids) / elapsed)) if elapsed > 0 else "0",
             )
-            return
-        options: dict[str, Any] = {
-            **plan.filters,
-            "concurrency": plan.concurrency,
-            "dry_run": dry_run,
-            "on_progress": on_progress,
-            "tally": tally,
-        }
-        if plan.tenant:
-            await client.delete_matching_tenant(**options)
-            return
-        for campaign in plan.campaigns:
-            await client.delete_matching(campaign, **options)
+
+    with spinner if spinner is not None else nullcontext():
+        asyncio.run(_list(connection, plan, listing, keep_records=keep_records, on_page=on_page))
+    return listing
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -126,55 +252,63 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
-def _show_first(what: str, ids: Iterator[str] | tuple[str, ...], total_hint: int | None) -> None:
+def _show_first(what: str, ids: Iterable[str], total: int) -> None:
     shown = 0
     for cb_id in ids:
         if shown == SHOWN:
             break
         click.echo(f"  {cb_id}")
         shown += 1
-    if total_hint is not None and total_hint > shown:
-        click.echo(f"  ... and {count(total_hint - shown)} more {what}")
+    if total > shown:
+        click.echo(f"  ... and {count(total - shown)} more {what}")
 
 
-def run_dry_ids(reader: IdsReader) -> None:
-    """Count the ids of a file and show the first few; no server is needed."""
-    first: list[str] = []
-    for cb_id in reader:
-        if len(first) < SHOWN:
-            first.append(cb_id)
-    if reader.error is not None:
-        raise click.UsageError(reader.error)
-    click.echo(
-        f"dry run: {reader.name} lists {count(reader.read)} ids to delete "
-        f"(nothing was sent)" + (":" if first else "")
+def show_dry_ids(reader: IdsReader, outputs: DeleteOutputs) -> None:
+    """The dry run of an ids file: distinct ids and duplicates; no server is needed."""
+    counted = count_ids(reader)
+    if outputs.json:
+        emit_json(
+            {
+                "command": "delete",
+                "dry_run": True,
+                "ids_file": reader.name,
+                "distinct_ids": len(counted.ids),
+                "duplicates": counted.duplicates,
+                "ids": list(counted.ids),
+            }
+        )
+        return
+    dups = (
+        f", {count(counted.duplicates)} more lines repeat an id (deleted once)"
+        if counted.duplicates
+        else ""
     )
-    _show_first("ids", tuple(first), reader.read)
-
-
-def run_dry(connection: Connection, plan: DeletePlan) -> None:
-    """Say how many callbacks the filter matches now, and the first few; delete nothing."""
-    tally = BulkTally()
-    asyncio.run(_delete(connection, plan, tally, None, dry_run=True))
-    matched = tally.result().matched
     click.echo(
-        f"dry run: {count(len(matched))} callbacks match and would be deleted "
-        f"(nothing was deleted)" + (":" if matched else "")
+        f"dry run: {reader.name} lists {count(len(counted.ids))} distinct ids to delete"
+        f"{dups} (nothing was sent):"
     )
-    _show_first("callbacks", matched, len(matched))
+    _show_first("ids", counted.ids, len(counted.ids))
 
 
-class _Counted:
-    """Ids passing through, counted."""
-
-    def __init__(self, ids: Iterator[str] | IdsReader) -> None:
-        self._ids = ids
-        self.n = 0
-
-    def __iter__(self) -> Iterator[str]:
-        for cb_id in self._ids:
-            self.n += 1
-            yield cb_id
+def show_dry_filter(plan: DeletePlan, listing: Listing, outputs: DeleteOutputs) -> None:
+    """The dry run of a filter: the filter as read, how many match now, the first few."""
+    if outputs.json:
+        emit_json(
+            {
+                "command": "delete",
+                "dry_run": True,
+                "filter": [where.describe() for where in plan.wheres],
+                "matched": len(listing.ids),
+                "ids": listing.ids,
+            }
+        )
+        return
+    n = len(listing.ids)
+    click.echo(
+        f"dry run: {count(n)} callbacks match {plan.describe()} and would be deleted "
+        "(nothing was deleted)" + (":" if n else "")
+    )
+    _show_first("callbacks", listing.ids, n)
 
 
 def _summary(
@@ -198,100 +332,242 @@ def _summary(
         notes.append(note)
     console.print(Text("; ".join(notes)))
     for cb_id, error in list(result.failed.items())[:SHOWN]:
-        console.print(Text(f"failed {cb_id}: {' '.join(str(error).split())}"))
+        console.print(Text(f"failed {cb_id}: {explain(error)}"))
     if len(result.failed) > SHOWN:
         console.print(Text(f"... and {count(len(result.failed) - SHOWN)} more failures"))
 
 
-def _write_failed(path: str, result: BulkDeleteResult, unread: Iterable[str]) -> None:
+def _write_ids(path: str, header: str, ids: Iterable[str]) -> None:
     with atomic_output(path) as stream:
-        stream.write(
-            "# ameyo-callbacks delete: the ids that failed or were not attempted; "
-            f"re-run with --ids-file {path}\n"
+        stream.write(header)
+        for cb_id in ids:
+            stream.write(f"{cb_id}\n")
+
+
+class _Unread:
+    """Ids never handed to the deletes, counted as they are read."""
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self._ids = ids
+        self.n = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for cb_id in self._ids:
+            self.n += 1
+            yield cb_id
+
+
+@attrs.define
+class _Feed:
+    """The ids handed to the deletes one by one, each backed up first when asked to."""
+
+    ids: Iterable[str]
+    lines: dict[str, str]
+    backup: TextIO | None
+    taken: int = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for cb_id in self.ids:
+            if self.backup is not None:  # on disk before its DELETE can be sent
+                self.backup.write(self.lines[cb_id])
+                self.backup.flush()
+            self.taken += 1
+            yield cb_id
+
+
+async def _delete(
+    connection: Connection,
+    feed: Iterable[str],
+    concurrency: int,
+    tally: BulkTally,
+    on_progress: Callable[[BulkProgress], None] | None,
+) -> None:
+    async with open_client(connection) as client:
+        await client.delete_callbacks(
+            feed, concurrency=concurrency, on_progress=on_progress, tally=tally
         )
-        for cb_id in (*result.failed, *result.not_attempted):
-            stream.write(f"{cb_id}\n")
-        for cb_id in unread:
-            stream.write(f"{cb_id}\n")
 
 
-def check_failed_out(path: str | None) -> None:
-    """Refuse a ``--failed-out`` that cannot be written, before anything is deleted."""
-    if path is None:
-        return
-    target = Path(path)
-    if target.is_dir():
-        msg = f"--failed-out {path} is a directory"
-        raise click.UsageError(msg)
-    parent = target.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        msg = f"--failed-out {path}: cannot write in {parent}"
-        raise click.UsageError(msg)
+def _progress_display(total: int | None, quiet: bool) -> tuple[Progress | None, TaskID]:
+    if quiet:
+        return None, TaskID(0)
+    fields = ("deleted", "not_found", "failed")
+    display = progress(*fields) if total is None else bar(*fields)
+    if display is None:
+        return None, TaskID(0)
+    task = display.add_task(
+        "deleting", total=total, deleted="0", not_found="0", failed="0", rate="0"
+    )
+    return display, task
 
 
-def run_delete(connection: Connection, plan: DeletePlan, failed_out: str | None) -> int:
-    """Delete, show a summary, write ``failed_out``; the exit status (0, 1 or 130).
+def run_delete(
+    connection: Connection,
+    plan: DeletePlan,
+    outputs: DeleteOutputs,
+    *,
+    listing: Listing | None = None,
+    total: int | None = None,
+) -> int:
+    """Delete, show a summary, write the id files; the exit status (0, 1 or 130).
 
-    Ctrl-C stops the run: the summary still accounts for every id read (an id
-    whose delete was in flight is ``failed``: deleting it again is safe).
+    ``listing`` holds the ids of a filter delete (from :func:`list_matches`);
+    without it the ids come from ``plan.ids``, of which ``total`` are
+    distinct when known. Ctrl-C stops the run: the summary still accounts
+    for every id (one whose delete was in flight is ``failed``: deleting it
+    again is safe).
     """
     tally = BulkTally()
     started = time.perf_counter()
     interrupted = False
     error: AmeyoError | None = None
-    bar = progress("deleted", "not_found", "failed")
-    task = (
-        bar.add_task("deleting", deleted="0", not_found="0", failed="0", rate="0")
-        if bar
-        else TaskID(0)
-    )
+    if listing is not None:
+        total = len(listing.ids)
+    display, task = _progress_display(total, outputs.quiet)
 
     def on_progress(state: BulkProgress) -> None:
-        if bar is not None:
+        if display is not None:
             elapsed = time.perf_counter() - started
-            bar.update(
+            display.update(
                 task,
+                completed=state.done,
                 deleted=count(state.deleted),
                 not_found=count(state.not_found),
                 failed=count(state.failed),
                 rate=count(round(state.done / elapsed)) if elapsed > 0 else "0",
             )
 
-    try:
-        with bar if bar is not None else nullcontext():
-            asyncio.run(_delete(connection, plan, tally, on_progress))
-    except AmeyoError as exc:  # the walk of a filter failed: shown after the summary
-        error = exc
-    except BaseException as exc:
-        if not _interrupted(exc):
-            raise
-        interrupted = True
+    with ExitStack() as stack:
+        backup = None
+        if outputs.backup is not None:
+            backup = stack.enter_context(append_output(outputs.backup, "--backup"))
+        if listing is not None:
+            feed = _Feed(listing.ids, listing.lines, backup)
+        else:
+            assert plan.ids is not None  # noqa: S101
+            feed = _Feed(plan.ids, {}, None)
+        try:
+            with display if display is not None else nullcontext():
+                asyncio.run(_delete(connection, feed, plan.concurrency, tally, on_progress))
+        except AmeyoError as exc:  # not expected: delete_callbacks reports failures per id
+            error = exc
+        except BaseException as exc:
+            if not _interrupted(exc):
+                raise
+            interrupted = True
     elapsed = time.perf_counter() - started
     result = tally.result()
-    # Ids of an interrupted file never reached the tally: they are "not attempted" too.
-    unread = _Counted(iter(()))
+    # Ids never handed to the deletes are "not attempted" too.
     note = ""
-    if interrupted and plan.ids is not None:
-        if plan.ids.name == "stdin":
+    if listing is not None:
+        unread = _Unread(listing.ids[feed.taken :])
+    elif interrupted and plan.ids is not None and not plan.ids.is_stdin:
+        unread = _Unread(plan.ids)
+    else:
+        unread = _Unread(())
+        if interrupted and plan.ids is not None:
             note = "the rest of stdin was not read"
-        else:
-            unread = _Counted(plan.ids)
+    return _finish(
+        plan,
+        outputs,
+        result,
+        unread,
+        elapsed=elapsed,
+        interrupted=interrupted,
+        error=error,
+        note=note,
+        matched=None if listing is None else len(listing.ids),
+    )
+
+
+def _finish(
+    plan: DeletePlan,
+    outputs: DeleteOutputs,
+    result: BulkDeleteResult,
+    unread: _Unread,
+    *,
+    elapsed: float,
+    interrupted: bool,
+    error: AmeyoError | None,
+    note: str,
+    matched: int | None,
+) -> int:
+    written: dict[str, str] = {}
     write_error: click.ClickException | None = None
-    if failed_out is not None:
+    if outputs.backup is not None:
+        written["backup"] = outputs.backup
+    if outputs.failed_out is not None:
         try:
-            _write_failed(failed_out, result, unread)
+            _write_ids(
+                outputs.failed_out,
+                "# ameyo-callbacks delete: the ids that failed or were not attempted; "
+                f"re-run with --ids-file {outputs.failed_out}\n",
+                (*result.failed, *result.not_attempted, *unread),
+            )
+            written["failed_out"] = outputs.failed_out
         except click.ClickException as exc:
             write_error = exc
     for _ in unread:  # count what --failed-out did not read
         pass
-    _summary(result, elapsed, interrupted=interrupted, unread=unread.n, note=note)
+    if outputs.not_found_out is not None:
+        try:
+            _write_ids(
+                outputs.not_found_out,
+                "# ameyo-callbacks delete: the ids the server did not know\n",
+                result.not_found,
+            )
+            written["not_found_out"] = outputs.not_found_out
+        except click.ClickException as exc:
+            write_error = write_error or exc
+    if not outputs.quiet:
+        _summary(result, elapsed, interrupted=interrupted, unread=unread.n, note=note)
+    status = _status(plan, result, interrupted=interrupted, error=error, write_error=write_error)
+    if outputs.json:
+        counts = result.counts
+        counts["not_attempted"] += unread.n
+        summary: dict[str, Any] = {
+            "command": "delete",
+            "dry_run": False,
+            "filter": [where.describe() for where in plan.wheres] if plan.wheres else None,
+            "ids_file": None if plan.ids is None else plan.ids.name,
+            "matched": matched,
+            "counts": counts,
+            "duplicates": result.duplicates,
+            "not_found": list(result.not_found),
+            "failures": [
+                {"id": cb_id, "reason": explain(exc)} for cb_id, exc in result.failed.items()
+            ],
+            "files": written,
+            "elapsed_s": round(elapsed, 3),
+            "interrupted": interrupted,
+            "exit_status": status,
+        }
+        emit_json(summary)
     if write_error is not None:
         raise write_error
     if interrupted:
-        click.echo("interrupted: re-running the same command is safe", err=True)
+        if not outputs.quiet:
+            click.echo("interrupted: re-running the same command is safe", err=True)
         return EXIT_INTERRUPTED
     if plan.ids is not None and plan.ids.error is not None:
         raise click.UsageError(plan.ids.error)
     if error is not None:
         raise error
-    return 0 if result.ok else 1
+    return status
+
+
+def _status(
+    plan: DeletePlan,
+    result: BulkDeleteResult,
+    *,
+    interrupted: bool,
+    error: AmeyoError | None,
+    write_error: click.ClickException | None,
+) -> int:
+    if write_error is not None or (plan.ids is not None and plan.ids.error is not None):
+        return 2
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if error is not None or not result.ok:
+        return 1
+    return 0

@@ -31,9 +31,10 @@ import attrs
 import click
 from rich.progress import TaskID
 
-from .. import CustomerCallback, make_converter
+from .. import CallbackFilter, CustomerCallback, make_converter
 from ._config import Connection, open_client
 from ._files import atomic_output, describe
+from ._summary import emit_json
 from ._ui import count, progress
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "JsonlWriter",
     "output_format",
     "run_export",
+    "wire_line",
 ]
 
 FORMATS = ("csv", "jsonl")
@@ -124,17 +126,23 @@ class CsvWriter:
         self._writer.writerows(map(self.row, records))
 
 
+_UNSTRUCTURE = make_converter().unstructure
+
+
+def wire_line(record: CustomerCallback) -> str:
+    """One record as ``export --format jsonl`` writes it: the wire's JSON and a newline."""
+    return _COMPACT(_UNSTRUCTURE(record)) + "\n"
+
+
 class JsonlWriter:
     """One wire-form JSON object per line."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._unstructure = make_converter().unstructure
 
     def write(self, records: Sequence[CustomerCallback]) -> None:
         """Write these records' lines."""
-        unstructure = self._unstructure
-        self._stream.write("".join([_COMPACT(unstructure(r)) + "\n" for r in records]))
+        self._stream.write("".join([wire_line(r) for r in records]))
 
     def finish(self) -> None:
         """Nothing to add: JSON Lines has no header."""
@@ -162,10 +170,9 @@ class ExportStats:
 
 @attrs.frozen
 class ExportPlan:
-    """What to export: campaigns (None: the tenant), filters, caps."""
+    """What to export: one filter per campaign (or the tenant's), and the caps."""
 
-    sources: tuple[int | None, ...]
-    filters: dict[str, Any]
+    wheres: tuple[CallbackFilter, ...]
     max_items: int | None
     prefetch: int
 
@@ -178,18 +185,11 @@ async def _walk(
     on_page: Callable[[], None],
 ) -> None:
     async with open_client(connection) as client:
-        for campaign in plan.sources:
+        for where in plan.wheres:
             remaining = None if plan.max_items is None else plan.max_items - stats.records
             if remaining == 0:
                 break
-            if campaign is None:
-                walk = client.iter_tenant_callbacks(
-                    **plan.filters, max_items=remaining, prefetch=plan.prefetch
-                )
-            else:
-                walk = client.iter_campaign_callbacks(
-                    campaign, **plan.filters, max_items=remaining, prefetch=plan.prefetch
-                )
+            walk = client.iter_callbacks(where, max_items=remaining, prefetch=plan.prefetch)
             async with walk:  # pipelined: requests overlap the writing
                 async for page in walk.pages():
                     writer.write(page.items)
@@ -198,13 +198,21 @@ async def _walk(
                     on_page()
 
 
-def run_export(connection: Connection, plan: ExportPlan, fmt: str, output: str) -> ExportStats:
+def run_export(
+    connection: Connection,
+    plan: ExportPlan,
+    fmt: str,
+    output: str,
+    *,
+    quiet: bool = False,
+    as_json: bool = False,
+) -> ExportStats:
     """Export to ``output`` (``-``: stdout), with a progress bar on a terminal; the counts.
 
-    A failure or Ctrl-C leaves no file behind (see :func:`atomic_output`).
+    A failure or Ctrl-C leaves no regular file behind (see :func:`atomic_output`).
     """
     stats = ExportStats()
-    bar = progress("records", "pages")
+    bar = None if quiet else progress("records", "pages")
     with atomic_output(output) as stream:
         writer: _Writer = CsvWriter(stream) if fmt == "csv" else JsonlWriter(stream)
         task = bar.add_task("exporting", records="0", pages="0", rate="0") if bar else TaskID(0)
@@ -221,9 +229,24 @@ def run_export(connection: Connection, plan: ExportPlan, fmt: str, output: str) 
         with bar if bar is not None else nullcontext():
             asyncio.run(_walk(connection, plan, writer, stats, on_page))
         writer.finish()
-    click.echo(
-        f"exported {count(stats.records)} records ({count(stats.pages)} pages) to "
-        f"{describe(output)} in {stats.elapsed:.1f} s ({count(round(stats.rate))} records/s)",
-        err=True,
-    )
+    if not quiet:
+        click.echo(
+            f"exported {count(stats.records)} records ({count(stats.pages)} pages) to "
+            f"{describe(output)} in {stats.elapsed:.1f} s ({count(round(stats.rate))} records/s)",
+            err=True,
+        )
+    if as_json:
+        emit_json(
+            {
+                "command": "export",
+                "filter": [where.describe() for where in plan.wheres],
+                "records": stats.records,
+                "pages": stats.pages,
+                "format": fmt,
+                "output": describe(output),
+                "files": [] if output == "-" else [output],
+                "elapsed_s": round(stats.elapsed, 3),
+            },
+            err=output == "-",
+        )
     return stats

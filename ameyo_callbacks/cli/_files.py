@@ -1,4 +1,16 @@
-"""Output files that appear complete or not at all."""
+"""Output files: written where they point, appearing complete or not at all.
+
+- ``-`` is stdout.
+- A regular file (new or existing) is written under a temporary name in its
+  directory and renamed over it only when complete; a symlink is followed,
+  so its target is what gets replaced, atomically, and the link stays.
+- Anything else (a device such as ``/dev/null``, a FIFO, any path under
+  ``/dev`` or ``/proc`` such as ``/dev/stdout``) is opened and written
+  directly: it is never renamed over.
+
+Every failure to open, write or replace is a :class:`ConfigError`: one line,
+exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +26,16 @@ from typing import TextIO
 
 from ._config import ConfigError
 
-__all__ = ["atomic_output", "describe"]
+__all__ = ["append_output", "atomic_output", "check_writable", "describe", "is_special"]
 
 
 def describe(output: str) -> str:
     """How to name an output in a message."""
     return "stdout" if output == "-" else output
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 def _final_mode(target: Path) -> int:
@@ -32,13 +48,59 @@ def _final_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
+def is_special(output: str) -> bool:
+    """True for an existing output that is not a regular file (device, FIFO, /dev/stdout)."""
+    if output == "-" or output.startswith(("/dev/", "/proc/")):
+        return True  # /dev/stdout, /dev/fd/3, /proc/self/fd/1: the open file, never renamed
+    try:
+        mode = os.stat(output).st_mode  # follows symlinks: /dev/stdout -> the pipe
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        msg = f"cannot write {output}: {_reason(exc)}"
+        raise ConfigError(msg) from None
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
+
+
+def check_writable(output: str, flag: str) -> None:
+    """Refuse, before any request, an output that cannot be written (exit status 2)."""
+    if output == "-" or is_special(output):
+        if output != "-" and not os.access(output, os.W_OK):
+            msg = f"cannot write {flag} {output}: permission denied"
+            raise ConfigError(msg)
+        return
+    target = Path(os.path.realpath(output))
+    if target.is_dir():
+        msg = f"cannot write {flag} {output}: it is a directory"
+        raise ConfigError(msg)
+    parent = target.parent
+    if not parent.is_dir():
+        msg = f"cannot write {flag} {output}: the directory {parent} does not exist"
+        raise ConfigError(msg)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        msg = f"cannot write {flag} {output}: no permission to create files in {parent}"
+        raise ConfigError(msg)
+    if target.exists() and not os.access(target, os.W_OK):
+        msg = f"cannot write {flag} {output}: the file is read-only"
+        raise ConfigError(msg)
+
+
+@contextmanager
+def _direct(output: str) -> Iterator[TextIO]:
+    try:
+        stream = open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        msg = f"cannot write {output}: {_reason(exc)}"
+        raise ConfigError(msg) from None
+    with stream:
+        yield stream
+
+
 @contextmanager
 def atomic_output(output: str) -> Iterator[TextIO]:
-    """A UTF-8 text stream for ``output`` (``-``: stdout).
+    """A UTF-8 text stream for ``output`` (``-``: stdout); see the module docstring.
 
-    A file is written under a temporary name in the same directory
-    (``.NAME.XXXX.part``) and renamed over ``output`` only when the block ends
-    without an exception; on any exception, Ctrl-C included, the temporary
+    For a regular file, on any exception (Ctrl-C included) the temporary
     file is removed and an existing ``output`` is left as it was.
     """
     if output == "-":
@@ -46,16 +108,23 @@ def atomic_output(output: str) -> Iterator[TextIO]:
         yield stdout
         stdout.flush()
         return
-    target = Path(output)
+    if is_special(output):
+        with _direct(output) as stream:
+            yield stream
+        return
+    target = Path(os.path.realpath(output))  # a symlink: its target is replaced, not the link
     if target.is_dir():
         msg = f"cannot write {output}: it is a directory"
+        raise ConfigError(msg)
+    if target.exists() and not os.access(target, os.W_OK):
+        msg = f"cannot write {output}: the file is read-only"
         raise ConfigError(msg)
     try:
         fd, tmp = tempfile.mkstemp(
             dir=target.parent, prefix=f".{target.name}.", suffix=".part", text=True
         )
     except OSError as exc:
-        msg = f"cannot write {output}: {exc.strerror or exc}"
+        msg = f"cannot write {output}: {_reason(exc)}"
         raise ConfigError(msg) from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
@@ -63,8 +132,24 @@ def atomic_output(output: str) -> Iterator[TextIO]:
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(tmp, _final_mode(target))
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            msg = f"cannot replace {output}: {_reason(exc)} (check the file's attributes)"
+            raise ConfigError(msg) from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextmanager
+def append_output(output: str, flag: str) -> Iterator[TextIO]:
+    """A UTF-8 text stream appending to ``output`` (a backup: written as it goes)."""
+    try:
+        stream = open(output, "a", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        msg = f"cannot write {flag} {output}: {_reason(exc)}"
+        raise ConfigError(msg) from None
+    with stream:
+        yield stream

@@ -1,33 +1,31 @@
-"""Click parameters shared by commands: date bounds and the list filters."""
+"""Click parameters shared by commands: date bounds and the list filters.
+
+``filter_options`` adds ``--user-id``, ``--added-from`` and the rest and
+hands the command one :class:`FilterBounds`, whose :meth:`FilterBounds.where_for`
+makes the :class:`~ameyo_callbacks.CallbackFilter` of a campaign or of the
+tenant. Inside, each bound has one name, the library's (``from_date_added``
+for ``--added-from``).
+"""
 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
 from typing import Any, TypeVar
 
+import attrs
 import click
 
-__all__ = ["DATES_HELP", "DateBound", "check_range", "filter_options"]
+from .. import CallbackFilter
+from ._dates import DATE_FORMS, DateError, iso_ms, parse_bound
+
+__all__ = ["DATES_HELP", "DateBound", "FilterBounds", "filter_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_EPOCH_MS = re.compile(r"-?\d+")
-_ONE_MS = timedelta(milliseconds=1)
-
 
 class DateBound(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
-    """A date filter bound -> an aware UTC ``datetime`` or int epoch milliseconds.
-
-    Accepted: ISO-8601 with an offset (``2024-01-31T09:30:00+05:30``, ``...Z``);
-    a date ``YYYY-MM-DD``, which is midnight UTC for a ``--*-from`` bound and
-    the end of that day (23:59:59.999 UTC, inclusive) for a ``--*-to`` bound;
-    or epoch milliseconds, a bare integer. A date and time without an offset
-    is refused: it is ambiguous.
-    """
+    """A date filter bound -> int epoch milliseconds (see :mod:`._dates` for the forms)."""
 
     name = "date"
 
@@ -36,59 +34,44 @@ class DateBound(click.ParamType):  # type: ignore[type-arg]  # generic only in c
 
     def convert(
         self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> datetime | int:
-        if isinstance(value, (datetime, int)) and not isinstance(value, bool):
+    ) -> int:
+        if type(value) is int:
             return value
-        text = str(value).strip()
-        if _EPOCH_MS.fullmatch(text):
-            return int(text)
-        if _DATE.fullmatch(text):
-            try:
-                day = date.fromisoformat(text)
-            except ValueError as exc:
-                self.fail(f"{text!r} is not a date: {exc}", param, ctx)
-            start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-            if not self.end_of_day:
-                return start
-            try:
-                return start + timedelta(days=1) - _ONE_MS
-            except OverflowError:  # 9999-12-31
-                return datetime.max.replace(microsecond=999000, tzinfo=timezone.utc)
-        iso = text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
         try:
-            moment = datetime.fromisoformat(iso)
-        except ValueError:
-            self.fail(
-                f"{text!r} is not a date: use ISO-8601 with an offset "
-                "(2024-01-31T09:30:00+05:30 or ...Z), a date (2024-01-31) or epoch "
-                "milliseconds (1706693400000)",
-                param,
-                ctx,
-            )
-        if moment.tzinfo is None or moment.utcoffset() is None:
-            self.fail(
-                f"{text!r} has no UTC offset, so it is ambiguous: add one "
-                f"(e.g. {text}Z for UTC, or {text}+05:30)",
-                param,
-                ctx,
-            )
-        return moment
+            return parse_bound(str(value), end_of_day=self.end_of_day)
+        except DateError as exc:
+            self.fail(str(exc), param, ctx)
 
 
-def _ms(bound: datetime | int) -> int:
-    if isinstance(bound, int):
-        return bound
-    return (bound - datetime(1970, 1, 1, tzinfo=timezone.utc)) // _ONE_MS
+@attrs.frozen
+class FilterBounds:
+    """The filter flags as given: users and inclusive bounds in epoch milliseconds."""
+
+    user_ids: tuple[str, ...] | None = None
+    from_date_added: int | None = None
+    to_date_added: int | None = None
+    from_date_scheduled: int | None = None
+    to_date_scheduled: int | None = None
+
+    def __bool__(self) -> bool:
+        """True when any filter flag was given."""
+        return any(getattr(self, f.name) is not None for f in attrs.fields(FilterBounds))
+
+    def where_for(self, campaign_id: int | None) -> CallbackFilter:
+        """The filter of one campaign, or of the tenant for ``None``."""
+        bounds = attrs.asdict(self, recurse=False)
+        if campaign_id is None:
+            return CallbackFilter.tenant(**bounds)
+        return CallbackFilter.campaign(campaign_id, **bounds)
 
 
-def check_range(
-    low: datetime | int | None, high: datetime | int | None, low_flag: str, high_flag: str
-) -> None:
-    """Refuse a range whose start is after its end, naming the flags."""
-    if low is not None and high is not None and _ms(low) > _ms(high):
-        msg = f"{low_flag} is after {high_flag}: swap them"
-        raise click.UsageError(msg)
-
+#: (flag, field name) of each bound, for messages naming the flag.
+_FLAGS = (
+    ("--added-from", "from_date_added"),
+    ("--added-to", "to_date_added"),
+    ("--scheduled-from", "from_date_scheduled"),
+    ("--scheduled-to", "to_date_scheduled"),
+)
 
 _FILTER_OPTIONS = (
     click.option(
@@ -100,55 +83,66 @@ _FILTER_OPTIONS = (
     ),
     click.option(
         "--scheduled-from",
+        "from_date_scheduled",
         type=DateBound(end_of_day=False),
+        metavar="DATE",
         help="Only callbacks scheduled at or after this time.",
     ),
     click.option(
         "--scheduled-to",
+        "to_date_scheduled",
         type=DateBound(end_of_day=True),
-        help="Only callbacks scheduled at or before this time (a date: its end).",
+        metavar="DATE",
+        help="Only callbacks scheduled at or before this time (a day: its end).",
     ),
     click.option(
         "--added-from",
+        "from_date_added",
         type=DateBound(end_of_day=False),
+        metavar="DATE",
         help="Only callbacks added at or after this time.",
     ),
     click.option(
         "--added-to",
+        "to_date_added",
         type=DateBound(end_of_day=True),
-        help="Only callbacks added at or before this time (a date: its end).",
+        metavar="DATE",
+        help="Only callbacks added at or before this time (a day: its end).",
     ),
 )
-_FILTER_NAMES = ("user_ids", "scheduled_from", "scheduled_to", "added_from", "added_to")
+_FILTER_NAMES = tuple(f.name for f in attrs.fields(FilterBounds))
 
 DATES_HELP = (
-    "Dates: ISO-8601 with an offset (2024-01-31T09:30:00+05:30, or Z for UTC), a date "
-    "(2024-01-31: midnight UTC; for a --*-to bound the end of that day, inclusive), or "
-    "epoch milliseconds (1706693400000). A time without an offset is refused as ambiguous."
+    f"Dates: {DATE_FORMS}. A day is midnight UTC, or for a --*-to bound the end of that "
+    "day, inclusive. A time without an offset is refused as ambiguous; so is a bare "
+    "integer that is not plausible epoch milliseconds (1973 to 4999): 1706693400 looks "
+    "like epoch seconds, and 20240131 is the day 2024-01-31."
 )
+
+
+def _check_range(bounds: FilterBounds) -> None:
+    for what in ("added", "scheduled"):
+        (lo_flag, lo_name), (hi_flag, hi_name) = (f for f in _FLAGS if f[1].endswith(what))
+        lo, hi = getattr(bounds, lo_name), getattr(bounds, hi_name)
+        if lo is not None and hi is not None and lo > hi:
+            msg = f"{lo_flag} ({iso_ms(lo)}) is after {hi_flag} ({iso_ms(hi)}): swap them"
+            raise click.UsageError(msg)
 
 
 def filter_options(func: F) -> F:
-    """Add the list filters to a command; it receives them as ``filters=`` client keywords."""
+    """Add the list filters to a command; it receives them as ``bounds=FilterBounds``."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         given = {name: kwargs.pop(name) for name in _FILTER_NAMES}
-        if any(not user.strip() for user in given["user_ids"]):
+        users = given["user_ids"]
+        if any(not user.strip() for user in users):
             msg = "--user-id must not be empty"
             raise click.UsageError(msg)
-        check_range(
-            given["scheduled_from"], given["scheduled_to"], "--scheduled-from", "--scheduled-to"
-        )
-        check_range(given["added_from"], given["added_to"], "--added-from", "--added-to")
-        filters = {
-            "user_ids": given["user_ids"] or None,
-            "from_date_scheduled": given["scheduled_from"],
-            "to_date_scheduled": given["scheduled_to"],
-            "from_date_added": given["added_from"],
-            "to_date_added": given["added_to"],
-        }
-        return func(*args, filters={k: v for k, v in filters.items() if v is not None}, **kwargs)
+        given["user_ids"] = tuple(user.strip() for user in users) or None
+        bounds = FilterBounds(**given)
+        _check_range(bounds)
+        return func(*args, bounds=bounds, **kwargs)
 
     decorated: Any = wrapper
     for option in reversed(_FILTER_OPTIONS):

@@ -14,9 +14,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 __all__ = [
+    "bar",
     "count",
     "logging_to_stderr",
     "progress",
@@ -67,6 +77,27 @@ def progress(*fields: str) -> Progress | None:
     return Progress(*columns, console=Console(file=sys.stderr, force_terminal=True), transient=True)
 
 
+def bar(*fields: str) -> Progress | None:
+    """A progress bar with a total on stderr (done/total, percent, rate, ETA), or None.
+
+    None when stderr is not a terminal. ``fields`` are shown after the bar, as
+    in :func:`progress`; the caller passes ``rate``.
+    """
+    if not stderr_is_terminal():
+        return None
+    columns = [
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        *(TextColumn(f"{name.replace('_', ' ')} {{task.fields[{name}]}}") for name in fields),
+        TextColumn("{task.fields[rate]}/s"),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ]
+    return Progress(*columns, console=Console(file=sys.stderr, force_terminal=True), transient=True)
+
+
 class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
     """A handler writing to whatever ``sys.stderr`` is at the time of each record.
 
@@ -84,9 +115,12 @@ class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 @contextmanager
 def logging_to_stderr(*, verbose: bool) -> Iterator[None]:
-    """Show the library's log on stderr: WARNING and up, or everything with ``verbose``.
+    """Show the library's log on stderr: ERROR and up, or everything with ``verbose``.
 
-    The library never logs a session id or a token, so ``--verbose`` shows none.
+    The retries are logged as warnings: at the default verbosity they are not
+    shown, and a request that fails for good is one error line (see
+    :func:`._errors.explain`); ``-v`` shows every request and retry. The
+    library never logs a session id or a token, so ``--verbose`` shows none.
     """
     logger = logging.getLogger(_LIBRARY_LOGGER)
     handler = _CurrentStderr()
@@ -94,7 +128,7 @@ def logging_to_stderr(*, verbose: bool) -> Iterator[None]:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("ameyo-callbacks: %(levelname)s: %(message)s"))
-    level = logging.DEBUG if verbose else logging.WARNING
+    level = logging.DEBUG if verbose else logging.ERROR
     handler.setLevel(level)
     old_level = logger.level
     logger.addHandler(handler)

@@ -5,38 +5,48 @@ ASGI application: use it in-process (``fake.client()``, through
 ``httpx.ASGITransport``, no socket) or on a loopback socket (:func:`serve`,
 needs ``pip install 'ameyo-callbacks[fake]'``). It injects faults on demand
 (:class:`Fault`, :class:`FaultPlan`, ``fake.script(...)``) and logs every
-request (:class:`RequestLogEntry`).
+request (:class:`RequestLogEntry`). In live mode (``fake.live(rate=50)``) its
+list changes while clients read it, each change recorded as a :class:`Change`.
 
 The pytest plugin gives a fixture, ``ameyo_fake``::
 
+    from ameyo_callbacks import CallbackFilter
+
     async def test_lists(ameyo_fake):
         async with ameyo_fake.client() as client:
-            page = await client.get_campaign_callbacks(6, limit=10)
+            page = await client.get_callbacks(CallbackFilter.campaign(6), limit=10)
         assert len(page) == 10
 
-Run one from a shell: ``python -m ameyo_callbacks.testing --port 8888``.
+Run one from a shell: ``python -m ameyo_callbacks.testing --port 8888`` (the
+same command as ``ameyo-callbacks fake-server``).
 
 Names are imported on first use, so that loading the pytest plugin costs
-nothing.
+nothing; each shows this package as its ``__module__``.
 """
 
 import importlib
+import types
 import typing
 
 if typing.TYPE_CHECKING:
-    from ._app import FakeAmeyo, RequestLogEntry
+    from ._app import FakeAmeyo
     from ._faults import FAULT_KINDS, DroppedConnection, Fault, FaultPlan
     from ._helpers import FAKE_BASE_URL
+    from ._limits import ServerLimits
+    from ._live import Change
+    from ._log import RequestLogEntry
     from ._server import serve, serve_async
 
 __all__ = [
     "FAKE_BASE_URL",
     "FAULT_KINDS",
+    "Change",
     "DroppedConnection",
     "FakeAmeyo",
     "Fault",
     "FaultPlan",
     "RequestLogEntry",
+    "ServerLimits",
     "serve",
     "serve_async",
 ]
@@ -44,11 +54,13 @@ __all__ = [
 _HOME = {
     "FAKE_BASE_URL": "._helpers",
     "FAULT_KINDS": "._faults",
+    "Change": "._live",
     "DroppedConnection": "._faults",
     "FakeAmeyo": "._app",
     "Fault": "._faults",
     "FaultPlan": "._faults",
-    "RequestLogEntry": "._app",
+    "RequestLogEntry": "._log",
+    "ServerLimits": "._limits",
     "serve": "._server",
     "serve_async": "._server",
 }
@@ -60,6 +72,8 @@ def __getattr__(name: str) -> typing.Any:
         msg = f"module {__name__!r} has no attribute {name!r}"
         raise AttributeError(msg)
     value = getattr(importlib.import_module(home, __name__), name)
+    if isinstance(value, (type, types.FunctionType)):
+        value.__module__ = __name__  # the public path, in reprs, tracebacks and docs
     globals()[name] = value
     return value
 

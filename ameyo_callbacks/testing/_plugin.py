@@ -24,6 +24,6 @@ def ameyo_fake() -> FakeAmeyo:
     Campaigns 6, 7 and 8; ``ameyo_fake.client()`` is a client wired to it
     in-process, with a valid session.
     """
-    from ._app import FakeAmeyo  # noqa: PLC0415  (imported when used, see module docstring)
+    from . import FakeAmeyo  # noqa: PLC0415  (imported when used, see module docstring)
 
     return FakeAmeyo.seeded(250)

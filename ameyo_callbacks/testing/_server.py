@@ -23,7 +23,15 @@ import anyio.to_thread
 
 from ._faults import DroppedConnection
 
-__all__ = ["base_url", "bind_loopback", "require_uvicorn", "serve", "serve_async", "uvicorn_config"]
+__all__ = [
+    "base_url",
+    "bind_loopback",
+    "check_loopback",
+    "require_uvicorn",
+    "serve",
+    "serve_async",
+    "uvicorn_config",
+]
 
 _INSTALL_HINT = "pip install 'ameyo-callbacks[fake]'"
 
@@ -38,7 +46,8 @@ def require_uvicorn() -> ModuleType:
     return uvicorn
 
 
-def _check_loopback(host: str) -> str:
+def check_loopback(host: str) -> str:
+    """``host`` if it is a loopback address ("localhost" is 127.0.0.1); else ValueError."""
     if host == "localhost":
         return "127.0.0.1"
     try:
@@ -53,7 +62,7 @@ def _check_loopback(host: str) -> str:
 
 def bind_loopback(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A listening TCP socket on a loopback address (port 0: a free one)."""
-    host = _check_loopback(host)
+    host = check_loopback(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:

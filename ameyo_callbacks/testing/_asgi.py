@@ -1,0 +1,125 @@
+"""The ASGI 3 adapter: scopes and messages in, :class:`Answer` values out.
+
+Nothing here knows about Ameyo: it reads a request, sends an answer (whole,
+or cut short for a dropped connection), sleeps unless the client goes away,
+and answers the ``lifespan`` protocol uvicorn speaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+import anyio
+
+from ._answers import Answer
+
+__all__ = [
+    "HttpHandler",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "asgi_entry",
+    "read_body",
+    "scope_parts",
+    "send_answer",
+    "send_half_then_drop",
+    "session_header",
+    "sleep_unless_gone",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+HttpHandler = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+async def asgi_entry(scope: Scope, receive: Receive, send: Send, http: HttpHandler) -> None:
+    """Dispatch one ASGI scope: ``http`` to ``http``, ``lifespan`` answered here."""
+    if scope["type"] == "lifespan":
+        await _lifespan(receive, send)
+        return
+    if scope["type"] != "http":
+        msg = f"the fake Ameyo server speaks HTTP only, not {scope['type']!r}"
+        raise RuntimeError(msg)
+    await http(scope, receive, send)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def scope_parts(scope: Scope) -> tuple[str, bytes, tuple[tuple[str, str], ...]]:
+    """Method, raw path (still percent-encoded, no query) and decoded query pairs."""
+    raw = scope.get("raw_path") or quote(scope["path"], safe="/").encode()
+    raw_path = bytes(raw).split(b"?", 1)[0]
+    query_text = bytes(scope.get("query_string", b"")).decode("latin-1")
+    query = tuple(parse_qsl(query_text, keep_blank_values=True))
+    return str(scope["method"]).upper(), raw_path, query
+
+
+async def read_body(receive: Receive) -> bytes | None:
+    """The whole request body, or None when the client disconnected before sending it all."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def session_header(scope: Scope) -> str | None:
+    """The ``sessionId`` header's value, or None."""
+    return next(
+        (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"sessionid"), None
+    )
+
+
+async def _start(send: Send, answer: Answer, length: int) -> None:
+    headers = [*answer.headers, (b"content-length", str(length).encode())]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+
+
+async def send_answer(send: Send, answer: Answer) -> None:
+    """Send ``answer`` whole, with a matching ``Content-Length``."""
+    await _start(send, answer, len(answer.body))
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+async def send_half_then_drop(send: Send, answer: Answer, error: BaseException) -> None:
+    """Announce the full length, send half the body, then raise ``error`` (uvicorn closes)."""
+    await _start(send, answer, len(answer.body))
+    half = answer.body[: len(answer.body) // 2]
+    await send({"type": "http.response.body", "body": half, "more_body": True})
+    raise error
+
+
+async def sleep_unless_gone(delay: float, receive: Receive) -> bool:
+    """Sleep ``delay`` seconds; False (early) if the client disconnects meanwhile."""
+    gone = False
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        nonlocal gone
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone = True
+                scope.cancel()
+                return
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watch, tg.cancel_scope)
+        await anyio.sleep(delay)
+        tg.cancel_scope.cancel()
+    return not gone

@@ -1,0 +1,244 @@
+"""Live mode: the fake's list changes while clients walk it, at a rate, reproducibly.
+
+A contact center's list is never still: agents dial the callbacks that are
+due (the server removes them), schedule new ones, reschedule others. Live
+mode plays that against the store:
+
+- ``delete_due``: remove the callback due first (smallest ``callbackTime``);
+- ``delete_random``: remove one at random;
+- ``add``: add a new callback (a copy of a random one with a new id, a
+  ``dateAdded`` and a ``callbackTime`` drawn within the current ranges, so it
+  lands anywhere in either order, or at the end of the ``dateAdded`` order
+  with ``add_at="end"``);
+- ``reschedule``: give a random callback a new ``callbackTime``.
+
+No thread runs: the changes the elapsed time owes (``rate`` per second,
+from :meth:`LiveChanges.start`) are applied when a request arrives, before
+it is answered, so the same code runs in-process (``httpx.ASGITransport``)
+and under uvicorn. :meth:`LiveChanges.apply` makes ``n`` changes now, for
+deterministic tests. Every choice comes from ``random.Random(seed)``: the
+same seed, store and sequence of calls give the same changes. Each change is
+recorded as a :class:`Change`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Literal, get_args
+
+import attrs
+
+from .._checks import check_float, check_int
+from .._filters import CallbackFilter
+from ._seed import DEFAULT_CAMPAIGNS
+from ._store import CallbackStore
+
+__all__ = ["CHANGE_KINDS", "Change", "ChangeKind", "LiveChanges"]
+
+ChangeKind = Literal["delete_due", "delete_random", "add", "reschedule"]
+CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
+AddAt = Literal["anywhere", "end"]
+
+_MINUTE_MS = 60_000
+
+
+@attrs.frozen
+class Change:
+    """One change live mode made to the list.
+
+    ``seq`` counts changes from 1; ``at`` is the clock reading when it was
+    made (``time.monotonic()`` unless a clock was given); ``request`` is the
+    arrival number (``RequestLogEntry.seq``) of the request it was applied
+    before, or None for :meth:`FakeAmeyo.change`. ``callback_time`` is the
+    new ``callbackTime`` (epoch ms) of an add or a reschedule, and
+    ``previous_callback_time`` the old one of a reschedule.
+    """
+
+    seq: int
+    kind: ChangeKind
+    callback_id: str
+    at: float
+    request: int | None = None
+    callback_time: int | None = None
+    previous_callback_time: int | None = None
+
+    @property
+    def removes(self) -> bool:
+        """True for a delete: the callback is gone."""
+        return self.kind in ("delete_due", "delete_random")
+
+
+def check_mix(mix: Mapping[str, float] | None) -> dict[ChangeKind, float]:
+    """A change mix: weights >= 0 by kind, at least one above 0 (None: all four alike)."""
+    if mix is None:
+        return dict.fromkeys(CHANGE_KINDS, 1.0)
+    if not isinstance(mix, Mapping):
+        msg = f"mix must be a mapping of change kind to weight, got {type(mix).__name__}"
+        raise TypeError(msg)
+    checked: dict[ChangeKind, float] = {}
+    for kind, weight in mix.items():
+        if kind not in CHANGE_KINDS:
+            msg = f"unknown change kind {kind!r} in mix: use some of {', '.join(CHANGE_KINDS)}"
+            raise ValueError(msg)
+        checked[kind] = check_float(f"mix[{kind!r}]", weight) or 0.0
+    if not any(checked.values()):
+        msg = "mix needs at least one change kind with a weight above 0"
+        raise ValueError(msg)
+    return checked
+
+
+class LiveChanges:
+    """The live-mode state of one fake: settings, its random stream, the record."""
+
+    def __init__(self, store: CallbackStore) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self.changes: list[Change] = []
+        self.configure()
+
+    def configure(
+        self,
+        *,
+        rate: float = 0.0,
+        mix: Mapping[str, float] | None = None,
+        seed: int = 0,
+        where: CallbackFilter | None = None,
+        add_at: AddAt = "anywhere",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Set the changes to come; the time-based count restarts from now (0: none)."""
+        rate = check_float("rate", rate) or 0.0
+        if where is not None and not isinstance(where, CallbackFilter):
+            msg = f"where must be a CallbackFilter or None, got {type(where).__name__}"
+            raise TypeError(msg)
+        if add_at not in get_args(AddAt):
+            msg = f"add_at must be 'anywhere' or 'end', got {add_at!r}"
+            raise ValueError(msg)
+        kinds = check_mix(mix)
+        with self._lock:
+            self.rate, self.mix, self.seed, self.where = rate, kinds, seed, where
+            self.add_at: AddAt = add_at
+            self._clock = clock
+            self._rng = random.Random(f"ameyo-fake-live-{seed}")
+            self._started = clock()
+            self._timed = 0  # changes made for the elapsed time so far
+            self._added = 0
+
+    def stop(self) -> None:
+        """No more time-based changes (``apply`` still works)."""
+        with self._lock:
+            self.rate = 0.0
+
+    def owed(self) -> int:
+        """Changes the elapsed time calls for that are not made yet."""
+        if self.rate <= 0:
+            return 0
+        return max(0, math.floor((self._clock() - self._started) * self.rate) - self._timed)
+
+    def catch_up(self, request: int | None = None) -> list[Change]:
+        """Make the changes the elapsed time owes (called as each request arrives)."""
+        if self.rate <= 0:
+            return []
+        with self._lock:
+            n = self.owed()
+            self._timed += n
+            return self._make(n, request)
+
+    def apply(self, n: int = 1) -> list[Change]:
+        """Make ``n`` changes now, whatever the rate."""
+        n = check_int("n", n, minimum=0)
+        with self._lock:
+            return self._make(n, None)
+
+    # ------------------------------------------------------------------
+
+    def _make(self, n: int, request: int | None) -> list[Change]:
+        kinds, weights = list(self.mix), list(self.mix.values())
+        made: list[Change] = []
+        with self._store.lock:
+            for _ in range(n):
+                kind = self._rng.choices(kinds, weights)[0]
+                made.append(self._one(kind, request))
+                self.changes.append(made[-1])
+        return made
+
+    def _one(self, kind: ChangeKind, request: int | None) -> Change:
+        store, rng, where = self._store, self._rng, self.where
+        rows = store.select(where, "dateAdded")
+        if not rows:
+            kind = "add"  # nothing to delete or reschedule
+        seq, now = len(self.changes) + 1, self._clock()
+        if kind == "delete_due":
+            row = store.select(where, "callbackTime")[0]
+            callback_id = store.cols.ids[row]
+            store.remove(callback_id)
+            return Change(seq, kind, callback_id, now, request)
+        if kind == "delete_random":
+            callback_id = store.cols.ids[rows[rng.randrange(len(rows))]]
+            store.remove(callback_id)
+            return Change(seq, kind, callback_id, now, request)
+        if kind == "reschedule":
+            callback_id = store.cols.ids[rows[rng.randrange(len(rows))]]
+            when = self._callback_time()
+            previous = store.reschedule(callback_id, when)
+            return Change(seq, kind, callback_id, now, request, when, previous)
+        callback_id, when = self._add()
+        return Change(seq, "add", callback_id, now, request, when)
+
+    def _span(self, order: Literal["dateAdded", "callbackTime"]) -> tuple[int, int]:
+        """The smallest and largest value of the field among the rows live mode touches."""
+        rows = self._store.select(self.where, order)
+        column = self._store.cols.added if order == "dateAdded" else self._store.cols.callback_time
+        if not rows:
+            return 1_704_067_200_000, 1_704_067_200_000 + 30 * 1440 * _MINUTE_MS
+        return column[rows[0]], column[rows[-1]]
+
+    def _callback_time(self) -> int:
+        low, high = self._span("callbackTime")
+        return self._bounded(self._rng.randint(low, high + _MINUTE_MS), "scheduled")
+
+    def _bounded(self, value: int, what: str) -> int:
+        """``value`` moved within the ``where`` filter's bounds, so the change stays in scope."""
+        if self.where is not None:
+            low = getattr(self.where, f"from_date_{what}")
+            high = getattr(self.where, f"to_date_{what}")
+            value = value if low is None else max(value, low)
+            value = value if high is None else min(value, high)
+        return value
+
+    def _add(self) -> tuple[str, int]:
+        store, rng = self._store, self._rng
+        low, high = self._span("dateAdded")
+        added = rng.randint(low, high) if self.add_at == "anywhere" else high + rng.randint(1, 999)
+        when = self._callback_time()
+        template = store.select(self.where, "dateAdded")
+        if template:
+            wire = store.cols.wire(template[rng.randrange(len(template))])
+        else:
+            where = self.where or CallbackFilter.tenant()
+            user = where.user_ids[0] if where.user_ids else None
+            wire = {
+                "campaignId": where.campaign_id or DEFAULT_CAMPAIGNS[0],
+                "selfCallback": user is not None,
+                "userId": user,
+                "phone": "+919800000000",
+                "customerId": None,
+            }
+        while True:
+            self._added += 1
+            callback_id = f"live-{self.seed}-{self._added}"
+            if callback_id not in store:
+                break
+        store.add_wire(
+            {
+                **wire,
+                "customerCallbackId": callback_id,
+                "dateAdded": self._bounded(added, "added"),
+                "callbackTime": when,
+            }
+        )
+        return callback_id, when

@@ -1,0 +1,339 @@
+"""Small raw asyncio servers on 127.0.0.1 that misbehave as uvicorn cannot.
+
+Test modules import these (``from _raw_servers import ...``; pytest puts
+``tests/`` on ``sys.path``). Each server is an async context manager that
+binds 127.0.0.1 on a free port, counts what it got, and stops itself.
+
+- :class:`RawServer`: runs ``handler(request, reader, writer)`` for every
+  HTTP request read off a connection (keep-alive: several per connection).
+- :class:`DeleteServer`: an Ameyo-like DELETE endpoint over a set of ids
+  that can close the connection after carrying out a delete, or before.
+- :class:`RecordingProxy`: an HTTP proxy (absolute-form requests and
+  CONNECT tunnels) that records what it forwarded.
+- :func:`closed_port`, :class:`BlackHole`: nothing listening; a listener
+  that never completes a connection (connect timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+import attrs
+
+__all__ = [
+    "BlackHole",
+    "DeleteServer",
+    "RawServer",
+    "RecordingProxy",
+    "Request",
+    "closed_port",
+    "read_request",
+    "respond",
+]
+
+NOT_FOUND_BODY = json.dumps(
+    {
+        "message": '["CallBackManager.invalid.campcust.callback.id", "{id}"]',
+        "status": 512,
+        "errorCode": 5001,
+    }
+)
+
+
+@attrs.frozen
+class Request:
+    """One HTTP request as the raw server read it."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+
+async def read_request(reader: asyncio.StreamReader) -> Request | None:
+    """The next request on a connection, or None when the client closed it."""
+    try:
+        first = await reader.readexactly(1)
+        if first == b"\x16":  # a TLS handshake record: https to this plain port
+            return Request("TLS", "", {}, b"")
+        head = first + await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    length = int(headers.get("content-length", "0"))
+    body = await reader.readexactly(length) if length else b""
+    return Request(method, target, headers, body)
+
+
+def respond(status: int, body: bytes, *, reason: str = "X", extra: str = "") -> bytes:
+    """A whole HTTP/1.1 answer with a Content-Length."""
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}\r\n"
+    )
+    return head.encode("latin-1") + body
+
+
+Handler = Callable[[Request, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 calling ``handler`` per request; it returns False to close.
+
+    ``ssl_context`` makes it TLS. ``requests`` lists every request read;
+    ``connections`` counts accepted connections.
+    """
+
+    def __init__(self, handler: Handler, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self.requests: list[Request] = []
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> RawServer:
+        self._server = await asyncio.start_server(
+            self._connection, "127.0.0.1", 0, ssl=self.ssl_context
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._server is not None
+        self._server.close()
+        await _stop(self._tasks)
+        await self._server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # type: ignore[arg-type]
+        self.connections += 1
+        try:
+            while True:
+                request = await read_request(reader)
+                if request is None:
+                    break
+                if request.method == "TLS":  # answer as HTTP servers do, then hang up
+                    writer.write(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                    await writer.drain()
+                    break
+                self.requests.append(request)
+                if not await self.handler(request, reader, writer):
+                    break
+        except (ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass  # the server stops: the connection task ends quietly (see _stop)
+        finally:
+            self._tasks.discard(task)  # type: ignore[arg-type]
+            _hang_up(writer)
+
+
+def _hang_up(writer: asyncio.StreamWriter) -> None:
+    writer.transport.abort()
+    writer.close()
+
+
+async def _stop(tasks: set[asyncio.Task[None]]) -> None:
+    """End every connection task: let new ones start first, so each sees its cancel."""
+    await asyncio.sleep(0)
+    for task in list(tasks):
+        task.cancel()
+    for task in list(tasks):
+        with contextlib.suppress(BaseException):
+            await task
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class BlackHole:
+    """A listener whose accept queue is full: a new connection is never completed.
+
+    Linux drops the SYN of a connection to a listener with a full queue, so
+    the client waits out its connect timeout.
+    """
+
+    def __init__(self) -> None:
+        self._listener = socket.socket()
+        self._fillers: list[socket.socket] = []
+        self.port = 0
+
+    def __enter__(self) -> BlackHole:
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(0)
+        self.port = self._listener.getsockname()[1]
+        for _ in range(8):  # fill the queue: these connect without a SYN being dropped
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(("127.0.0.1", self.port))
+            self._fillers.append(filler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sock in self._fillers:
+            sock.close()
+        self._listener.close()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+class DeleteServer(RawServer):
+    """DELETE ``.../customerCallbacks/<id>`` over ``ids``, with a lost answer now and then.
+
+    ``mode`` is "after" (carry the delete out, then close the connection
+    without answering), "before" (close without carrying it out) or "none".
+    ``rate`` is the share of requests that meet the fault (seeded); a fault
+    closes the connection, which is how the aiohttp stack's own re-send
+    would be triggered. Every answer is kept-alive otherwise.
+    """
+
+    def __init__(self, ids: set[str], *, mode: str, rate: float, seed: int = 1) -> None:
+        super().__init__(self._delete)
+        self.ids = set(ids)
+        self.mode = mode
+        self.rate = rate
+        self.random = random.Random(seed)
+        self.faults = 0
+
+    async def _delete(
+        self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        callback_id = request.target.rsplit("/", 1)[1]
+        fault = self.mode != "none" and self.random.random() < self.rate
+        if fault and self.mode == "before":
+            self.faults += 1
+            return False
+        existed = callback_id in self.ids
+        self.ids.discard(callback_id)
+        if fault:
+            self.faults += 1
+            return False
+        if existed:
+            writer.write(respond(200, b"OK"))
+        else:
+            body = NOT_FOUND_BODY.replace("{id}", callback_id).encode()
+            writer.write(respond(512, body))
+        await writer.drain()
+        return True
+
+
+class RecordingProxy:
+    """An HTTP proxy on 127.0.0.1 that records each forwarded request line (or CONNECT target)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> RecordingProxy:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await _stop(self._tasks)
+        await self._server.wait_closed()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)  # type: ignore[arg-type]
+        try:
+            while True:
+                request = await read_request(reader)
+                if request is None:
+                    return
+                if request.method == "CONNECT":
+                    self.seen.append(f"CONNECT {request.target}")
+                    await self._tunnel(request.target, reader, writer)
+                    return
+                self.seen.append(f"{request.method} {request.target}")
+                await self._forward(request, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            pass  # the proxy stops (see _stop)
+        finally:
+            self._tasks.discard(task)  # type: ignore[arg-type]
+            _hang_up(writer)
+
+    async def _forward(self, request: Request, writer: asyncio.StreamWriter) -> None:
+        # Absolute form: http://127.0.0.1:port/path?query -> to that loopback server.
+        rest = request.target.split("://", 1)[1]
+        hostport, _, path = rest.partition("/")
+        host, port = hostport.rsplit(":", 1)
+        assert host == "127.0.0.1", "the proxy forwards to loopback only"
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        headers = "".join(
+            f"{name}: {value}\r\n"
+            for name, value in request.headers.items()
+            if name not in {"proxy-connection", "connection"}
+        )
+        up_writer.write(
+            f"{request.method} /{path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n".encode()
+            + request.body
+        )
+        await up_writer.drain()
+        answer = await up_reader.read()
+        up_writer.close()
+        writer.write(answer)
+        await writer.drain()
+
+    async def _tunnel(
+        self, target: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        host, port = target.rsplit(":", 1)
+        assert host == "127.0.0.1", "the proxy tunnels to loopback only"
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))

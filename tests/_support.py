@@ -1,0 +1,215 @@
+"""Helpers the test modules share: the spec's sample record, record factories, a page fetcher.
+
+Test modules import these (``from _support import ...``; pytest puts ``tests/``
+on ``sys.path``) and never import one another. Fixtures live in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterable, Callable, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import anyio
+import httpx
+import respx
+
+from ameyo_callbacks import CustomerCallback
+from ameyo_callbacks._protocol import CALLBACKS_PREFIX, NOT_FOUND_KEY
+
+__all__ = [
+    "BASE",
+    "CALLBACKS_PREFIX",
+    "CALLBACK_ID",
+    "CAMPAIGN_PATH",
+    "DELETE_PATH",
+    "NOT_FOUND_KEY",
+    "SAMPLE_DT",
+    "SAMPLE_MS",
+    "SESSION",
+    "SPEC_CALLBACK",
+    "T0",
+    "TENANT_PATH",
+    "TOKEN",
+    "ListFetch",
+    "drain_into",
+    "ids",
+    "last_request",
+    "make_callback",
+    "numbered",
+    "random_ticks",
+    "spec_record",
+]
+
+#: The base URL respx answers at (conftest's ``router`` fixture); nothing is ever sent there.
+BASE = "http://ameyo.example:8888"
+CAMPAIGN_PATH = f"{CALLBACKS_PREFIX}/getFiltered"
+TENANT_PATH = f"{CALLBACKS_PREFIX}/getTenantUserCallbacks"
+#: The spec's sample callback id (Delete Callback API).
+CALLBACK_ID = "d810-59423051-cm-0"
+DELETE_PATH = f"{CALLBACKS_PREFIX}/{CALLBACK_ID}"
+SESSION = "5e55-10n1d-c0ffee-7f3a"
+TOKEN = "t0ken-abcdef-123456"
+#: The spec's sample date, 2018-03-20 09:43:58.782 UTC, as epoch ms and as a datetime.
+SAMPLE_MS = 1521539038782
+SAMPLE_DT = datetime(2018, 3, 20, 9, 43, 58, 782000, tzinfo=timezone.utc)
+#: Where :func:`make_callback` dates start.
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+def spec_record(**changes: Any) -> dict[str, Any]:
+    """The spec's sample record as the server sends it: a fresh dict, ``changes`` by wire name."""
+    return {
+        "customerCallbackId": CALLBACK_ID,
+        "campaignId": 6,
+        "callbackTime": SAMPLE_MS,
+        "selfCallback": False,
+        "userId": "Stieve",
+        "phone": "9876543210",
+        "customerId": 42,
+        "dateAdded": SAMPLE_MS,
+        **changes,
+    }
+
+
+#: :func:`spec_record` decoded, as the client hands it out.
+SPEC_CALLBACK = CustomerCallback(
+    customer_callback_id=CALLBACK_ID,
+    campaign_id=6,
+    callback_time=SAMPLE_DT,
+    self_callback=False,
+    user_id="Stieve",
+    phone="9876543210",
+    customer_id=42,
+    date_added=SAMPLE_DT,
+)
+
+
+def make_callback(
+    cb_id: str,
+    *,
+    campaign: int = 6,
+    user: str | None = "asha",
+    day: float = 0,
+    seconds: float = 0,
+    customer_id: int = 42,
+) -> CustomerCallback:
+    """A callback added ``day`` days and ``seconds`` seconds after T0, due an hour later.
+
+    ``user=None`` is a callback for the campaign rather than for one agent
+    (``self_callback`` False); the fake serves records in ``date_added`` order.
+    """
+    added = T0 + timedelta(days=day, seconds=seconds)
+    return CustomerCallback(
+        customer_callback_id=cb_id,
+        campaign_id=campaign,
+        callback_time=added + timedelta(hours=1),
+        self_callback=user is not None,
+        user_id=user,
+        phone="9876543210",
+        customer_id=customer_id,
+        date_added=added,
+    )
+
+
+def numbered(i: int, prefix: str = "cb", **fields: Any) -> CustomerCallback:
+    """Callback number ``i``: id ``<prefix>-<i:05d>``, customer ``i``, added ``i`` s after T0."""
+    fields.setdefault("seconds", i)
+    return make_callback(f"{prefix}-{i:05d}", customer_id=i, **fields)
+
+
+def ids(records: Sequence[CustomerCallback]) -> list[str]:
+    """The callback ids of ``records``, in order."""
+    return [r.customer_callback_id for r in records]
+
+
+def last_request(router: respx.MockRouter) -> httpx.Request:
+    """The one request ``router`` saw (asserting there was exactly one)."""
+    assert router.calls.call_count == 1
+    return router.calls.last.request
+
+
+class ListFetch:
+    """``fetch(offset, limit)`` over a list, with a log of calls and of concurrency.
+
+    ``ticks(offset)`` is the number of checkpoints a call waits before it
+    answers; ``serve_max`` clamps every page like a server that serves at most
+    that many; ``serve_exactly`` ignores the limit asked and serves that many;
+    ``block`` offsets never answer; ``fail`` offsets raise.
+    """
+
+    def __init__(
+        self,
+        records: Sequence[CustomerCallback],
+        *,
+        ticks: Callable[[int], int] | None = None,
+        serve_max: int | None = None,
+        serve_exactly: int | None = None,
+        block: frozenset[int] = frozenset(),
+        fail: dict[int, Exception] | None = None,
+    ) -> None:
+        self.records = list(records)
+        self.ticks = ticks
+        self.serve_max = serve_max
+        self.serve_exactly = serve_exactly
+        self.block = block
+        self.fail = fail or {}
+        self.calls: list[tuple[int, int]] = []
+        self.events: list[tuple[str, int]] = []
+        self.finished: list[int] = []
+        self.cancelled: list[int] = []
+        self.in_flight = 0
+        self.high_water = 0
+
+    async def __call__(self, offset: int, limit: int) -> list[CustomerCallback]:
+        self.calls.append((offset, limit))
+        self.events.append(("start", offset))
+        self.in_flight += 1
+        self.high_water = max(self.high_water, self.in_flight)
+        try:
+            for _ in range(self.ticks(offset) if self.ticks else 0):
+                await anyio.sleep(0)
+            if offset in self.block:
+                await anyio.sleep_forever()
+            if offset in self.fail:
+                raise self.fail[offset]
+            served = limit if self.serve_max is None else min(limit, self.serve_max)
+            if self.serve_exactly is not None:
+                served = self.serve_exactly
+            page = self.records[offset : offset + served]
+        except anyio.get_cancelled_exc_class():
+            self.cancelled.append(offset)
+            raise
+        finally:
+            self.in_flight -= 1
+            self.events.append(("end", offset))
+        self.finished.append(offset)
+        return page
+
+    async def assert_quiet(self, checkpoints: int = 50) -> None:
+        """No call is in flight, and none starts while ``checkpoints`` scheduler turns pass."""
+        assert self.in_flight == 0
+        made = len(self.calls)
+        for _ in range(checkpoints):
+            await anyio.sleep(0)
+        assert len(self.calls) == made
+
+
+async def drain_into(
+    walk: AsyncIterable[CustomerCallback], got: list[CustomerCallback], stop_at: int | None = None
+) -> None:
+    """Append every record of ``walk`` to ``got``, which keeps them when the walk raises.
+
+    With ``stop_at``, raise ``KeyError("stop here")`` once ``got`` holds that many.
+    """
+    async for cb in walk:
+        got.append(cb)
+        if len(got) == stop_at:
+            raise KeyError("stop here")
+
+
+def random_ticks(seed: int, most: int = 20) -> Callable[[int], int]:
+    """A ``ticks`` for :class:`ListFetch`: each call waits a seeded random 0..most checkpoints."""
+    rng = random.Random(seed)
+    return lambda _offset: rng.randint(0, most)

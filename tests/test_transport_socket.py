@@ -1,0 +1,426 @@
+"""Real sockets on 127.0.0.1: every transport failure, on both HTTP backends, told apart.
+
+Each test runs a small raw asyncio server (``_raw_servers``) that misbehaves
+one way, and asserts the outcome: the exception class and ``kind``, the
+message's advice, whether it was retried, how long the call took, and what
+the server really got.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from collections.abc import Iterator
+
+import anyio
+import httpx
+import pytest
+import trustme
+from _support import CALLBACK_ID, spec_record
+from _raw_servers import (
+    BlackHole,
+    DeleteServer,
+    RawServer,
+    RecordingProxy,
+    Request,
+    closed_port,
+    respond,
+)
+
+from ameyo_callbacks import (
+    AmeyoCallbacksClient,
+    AnswerTimeoutError,
+    CallbackFilter,
+    ConnectionFailedError,
+    ConnectionLostError,
+    ResponseTooLargeError,
+    RetryPolicy,
+    TLSError,
+)
+
+pytestmark = pytest.mark.integration
+
+BACKENDS = ["aiohttp", "httpx"]
+SESSION = "sid-transport-31c4"
+FAST = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.01, wait_jitter=0)
+WHERE = CallbackFilter.campaign(6)
+PAGE = json.dumps([spec_record()]).encode()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="module")
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    path = tmp_path_factory.mktemp("ca") / "ca.pem"
+    ca.cert_pem.write_to_path(str(path))
+    yield str(path)
+
+
+def _server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(*names).configure_cert(context)
+    return context
+
+
+def client(url: str, backend: str, **kwargs: object) -> AmeyoCallbacksClient:
+    kwargs.setdefault("retry", FAST)
+    return AmeyoCallbacksClient(url, session_id=SESSION, http_backend=backend, **kwargs)  # type: ignore[arg-type]
+
+
+async def answer_page(request: Request, reader: object, writer: object) -> bool:
+    writer.write(respond(200, PAGE))  # type: ignore[attr-defined]
+    await writer.drain()  # type: ignore[attr-defined]
+    return True
+
+
+def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "ameyo_callbacks" and r.levelno == logging.WARNING
+    ]
+
+
+# --------------------------------------------------------------------------
+# Connecting
+
+
+async def test_refused_says_nothing_listens_and_warns_once_per_retry(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A closed port: ConnectionFailedError kind connection_refused, one WARNING per retry."""
+    caplog.set_level(logging.DEBUG)
+    port = closed_port()
+    async with client(f"http://127.0.0.1:{port}", backend) as c:
+        with pytest.raises(ConnectionFailedError) as info:
+            await c.get_callbacks(WHERE)
+    error = info.value
+    assert error.kind == "connection_refused"
+    assert error.request_sent is False
+    assert f"nothing listens at 127.0.0.1:{port}: check the base URL and port" in str(error)
+    assert error.attempts == 3
+    assert error.cause is not None
+    warned = warnings_of(caplog)
+    assert len(warned) == 2
+    assert all("connection refused" in w for w in warned)
+    assert len(set(warned)) == 2  # attempt numbers differ: no line repeated
+
+
+async def test_connect_timeout_is_its_own_kind(backend: str) -> None:
+    """A listener that never completes the handshake: kind connect_timeout."""
+    with BlackHole() as hole:
+        async with client(
+            hole.url, backend, timeout=httpx.Timeout(5.0, connect=0.3), retry=RetryPolicy.none()
+        ) as c:
+            started = time.perf_counter()
+            with pytest.raises(ConnectionFailedError) as info:
+                await c.get_callbacks(WHERE)
+    assert info.value.kind == "connect_timeout"
+    assert info.value.is_timeout
+    assert time.perf_counter() - started < 3.0
+
+
+# --------------------------------------------------------------------------
+# TLS
+
+
+async def test_untrusted_certificate_is_not_retried(backend: str, ca: trustme.CA) -> None:
+    """A certificate the client does not trust: TLSError tls_certificate, one attempt."""
+    async with RawServer(answer_page, ssl_context=_server_context(ca, "127.0.0.1")) as server:
+        async with client(server.url, backend) as c:
+            with pytest.raises(TLSError) as info:
+                await c.get_callbacks(WHERE)
+    assert info.value.kind == "tls_certificate"
+    assert "not trusted: pass verify= a CA bundle" in str(info.value)
+    assert info.value.attempts == 1
+    assert server.requests == []
+
+
+async def test_hostname_mismatch_is_not_retried(
+    backend: str, ca: trustme.CA, ca_file: str
+) -> None:
+    """A trusted certificate for another name: TLSError tls_hostname, one attempt."""
+    context = _server_context(ca, "other.example")
+    async with RawServer(answer_page, ssl_context=context) as server:
+        async with client(server.url, backend, verify=ca_file) as c:
+            with pytest.raises(TLSError) as info:
+                await c.get_callbacks(WHERE)
+    assert info.value.kind == "tls_hostname"
+    assert "not valid for that host" in str(info.value)
+    assert info.value.attempts == 1
+    assert server.requests == []
+
+
+async def test_https_to_a_plain_port_is_a_protocol_mismatch(backend: str) -> None:
+    """https:// to a port that speaks plain HTTP: TLSError tls_protocol, one attempt."""
+    async with RawServer(answer_page) as server:
+        url = server.url.replace("http://", "https://")
+        async with client(url, backend) as c:
+            with pytest.raises(TLSError) as info:
+                await c.get_callbacks(WHERE)
+    assert info.value.kind == "tls_protocol"
+    assert "check that this port speaks https" in str(info.value)
+    assert info.value.attempts == 1
+
+
+async def test_trusted_certificate_works_with_a_ca_file(
+    backend: str, ca: trustme.CA, ca_file: str
+) -> None:
+    """The same TLS server with verify= its CA answers (the failures above are the cert's)."""
+    async with RawServer(answer_page, ssl_context=_server_context(ca, "127.0.0.1")) as server:
+        async with client(server.url, backend, verify=ca_file) as c:
+            page = await c.get_callbacks(WHERE)
+    assert [cb.customer_callback_id for cb in page] == [CALLBACK_ID]
+
+
+async def test_ssl_cert_file_is_read_unless_trust_env_is_off(
+    backend: str, ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SSL_CERT_FILE names the CA by default; trust_env=False ignores it."""
+    monkeypatch.setenv("SSL_CERT_FILE", ca_file)
+    async with RawServer(answer_page, ssl_context=_server_context(ca, "127.0.0.1")) as server:
+        async with client(server.url, backend) as c:
+            assert len(await c.get_callbacks(WHERE)) == 1
+        async with client(server.url, backend, trust_env=False) as c:
+            with pytest.raises(TLSError) as info:
+                await c.get_callbacks(WHERE)
+    assert info.value.kind == "tls_certificate"
+
+
+# --------------------------------------------------------------------------
+# The answer
+
+
+async def close_after_reading(request: Request, reader: object, writer: object) -> bool:
+    return False
+
+
+async def test_connection_lost_after_sending_is_retried_and_never_resent_below(
+    backend: str,
+) -> None:
+    """Closed with the request read: ConnectionLostError; the server sees one request per attempt."""
+    async with RawServer(close_after_reading) as server:
+        async with client(server.url, backend) as c:
+            with pytest.raises(ConnectionLostError) as info:
+                await c.delete_callback("d810-1")
+    error = info.value
+    assert error.kind == "connection_lost"
+    assert error.request_sent is True
+    assert error.attempts == 3
+    # aiohttp would re-send an idempotent DELETE itself; the client stops that.
+    assert len(server.requests) == 3
+
+
+async def test_not_http_is_a_protocol_error(backend: str) -> None:
+    """An answer that is not HTTP: ConnectionLostError kind protocol_error."""
+
+    async def garbage(request: Request, reader: object, writer: object) -> bool:
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")  # type: ignore[attr-defined]
+        await writer.drain()  # type: ignore[attr-defined]
+        return False
+
+    async with RawServer(garbage) as server:
+        async with client(server.url, backend, retry=RetryPolicy.none()) as c:
+            with pytest.raises(ConnectionLostError) as info:
+                await c.get_callbacks(WHERE)
+    assert info.value.kind == "protocol_error"
+    assert "is not HTTP" in str(info.value)
+
+
+async def test_silent_server_is_a_read_timeout(backend: str) -> None:
+    """No byte for the read timeout: AnswerTimeoutError kind read_timeout."""
+
+    async def silent(request: Request, reader: object, writer: object) -> bool:
+        await anyio.sleep(5)
+        return False
+
+    async with RawServer(silent) as server:
+        async with client(
+            server.url, backend, timeout=httpx.Timeout(0.3), retry=RetryPolicy.none()
+        ) as c:
+            with pytest.raises(AnswerTimeoutError) as info:
+                await c.get_callbacks(WHERE)
+    assert info.value.kind == "read_timeout"
+    assert info.value.is_timeout
+
+
+def trickler(*, status_line: bool, every: float = 0.1) -> RawServer:
+    async def trickle(request: Request, reader: object, writer: object) -> bool:
+        answer = respond(200, PAGE * 20)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        start = b"" if status_line else head + b"\r\n\r\n"
+        writer.write(start)  # type: ignore[attr-defined]
+        for byte in (answer if status_line else body)[len(start) if status_line else 0 :]:
+            writer.write(bytes([byte]))  # type: ignore[attr-defined]
+            await writer.drain()  # type: ignore[attr-defined]
+            await anyio.sleep(every)
+        return True
+
+    return RawServer(trickle)
+
+
+@pytest.mark.parametrize("status_line", [False, True], ids=["body", "status-line"])
+async def test_trickling_answer_meets_the_attempt_deadline(backend: str, status_line: bool) -> None:
+    """One byte every 0.1 s (never a read timeout): the attempt ends at attempt_timeout."""
+    policy = RetryPolicy(attempts=1, attempt_timeout=0.5, timeout=None)
+    async with trickler(status_line=status_line) as server:
+        async with client(server.url, backend, retry=policy) as c:
+            started = time.perf_counter()
+            with pytest.raises(AnswerTimeoutError) as info:
+                await c.get_callbacks(WHERE)
+            elapsed = time.perf_counter() - started
+    assert info.value.kind == "attempt_deadline"
+    assert info.value.seconds == 0.5
+    assert "RetryPolicy.attempt_timeout" in str(info.value)
+    assert 0.5 <= elapsed < 1.5
+
+
+async def test_trickling_answer_ends_the_call_within_its_budget(backend: str) -> None:
+    """With retries, the call's budget ends the attempt in progress: budget + 1 s at most."""
+    policy = RetryPolicy(
+        attempts=10, timeout=1.5, attempt_timeout=0.6, wait_initial=0.05, wait_jitter=0
+    )
+    async with trickler(status_line=False) as server:
+        async with client(server.url, backend, retry=policy) as c:
+            started = time.perf_counter()
+            with pytest.raises(AnswerTimeoutError) as info:
+                await c.get_callbacks(WHERE)
+            elapsed = time.perf_counter() - started
+    assert elapsed < 1.5 + 1.0
+    assert info.value.kind in {"call_deadline", "attempt_deadline"}
+    assert info.value.attempts >= 2
+    assert len(server.requests) == info.value.attempts
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["content-length", "chunked"])
+async def test_oversized_answer_stops_reading_at_the_cap(backend: str, announced: bool) -> None:
+    """Over max_response_bytes: ResponseTooLargeError, not retried, the body left unread."""
+    sent: list[int] = []
+
+    async def huge(request: Request, reader: object, writer: object) -> bool:
+        block = b"x" * 65536
+        if announced:
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(block) * 1000}\r\n\r\n"
+        else:
+            head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        writer.write(head.encode())  # type: ignore[attr-defined]
+        total = 0
+        for _ in range(1000):
+            chunk = block if announced else b"%x\r\n%s\r\n" % (len(block), block)
+            writer.write(chunk)  # type: ignore[attr-defined]
+            await writer.drain()  # type: ignore[attr-defined]
+            total += len(block)
+            sent.append(total)
+        return False
+
+    async with RawServer(huge) as server:
+        async with client(server.url, backend, max_response_bytes=256 * 1024) as c:
+            with pytest.raises(ResponseTooLargeError) as info:
+                await c.get_callbacks(WHERE)
+    assert info.value.kind == "too_large"
+    assert info.value.limit == 256 * 1024
+    assert info.value.attempts == 1
+    assert len(server.requests) == 1
+    assert "max_response_bytes=262,144" in str(info.value)
+    assert not sent or sent[-1] < 65536 * 1000, "the client must stop reading, not drain it"
+
+
+# --------------------------------------------------------------------------
+# DELETE outcomes
+
+
+@pytest.mark.parametrize("mode", ["after", "before"])
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_deleted_is_exactly_what_is_gone(backend: str, mode: str, seed: int) -> None:
+    """Connections closed after (or before) carrying out a delete: every outcome is true."""
+    ids = {f"d810-{n}" for n in range(120)}
+    policy = RetryPolicy(attempts=8, wait_initial=0.001, wait_max=0.005, wait_jitter=0)
+    async with DeleteServer(ids, mode=mode, rate=0.25, seed=seed) as server:
+        async with client(server.url, backend, retry=policy) as c:
+            result = await c.delete_callbacks(sorted(ids), concurrency=8)
+    gone = ids - server.ids
+    assert server.faults >= 10, "the server must have dropped connections"
+    assert set(result.deleted) == gone
+    assert result.not_found == ()
+    assert not result.failed
+    assert gone == ids
+
+
+async def test_not_found_without_a_lost_answer_is_still_reported(backend: str) -> None:
+    """An id that never existed is not_found (the rule needs a lost answer first)."""
+    async with DeleteServer({"d810-1"}, mode="none", rate=0.0) as server:
+        async with client(server.url, backend) as c:
+            result = await c.delete_callbacks(["d810-1", "d810-404"])
+    assert result.deleted == ("d810-1",)
+    assert [outcome for outcome in result.not_found] == ["d810-404"]
+
+
+# --------------------------------------------------------------------------
+# Proxies
+
+
+async def test_proxy_from_the_environment_is_used_unless_trust_env_is_off(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY routes requests through the proxy; trust_env=False and NO_PROXY bypass it."""
+    async with RawServer(answer_page) as server, RecordingProxy() as proxy:
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        async with client(server.url, backend) as c:
+            assert len(await c.get_callbacks(WHERE)) == 1
+        assert len(proxy.seen) == 1
+        assert proxy.seen[0].startswith(f"POST {server.url}/ameyorestapi/")
+        async with client(server.url, backend, trust_env=False) as c:
+            await c.get_callbacks(WHERE)
+        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+        async with client(server.url, backend) as c:
+            await c.get_callbacks(WHERE)
+    assert len(proxy.seen) == 1
+    assert len(server.requests) == 3
+
+
+async def test_explicit_proxy_tunnels_https(
+    backend: str, ca: trustme.CA, ca_file: str
+) -> None:
+    """proxy= sends https through a CONNECT tunnel (even with trust_env=False)."""
+    context = _server_context(ca, "127.0.0.1")
+    async with RawServer(answer_page, ssl_context=context) as server, RecordingProxy() as proxy:
+        async with client(
+            server.url, backend, verify=ca_file, proxy=proxy.url, trust_env=False
+        ) as c:
+            assert len(await c.get_callbacks(WHERE)) == 1
+    assert proxy.seen == [f"CONNECT 127.0.0.1:{server.port}"]
+    assert len(server.requests) == 1
+
+
+async def test_dead_proxy_is_a_proxy_error(backend: str) -> None:
+    """A proxy that is not there: ConnectionFailedError naming the proxy settings."""
+    async with RawServer(answer_page) as server:
+        async with client(
+            server.url,
+            backend,
+            proxy=f"http://127.0.0.1:{closed_port()}",
+            retry=RetryPolicy.none(),
+        ) as c:
+            with pytest.raises(ConnectionFailedError) as info:
+                await c.get_callbacks(WHERE)
+    assert info.value.kind in {"proxy_error", "connection_refused"}
+    assert server.requests == []
+
