@@ -9,7 +9,7 @@ from types import MappingProxyType
 import anyio
 import attrs
 
-from ._checks import check_int, check_strings
+from ._checks import check_bool, check_int, check_strings
 from ._limits import AdaptiveConcurrency
 from ._paging import CallbackIterator, PageFetcher
 from ._protocol import check_callback_id
@@ -393,6 +393,7 @@ async def delete_matching(
     """
     concurrency = _check_concurrency(concurrency)
     check_int("max_rounds", max_rounds, minimum=1)
+    check_bool("dry_run", dry_run)
     tally = tally if tally is not None else BulkTally()
     tally._on_progress = on_progress
     tally._dry_run = dry_run

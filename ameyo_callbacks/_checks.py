@@ -13,7 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
-__all__ = ["check_float", "check_int", "check_optional_int", "check_strings"]
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_float",
+    "check_int",
+    "check_optional_int",
+    "check_strings",
+]
 
 T = TypeVar("T")
 
@@ -68,4 +75,24 @@ def check_strings(name: str, value: object) -> Iterable[str]:
     if not isinstance(value, Iterable):
         msg = f"{name} must be an iterable of strings, got {type(value).__name__}"
         raise TypeError(msg)
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    """True or False (not 1, not "yes")."""
+    if not isinstance(value, bool):
+        msg = f"{name} must be True or False, got {type(value).__name__}"
+        raise TypeError(msg)
+    return value
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    """One of the strings ``choices``: another type is a TypeError, another string a ValueError."""
+    listed = ", ".join(repr(c) for c in choices)
+    if not isinstance(value, str):
+        msg = f"{name} must be one of {listed}, got {type(value).__name__}"
+        raise TypeError(msg)
+    if value not in choices:
+        msg = f"{name} must be one of {listed}, got {value!r}"
+        raise ValueError(msg)
     return value

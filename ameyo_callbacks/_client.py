@@ -36,7 +36,7 @@ import httpx
 import stamina
 
 from ._bulk import BulkDeleteResult, BulkProgress, BulkTally, delete_callbacks, delete_matching
-from ._checks import check_int
+from ._checks import check_bool, check_choice, check_float, check_int
 from ._convert import make_converter
 from ._filters import CallbackFilter
 from ._limits import DEFAULT_MAX_CONCURRENCY, AdaptiveConcurrency, RequestLimits
@@ -200,30 +200,28 @@ class AmeyoCallbacksClient:
     ) -> None:
         base = normalize_base_url(base_url)
         method = list_method.upper() if isinstance(list_method, str) else list_method
-        if method not in ("POST", "GET"):
-            msg = f"list_method must be 'POST' or 'GET', got {list_method!r}"
-            raise ValueError(msg)
+        check_choice("list_method", method, ("POST", "GET"))
         tenant_path = tenant_list_path(tenant_callbacks_path)
         if http_client is not None and transport is not None:
             msg = "pass http_client or transport, not both"
             raise ValueError(msg)
-        if http_backend not in ("auto", "aiohttp", "httpx"):
-            msg = f"http_backend must be 'auto', 'aiohttp' or 'httpx', got {http_backend!r}"
-            raise ValueError(msg)
+        check_choice("http_backend", http_backend, ("auto", "aiohttp", "httpx"))
         check_int("max_connections", max_connections, minimum=1)
         check_int("max_response_bytes", max_response_bytes, minimum=1)
-        if not isinstance(trust_env, bool):
-            msg = f"trust_env must be True or False, got {type(trust_env).__name__}"
+        check_bool("trust_env", trust_env)
+        if not isinstance(verify, (bool, str, ssl.SSLContext)):
+            msg = (
+                "verify must be True, False, a CA bundle path or an ssl.SSLContext, "
+                f"got {type(verify).__name__}"
+            )
             raise TypeError(msg)
         if proxy is not None and not isinstance(proxy, str):
             msg = f"proxy must be a URL such as 'http://proxy:3128', got {type(proxy).__name__}"
             raise TypeError(msg)
         check_int("max_concurrency", max_concurrency, minimum=1)
-        if not isinstance(adaptive_rate, bool):
-            msg = f"adaptive_rate must be True or False, got {type(adaptive_rate).__name__}"
-            raise TypeError(msg)
+        check_bool("adaptive_rate", adaptive_rate)
         if isinstance(timeout, (int, float)) and not isinstance(timeout, bool):
-            timeout = httpx.Timeout(timeout)
+            timeout = httpx.Timeout(check_float("timeout", timeout))
         if not isinstance(timeout, httpx.Timeout):
             msg = "timeout must be seconds (a number) or an httpx.Timeout"
             raise TypeError(msg)
@@ -463,8 +461,8 @@ class AmeyoCallbacksClient:
     ) -> Iterator[int | AdaptiveConcurrency]:
         """A fixed ``concurrency`` as is; ``"auto"``: a limiter fed by every attempt meanwhile."""
         if isinstance(concurrency, str) and concurrency != "auto":
-            msg = f"concurrency must be an int >= 1 or 'auto', got {concurrency!r}"
-            raise ValueError(msg)
+            msg = f"concurrency must be an int >= 1 or 'auto', got the string {concurrency!r}"
+            raise TypeError(msg)
         if concurrency != "auto":
             yield concurrency
             return

@@ -49,7 +49,11 @@ def _to_ms(name: str, value: object) -> int | None:
             raise ValueError(msg)
         return datetime_to_epoch_ms(value)
     if type(value) is int:
-        epoch_ms_to_datetime(value)  # ValueError when no datetime can show it
+        try:
+            epoch_ms_to_datetime(value)  # ValueError when no datetime can show it
+        except ValueError as exc:
+            msg = f"{name}: {exc}; pass epoch milliseconds (e.g. 1521539038782) or a datetime"
+            raise ValueError(msg) from None
         return value
     msg = f"{name} must be an aware datetime or int epoch milliseconds, got {type(value).__name__}"
     raise TypeError(msg)

@@ -75,9 +75,11 @@ _TOLERANCE = 0.08  # a round's mean RTT above baseline * (1 + this) is "inflated
 _LATENCY_DECREASE = 0.9  # the limit after inflated latency
 _THROTTLE_DECREASE = 0.75  # the limit after a 429 / 503 Retry-After
 _BASELINE_ROUNDS = 100  # the baseline: the least RTT of this many recent rounds
-_PROBE_STEP = 0.25  # the increase per round near the limit that last inflated (else 1)
-_INFLATED_ROUNDS = 1  # this many inflated rounds in a row mean queueing
-_ROUND_SAMPLES = 8  # a round has at least this many answers (and at least 2 x `limit`)
+_PROBE_STEP = 0.15  # the increase per round near the limit that last inflated (else 1)
+_INFLATED_ROUNDS = 2  # this many inflated rounds in a row mean queueing (one may be noise)
+_QUEUED = 0.75  # ... and so does the queue they imply: limit * (1 - baseline / mean)
+_ROUND_SAMPLES = 4  # a round has at least this many answers, and `limit` of them (twice
+# that once latency has inflated: near the knee a round must show the queue)
 
 
 def check_max_rate(value: object) -> float | None:
@@ -279,7 +281,6 @@ class AdaptiveConcurrency:
     """
 
     __slots__ = (
-        "_changed",
         "_count",
         "_in_use",
         "_limit",
@@ -292,6 +293,7 @@ class AdaptiveConcurrency:
         "_rtt_sum",
         "_saturated",
         "_throttled",
+        "_waiters",
         "adjustments",
     )
 
@@ -299,7 +301,7 @@ class AdaptiveConcurrency:
         self._max = check_int("max_concurrency", max_limit, minimum=1)
         self._limit = float(check_int("initial", initial, minimum=1, maximum=self._max))
         self._in_use = 0
-        self._changed: anyio.Event | None = None  # made on first wait (needs an event loop)
+        self._waiters: deque[anyio.Event] = deque()  # first come, first served
         self._mins: deque[float] = deque(maxlen=_BASELINE_ROUNDS)
         self._round_min = math.inf
         self._round_start = -math.inf
@@ -336,11 +338,20 @@ class AdaptiveConcurrency:
         return min(self._mins) if self._mins else None
 
     async def __aenter__(self) -> AdaptiveConcurrency:
-        while self._in_use >= int(self._limit):
-            if self._changed is None:
-                self._changed = anyio.Event()
-            await self._changed.wait()
-        self._in_use += 1
+        if self._waiters or self._in_use >= int(self._limit):
+            turn = anyio.Event()
+            self._waiters.append(turn)
+            try:
+                await turn.wait()  # _hand_over() counts the permit as taken for us
+            except BaseException:
+                if turn in self._waiters:
+                    self._waiters.remove(turn)
+                else:  # handed a permit as we were cancelled: pass it on
+                    self._in_use -= 1
+                    self._hand_over()
+                raise
+        else:
+            self._in_use += 1
         if self._in_use >= int(self._limit):
             self._saturated = True
         return self
@@ -352,12 +363,13 @@ class AdaptiveConcurrency:
         tb: TracebackType | None,
     ) -> None:
         self._in_use -= 1
-        self._wake()
+        self._hand_over()
 
-    def _wake(self) -> None:
-        changed, self._changed = self._changed, None
-        if changed is not None:
-            changed.set()
+    def _hand_over(self) -> None:
+        """Give free permits to the longest waiters, one each."""
+        while self._waiters and self._in_use < int(self._limit):
+            self._in_use += 1
+            self._waiters.popleft().set()
 
     def sample(self, sent: float, rtt: float, *, throttled: bool) -> None:
         """One answered attempt, sent at ``sent`` (clock time), answered ``rtt`` s later."""
@@ -369,7 +381,8 @@ class AdaptiveConcurrency:
             self._count += 1
             self._rtt_sum += rtt
             self._round_min = min(self._round_min, rtt)
-        if not self._throttled and self._count < max(_ROUND_SAMPLES, 2 * int(self._limit)):
+        size = int(self._limit) if self._knee == math.inf else 2 * int(self._limit)
+        if not self._throttled and self._count < max(_ROUND_SAMPLES, size):
             return
         self._adjust(sent + rtt)
 
@@ -378,7 +391,12 @@ class AdaptiveConcurrency:
         mean = self._rtt_sum / self._count if self._count else None
         if mean is not None:
             self._mins.append(self._round_min)
-        if mean is not None and mean > min(self._mins) * (1.0 + _TOLERANCE):
+        floor = min(self._mins) if self._mins else 0.0
+        if (
+            mean is not None
+            and mean > floor * (1.0 + _TOLERANCE)
+            and self._limit * (1.0 - floor / mean) >= _QUEUED
+        ):
             self._inflated += 1
         elif mean is not None:
             self._inflated = 0
@@ -404,4 +422,4 @@ class AdaptiveConcurrency:
         if int(self._limit) != before:
             self.adjustments.append((int(self._limit), why))
             if int(self._limit) > before:
-                self._wake()
+                self._hand_over()

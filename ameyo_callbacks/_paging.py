@@ -74,7 +74,7 @@ from anyio.abc import TaskGroup, TaskStatus
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
-from ._checks import check_int
+from ._checks import check_choice, check_int
 from ._models import Cursor, CustomerCallback, Page, fingerprint
 from ._protocol import MAX_LIMIT
 from .exceptions import ConsistencyError
@@ -387,9 +387,7 @@ class CallbackIterator:
             check_int("max_items", max_items, minimum=0)
         self._max_items = max_items
         self._prefetch = check_int("prefetch", prefetch, minimum=1)
-        if on_inconsistency not in ("raise", "warn"):
-            msg = f"on_inconsistency must be 'raise' or 'warn', got {on_inconsistency!r}"
-            raise ValueError(msg)
+        check_choice("on_inconsistency", on_inconsistency, ("raise", "warn"))
         self._strict = on_inconsistency == "raise"
         self._scope = scope
         self._window = _Window(WINDOW_PAGES * self._page_size)

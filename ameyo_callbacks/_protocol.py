@@ -117,7 +117,13 @@ def tenant_list_path(tenant_callbacks_path: str) -> str:
     The spec names the "Get Tenant User Callback API" without a wire format;
     the client and the fake both place it by this one rule.
     """
-    if not isinstance(tenant_callbacks_path, str) or not tenant_callbacks_path.strip("/"):
+    if not isinstance(tenant_callbacks_path, str):
+        msg = (
+            "tenant_callbacks_path must be a path string, e.g. 'getTenantUserCallbacks', "
+            f"got {type(tenant_callbacks_path).__name__}"
+        )
+        raise TypeError(msg)
+    if not tenant_callbacks_path.strip("/"):
         msg = "tenant_callbacks_path must be a non-empty path, e.g. 'getTenantUserCallbacks'"
         raise ValueError(msg)
     if tenant_callbacks_path.startswith("/"):

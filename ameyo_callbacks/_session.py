@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 
+from ._checks import check_bool
 from ._protocol import DEFAULT_LOGIN_PATH, RequestSpec, build_login_request
 
 __all__ = ["LoginFn", "LoginSession", "SessionProvider", "StaticSession", "check_session_id"]
@@ -122,9 +123,16 @@ class LoginSession(SessionProvider):
             if not value.strip():
                 msg = f"{name} must be a non-empty string"
                 raise ValueError(msg)
+        if domain is not None and not isinstance(domain, str):
+            msg = f"domain must be a string or None, got {type(domain).__name__}"
+            raise TypeError(msg)
+        if not isinstance(login_path, str):
+            msg = f"login_path must be a path string, got {type(login_path).__name__}"
+            raise TypeError(msg)
         if not login_path.startswith("/"):
             msg = f"login_path must start with '/', got {login_path!r}"
             raise ValueError(msg)
+        check_bool("force_login", force_login)
         self._user_id = user_id
         self._token = token
         self._domain = domain

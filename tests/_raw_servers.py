@@ -34,17 +34,15 @@ __all__ = [
     "RecordingProxy",
     "Request",
     "closed_port",
+    "not_found_body",
     "read_request",
     "respond",
 ]
 
-NOT_FOUND_BODY = json.dumps(
-    {
-        "message": '["CallBackManager.invalid.campcust.callback.id", "{id}"]',
-        "status": 512,
-        "errorCode": 5001,
-    }
-)
+def not_found_body(callback_id: str) -> bytes:
+    """Ameyo's 512 envelope for an id it does not hold."""
+    info = json.dumps(["CallBackManager.invalid.campcust.callback.id", callback_id])
+    return json.dumps({"message": None, "info": info, "status": 512, "errorCode": 5001}).encode()
 
 
 @attrs.frozen
@@ -245,8 +243,7 @@ class DeleteServer(RawServer):
         if existed:
             writer.write(respond(200, b"OK"))
         else:
-            body = NOT_FOUND_BODY.replace("{id}", callback_id).encode()
-            writer.write(respond(512, body))
+            writer.write(respond(512, not_found_body(callback_id)))
         await writer.drain()
         return True
 
@@ -314,9 +311,17 @@ class RecordingProxy:
             f"{request.method} /{path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n".encode()
             + request.body
         )
-        await up_writer.drain()
-        answer = await up_reader.read()
-        up_writer.close()
+        try:
+            await up_writer.drain()
+            head = await up_reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.decode("latin-1").split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            answer = head + await up_reader.readexactly(length)
+        finally:
+            _hang_up(up_writer)
         writer.write(answer)
         await writer.drain()
 
@@ -336,4 +341,7 @@ class RecordingProxy:
                     await dst.drain()
             dst.close()
 
-        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        try:
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        finally:
+            _hang_up(up_writer)

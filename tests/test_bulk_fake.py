@@ -8,7 +8,7 @@ sleeps; injected 503s carry no ``Retry-After`` so the shared gate never waits.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -275,12 +275,23 @@ async def test_client_progress_ends_at_the_result_counts() -> None:
     )
 
 
-async def _cancel_when_stuck(fake: FakeAmeyo, scope: anyio.CancelScope, stuck: int) -> None:
-    """Cancel ``scope`` once the scripted slow deletes are all in flight."""
-    with anyio.fail_after(5):
-        while not (fake.pending_faults("delete") == 0 and fake.in_flight == stuck):
-            await anyio.sleep(0.001)
-    scope.cancel()
+async def _run_until_stuck(
+    fake: FakeAmeyo, stuck: int, run: Callable[[AmeyoCallbacksClient], Awaitable[object]]
+) -> None:
+    """Run ``run(client)``, cancelling it once ``stuck`` scripted slow deletes are in flight."""
+
+    async def cancel_when_stuck(scope: anyio.CancelScope) -> None:
+        with anyio.fail_after(5):
+            while not (fake.pending_faults("delete") == 0 and fake.in_flight == stuck):
+                await anyio.sleep(0.001)
+        scope.cancel()
+
+    async with fake.client() as client:
+        async with anyio.create_task_group() as tg:
+            with anyio.CancelScope() as scope:
+                tg.start_soon(cancel_when_stuck, scope)
+                await run(client)
+    assert scope.cancelled_caught
 
 
 async def test_client_cancelled_mid_run_accounts_for_every_id_read() -> None:
@@ -289,12 +300,7 @@ async def test_client_cancelled_mid_run_accounts_for_every_id_read() -> None:
     ids = _some_ids(fake, 50)
     fake.script("delete", *[None] * 12, *[Fault.slow(30)] * 3)
     tally = BulkTally()
-    async with fake.client() as client:
-        async with anyio.create_task_group() as tg:
-            with anyio.CancelScope() as scope:
-                tg.start_soon(_cancel_when_stuck, fake, scope, 3)
-                await client.delete_callbacks(ids, concurrency=3, tally=tally)
-    assert scope.cancelled_caught
+    await _run_until_stuck(fake, 3, lambda c: c.delete_callbacks(ids, concurrency=3, tally=tally))
     result = tally.result()
     assert result.cancelled
     assert len(result.deleted) == 12
@@ -481,12 +487,8 @@ async def test_delete_matching_cancelled_leaves_found_ids_not_attempted() -> Non
     fake = _campaign_fake()
     fake.script("delete", *[None] * 40, *[Fault.slow(30)] * 4)
     tally = BulkTally()
-    async with fake.client() as client:
-        async with anyio.create_task_group() as tg:
-            with anyio.CancelScope() as scope:
-                tg.start_soon(_cancel_when_stuck, fake, scope, 4)
-                await client.delete_matching(CallbackFilter.campaign(6), concurrency=4, tally=tally)
-    assert scope.cancelled_caught
+    where = CallbackFilter.campaign(6)
+    await _run_until_stuck(fake, 4, lambda c: c.delete_matching(where, concurrency=4, tally=tally))
     result = tally.result()
     assert result.cancelled
     assert len(result.matched) == 1050

@@ -13,8 +13,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import runpy
+import socket
+import stat
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -30,8 +35,9 @@ from click.testing import CliRunner, Result
 
 import ameyo_callbacks
 from ameyo_callbacks import AmeyoCallbacksClient, CustomerCallback, make_converter
-from ameyo_callbacks.cli import _config, _ui, main
+from ameyo_callbacks.cli import _config, _files, _profiles, _ui, main
 from ameyo_callbacks.cli._app import cli
+from ameyo_callbacks.cli._dates import DateError, parse_bound
 from ameyo_callbacks.cli._delete import IdsReader
 from ameyo_callbacks.testing import FAKE_BASE_URL, FakeAmeyo, Fault, FaultPlan, serve
 from ameyo_callbacks.testing import __main__ as fake_main
@@ -1056,13 +1062,635 @@ def test_walk_failure_while_listing_deletes_nothing_and_exits_1(
     assert deletes(fake) == []
 
 
-def test_failed_out_in_a_missing_directory_is_refused_first(
+@pytest.mark.parametrize("flag", ["--failed-out", "--backup", "--not-found-out"])
+def test_outputs_that_cannot_be_written_are_refused_before_any_request(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path, flag: str
+) -> None:
+    """--failed-out, --backup, --not-found-out in a missing directory: exit 2, nothing sent."""
+    target = tmp_path / "missing" / "f"
+    result = run("delete", "--campaign-id", "6", "--yes", flag, str(target))
+    assert result.exit_code == 2
+    assert f"cannot write {flag} {target}: the directory" in result.stderr
+    assert fake.requests == []
+
+
+# ----------------------------------------------------------------------
+# Dates, parsed by rules of our own
+
+
+JAN31 = ms(datetime(2024, 1, 31, tzinfo=timezone.utc))
+DAY_MS = 86_400_000
+
+
+@pytest.mark.parametrize(
+    ("text", "end_of_day", "expected"),
+    [
+        ("2024-01-31", False, JAN31),
+        ("2024-01-31", True, JAN31 + DAY_MS - 1),
+        ("20240131", False, JAN31),
+        ("20240131", True, JAN31 + DAY_MS - 1),
+        ("2024-01-31T09:30:00+05:30", False, JAN31 + 4 * 3_600_000),
+        ("2024-01-31T09:30+0530", False, JAN31 + 4 * 3_600_000),
+        ("2024-01-31 04:00:00Z", False, JAN31 + 4 * 3_600_000),
+        ("2024-01-31t04:00:00z", False, JAN31 + 4 * 3_600_000),
+        ("2024-01-31T04:00:00-01", False, JAN31 + 5 * 3_600_000),
+        ("2024-01-31T00:00:00.5Z", False, JAN31 + 500),
+        ("2024-01-31T00:00:00.123456Z", False, JAN31 + 124),  # a from-bound rounds up
+        ("2024-01-31T00:00:00.123456Z", True, JAN31 + 123),  # a to-bound rounds down
+        ("1706693400000", False, 1706693400000),
+        ("100000000000", False, 10**11),
+        ("  2024-01-31  ", False, JAN31),
+    ],
+)
+def test_date_forms_and_their_exact_bounds(text: str, end_of_day: bool, expected: int) -> None:
+    """Each accepted form becomes the exact epoch millisecond; fractions round inward."""
+    assert parse_bound(text, end_of_day=end_of_day) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1706693400", "1706693400 looks like epoch seconds: pass 1706693400000 or 2024-01-31"),
+        ("1706693400000000", "looks like epoch microseconds: pass 1706693400000 or 2024-01-31"),
+        ("20241310", "'20241310' is not a date"),
+        ("20240230", "'20240230' is not a date"),
+        ("99999999999", "is not a plausible time"),
+        ("95617584000000", "is not a plausible time"),  # year 5000 in ms
+        ("12345", "is not a plausible time"),
+        ("-5", "is not a plausible time"),
+        ("2024-01-31T09:30:00", "has no UTC offset, so it is ambiguous"),
+        ("2024-01-31T09:30:00+24:00", "impossible UTC offset"),
+        ("2024-01-31T25:00:00Z", "is not a date and time"),
+        ("2024-1-31", "is not a date"),
+        ("31/01/2024", "is not a date"),
+    ],
+)
+def test_implausible_or_ambiguous_dates_are_refused_with_a_hint(text: str, message: str) -> None:
+    """Epoch seconds, microseconds, bad YYYYMMDD, implausible integers: refused, never guessed."""
+    with pytest.raises(DateError) as exc:
+        parse_bound(text, end_of_day=False)
+    assert message in str(exc.value)
+
+
+def test_epoch_seconds_on_a_destructive_run_is_refused_before_any_request(
+    fake: FakeAmeyo, configured: list[Any]
+) -> None:
+    """delete --scheduled-from 1706693400: exit 2 with the hint; no list, no delete sent."""
+    result = run("delete", "--campaign-id", "6", "--scheduled-from", "1706693400", "--yes")
+    assert result.exit_code == 2
+    assert "1706693400 looks like epoch seconds: pass 1706693400000 or 2024-01-31" in (
+        result.stderr
+    )
+    assert fake.requests == []
+
+
+def test_yyyymmdd_is_the_day_not_milliseconds(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """--scheduled-from 20240110 matches what 2024-01-10 matches, and the dry run says so."""
+    compact = run("delete", "--campaign-id", "6", "--scheduled-from", "20240110", "--dry-run")
+    dashed = run("delete", "--campaign-id", "6", "--scheduled-from", "2024-01-10", "--dry-run")
+    assert compact.exit_code == dashed.exit_code == 0
+    assert compact.stdout == dashed.stdout
+    jan10 = datetime(2024, 1, 10, tzinfo=timezone.utc)
+    n = len([cb for cb in in_campaign(fake, 6) if cb.callback_time >= jan10])
+    assert compact.stdout.splitlines()[0] == (
+        f"dry run: {n} callbacks match campaign 6; scheduled from 2024-01-10T00:00:00.000Z "
+        "and would be deleted (nothing was deleted):"
+    )
+    assert 0 < n < len(in_campaign(fake, 6))
+
+
+def test_date_parser_accepts_the_same_forms_on_every_python(tmp_path: Path) -> None:
+    """The parser gives the same answers on each installed Python 3.10 to 3.13."""
+    interpreters = sorted(Path.home().glob(".pyenv/versions/3.1[0-3]*/bin/python3"))
+    if len(interpreters) < 2:  # noqa: PLR2004
+        pytest.skip("fewer than two of Python 3.10-3.13 are installed under ~/.pyenv")
+    probes = [
+        "2024-01-31",
+        "20240131",
+        "2024-01-31T09:30:00+05:30",
+        "2024-01-31T09:30Z",
+        "2024-01-31 09:30:00.123456+0530",
+        "2024-01-31T09:30:00",  # refused everywhere (fromisoformat accepts it)
+        "2024-W05-3",  # ISO week date: fromisoformat accepts it on 3.11+, we never do
+        "20240131T093000Z",  # basic format: fromisoformat 3.11+ only, we never do
+        "1706693400",
+        "1706693400000",
+    ]
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import importlib.util, json, sys\n"
+        "spec = importlib.util.spec_from_file_location('d', sys.argv[1])\n"
+        "d = importlib.util.module_from_spec(spec); spec.loader.exec_module(d)\n"
+        "out = []\n"
+        "for text in json.loads(sys.argv[2]):\n"
+        "    try: out.append(d.parse_bound(text, end_of_day=False))\n"
+        "    except d.DateError as e: out.append(str(e))\n"
+        "print(json.dumps(out))\n"
+    )
+    answers = {}
+    for python in interpreters:
+        done = subprocess.run(  # noqa: S603
+            [str(python), str(script), str(PACKAGE / "cli" / "_dates.py"), json.dumps(probes)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        answers[python.parent.parent.name] = json.loads(done.stdout)
+    first, *others = answers.values()
+    assert all(other == first for other in others), answers
+    assert isinstance(first[2], int)
+    assert all(isinstance(answer, str) for answer in first[5:9])
+
+
+# ----------------------------------------------------------------------
+# ids files, backups, what the prompt and the dry run say
+
+
+def test_trailing_comments_in_an_ids_file_are_ignored(
     fake: FakeAmeyo, configured: list[Any], tmp_path: Path
 ) -> None:
-    """--failed-out that cannot be written: exit 2 before anything is deleted."""
-    result = run("delete", "--campaign-id", "6", "--yes", "--failed-out", str(tmp_path / "x" / "f"))
+    """'id  # note' is the id: the callback is deleted, not counted 'not found'."""
+    victim = fake.callbacks[0].customer_callback_id
+    path = write_ids(tmp_path / "ids.txt", [f"{victim}  # customer asked", "   # indented note"])
+    result = run("delete", "--ids-file", str(path), "--yes")
+    assert result.exit_code == 0, result.output
+    assert victim not in fake
+    assert summary_counts(result.stderr)["deleted"] == 1
+    assert summary_counts(result.stderr)["not found"] == 0
+
+
+def test_dry_run_counts_distinct_ids_and_reports_repeats(
+    fake: FakeAmeyo, in_process: list[Any], tmp_path: Path
+) -> None:
+    """An ids file listing 3 ids on 5 lines: the dry run says 3 distinct, 2 repeated lines."""
+    path = write_ids(tmp_path / "ids.txt", ["a", "b", "a  # again", "c", "b"])
+    result = run("delete", "--ids-file", str(path), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == (
+        f"dry run: {path} lists 3 distinct ids to delete, 2 more lines repeat an id "
+        "(deleted once) (nothing was sent):"
+    )
+    assert [x.strip() for x in result.stdout.splitlines()[1:]] == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("how", ["file", "stdin", "dry-run"])
+def test_an_empty_ids_input_is_an_error(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path, how: str
+) -> None:
+    """Only blank lines and comments: exit 2 saying nothing is listed; no request."""
+    path = write_ids(tmp_path / "ids.txt", ["# nothing here", "", "   "])
+    if how == "stdin":
+        result = run("delete", "--ids-file", "-", "--yes", input="# none\n\n")
+    else:
+        extra = "--dry-run" if how == "dry-run" else "--yes"
+        result = run("delete", "--ids-file", str(path), extra)
     assert result.exit_code == 2
+    assert "lists no callback ids" in result.stderr
     assert fake.requests == []
+
+
+def test_not_found_ids_are_listed_in_a_file_and_the_json_summary(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """--not-found-out FILE and --json both name the ids the server did not know."""
+    victim = fake.callbacks[0].customer_callback_id
+    path = write_ids(tmp_path / "ids.txt", [victim, "d806-0-cm-0", "d806-0-cm-1"])
+    missing = tmp_path / "missing.txt"
+    result = run(
+        "delete", "--ids-file", str(path), "--yes", "--not-found-out", str(missing), "--json"
+    )
+    assert result.exit_code == 0, result.output
+    listed = [x for x in missing.read_text().splitlines() if not x.startswith("#")]
+    assert listed == ["d806-0-cm-0", "d806-0-cm-1"]
+    summary = json.loads(result.stdout)
+    assert summary["not_found"] == ["d806-0-cm-0", "d806-0-cm-1"]
+    assert summary["counts"] == {"deleted": 1, "not_found": 2, "failed": 0, "not_attempted": 0}
+    assert summary["files"] == {"not_found_out": str(missing)}
+
+
+def test_backup_holds_every_deleted_record_in_wire_form(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """--backup: one wire JSON line per deleted callback, record for record, as export writes."""
+    converter = make_converter()
+    matches = [cb for cb in in_campaign(fake, 6) if cb.user_id == "asha"]
+    expected = {cb.customer_callback_id: converter.unstructure(cb) for cb in matches}
+    backup = tmp_path / "backup.jsonl"
+    result = run(
+        "delete", "--campaign-id", "6", "--user-id", "asha", "--yes", "--backup", str(backup)
+    )
+    assert result.exit_code == 0, result.output
+    saved = [json.loads(line) for line in backup.read_text().splitlines()]
+    assert len(saved) == len(matches) > 0
+    assert {r["customerCallbackId"]: r for r in saved} == expected
+    assert not set(expected) & fake.ids()
+    restored = [converter.structure(r, CustomerCallback) for r in saved]
+    assert sorted(restored, key=lambda c: c.customer_callback_id) == sorted(
+        matches, key=lambda c: c.customer_callback_id
+    )
+
+
+def test_backup_line_is_on_disk_before_its_delete_is_sent(
+    fake: FakeAmeyo, configured: list[Any], transports: list[Any], tmp_path: Path
+) -> None:
+    """At every DELETE the server receives, the backup file already holds that record."""
+    backup = tmp_path / "backup.jsonl"
+    checked: list[str] = []
+
+    class Checking(httpx.AsyncBaseTransport):
+        def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+            self.inner = inner
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.method == "DELETE":
+                cb_id = request.url.path.rsplit("/", 1)[-1]
+                saved = {json.loads(x)["customerCallbackId"] for x in backup.read_text().split()}
+                assert cb_id in saved
+                checked.append(cb_id)
+            return await self.inner.handle_async_request(request)
+
+    transports.append(Checking)
+    result = run("delete", "--tenant", "--user-id", "ravi", "--yes", "--backup", str(backup))
+    assert result.exit_code == 0, result.output
+    assert len(checked) == summary_counts(result.stderr)["deleted"] > 0
+
+
+def test_backup_is_appended_to(fake: FakeAmeyo, configured: list[Any], tmp_path: Path) -> None:
+    """An existing backup file keeps its lines; the new records come after them."""
+    backup = tmp_path / "backup.jsonl"
+    backup.write_text('{"customerCallbackId":"earlier"}\n')
+    result = run(
+        "delete", "--campaign-id", "8", "--user-id", "li", "--yes", "--backup", str(backup)
+    )
+    assert result.exit_code == 0, result.output
+    lines = backup.read_text().splitlines()
+    assert lines[0] == '{"customerCallbackId":"earlier"}'
+    assert len(lines) == 1 + summary_counts(result.stderr)["deleted"]
+
+
+def test_backup_with_an_ids_file_is_refused(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """--backup needs the records a filter lists: with --ids-file it is exit 2, nothing sent."""
+    path = write_ids(tmp_path / "ids.txt", [fake.callbacks[0].customer_callback_id])
+    result = run("delete", "--ids-file", str(path), "--backup", str(tmp_path / "b"), "--yes")
+    assert result.exit_code == 2
+    assert "--backup saves the records a filter delete lists" in result.stderr
+    assert fake.requests == []
+
+
+def test_prompt_mentions_the_backup_when_given(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """With --backup the prompt says where each record goes; answering no deletes nothing."""
+    monkeypatch.setattr(_ui, "stdin_is_interactive", lambda: True)
+    backup = tmp_path / "b.jsonl"
+    result = run(
+        "delete", "--campaign-id", "7", "--added-from", "20240105", "--backup", str(backup),
+        input="n\n",
+    )  # fmt: skip
+    assert result.exit_code == 1
+    jan5 = datetime(2024, 1, 5, tzinfo=timezone.utc)
+    n = len([cb for cb in in_campaign(fake, 7) if cb.date_added >= jan5])
+    assert result.stderr.startswith(
+        f"{n} callbacks match campaign 7; added from 2024-01-05T00:00:00.000Z on "
+        f"{FAKE_BASE_URL}.\nEach record is appended to {backup} before its delete is sent.\n"
+        f"Delete these {n} callbacks? [y/N]: n\nnothing was deleted\n"
+    )
+    assert deletes(fake) == []
+
+
+def test_prompt_for_an_ids_file_counts_distinct_ids(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """The prompt of an ids file says how many distinct ids will be deleted."""
+    monkeypatch.setattr(_ui, "stdin_is_interactive", lambda: True)
+    victims = [cb.customer_callback_id for cb in fake.callbacks[:3]]
+    path = write_ids(tmp_path / "ids.txt", [*victims, victims[0]])
+    result = run("delete", "--ids-file", str(path), input="y\n")
+    assert result.exit_code == 0, result.output
+    assert f"{path} lists 3 distinct callback ids to delete on {FAKE_BASE_URL}." in result.stderr
+    assert "Delete these 3 callbacks? [y/N]: y" in result.stderr
+    assert not set(victims) & fake.ids()
+
+
+def test_no_match_deletes_nothing_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any]
+) -> None:
+    """A filter matching nothing: no prompt, no delete, exit 0 and a line saying so."""
+    monkeypatch.setattr(_ui, "stdin_is_interactive", lambda: True)
+    result = run("delete", "--campaign-id", "6", "--user-id", "nobody")
+    assert "Delete these" not in result.stderr
+    assert result.exit_code == 0, result.output
+    assert "no callbacks match campaign 6; users nobody: nothing to delete" in result.stderr
+    assert deletes(fake) == []
+
+
+def test_delete_shows_listing_then_a_bar_with_total(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any]
+) -> None:
+    """On a terminal: 'listing matches' with its count, then a bar: done/total, %, rate, ETA."""
+    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    n = len(in_campaign(fake, 6))
+    result = run("delete", "--campaign-id", "6", "--yes")
+    assert result.exit_code == 0, result.output
+    shown = result.stderr.split("outcome")[0]
+    assert "listing matches" in shown
+    assert f"found {n}" in shown
+    assert f"{n}/{n}" in shown
+    assert "100%" in shown
+    assert "ETA" in shown
+    assert "/s" in shown
+
+
+# ----------------------------------------------------------------------
+# --json, -q, options before the command, connection errors
+
+
+def test_delete_json_summary_names_failures_with_reasons(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """--json: one object on stdout with counts, failures and their reasons, files written."""
+    victims = [cb.customer_callback_id for cb in fake.callbacks[:4]]
+    path = write_ids(tmp_path / "ids.txt", victims)
+    failed = tmp_path / "failed.txt"
+    fake.script("delete", None, NO_WAIT_503)
+    result = run(
+        "delete", "--ids-file", str(path), "--yes", "--retries", "0", "--concurrency", "1",
+        "--json", "--failed-out", str(failed),
+    )  # fmt: skip
+    assert result.exit_code == 1
+    (line,) = result.stdout.splitlines()
+    summary = json.loads(line)
+    assert summary["counts"] == {"deleted": 3, "not_found": 0, "failed": 1, "not_attempted": 0}
+    (failure,) = summary["failures"]
+    assert failure["id"] == victims[1]
+    assert "503" in failure["reason"]
+    assert summary["files"] == {"failed_out": str(failed)}
+    assert summary["exit_status"] == 1
+    assert summary["ids_file"] == str(path)
+    assert isinstance(summary["elapsed_s"], float)
+
+
+def test_delete_json_dry_run_shows_the_filter_and_the_ids(
+    fake: FakeAmeyo, configured: list[Any]
+) -> None:
+    """--json --dry-run: the filter as read, the count and every id, as one object."""
+    result = run("delete", "--campaign-id", "8", "--user-id", "maria", "--dry-run", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    matches = [cb.customer_callback_id for cb in in_campaign(fake, 8) if cb.user_id == "maria"]
+    assert summary == {
+        "command": "delete",
+        "dry_run": True,
+        "filter": ["campaign 8; users maria"],
+        "matched": len(matches),
+        "ids": matches,
+    }
+
+
+@pytest.mark.parametrize("to_stdout", [False, True])
+def test_export_json_summary_goes_where_the_data_does_not(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path, to_stdout: bool
+) -> None:
+    """export --json: the summary on stdout for a file, on stderr when the data is on stdout."""
+    out = tmp_path / "out.csv"
+    args = ["export", "--campaign-id", "6", "--json", "-q"]
+    result = run(*args) if to_stdout else run(*args, "-o", str(out))
+    assert result.exit_code == 0, result.output
+    n = len(in_campaign(fake, 6))
+    text = result.stderr if to_stdout else result.stdout
+    summary = json.loads(text)
+    assert summary["records"] == n
+    assert summary["files"] == ([] if to_stdout else [str(out)])
+    assert summary["filter"] == ["campaign 6"]
+    if to_stdout:
+        assert len(result.stdout.splitlines()) == 1 + n
+    else:
+        assert result.stderr == ""
+
+
+def test_quiet_prints_nothing_but_errors(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """-q: no export summary, no delete table; data still written, errors still shown."""
+    exported = run("export", "--campaign-id", "6", "-o", str(tmp_path / "a.csv"), "-q")
+    assert len(read_csv(tmp_path / "a.csv")) == 1 + len(in_campaign(fake, 6))
+    deleted = run("-q", "delete", "--campaign-id", "6", "--user-id", "asha", "--yes")
+    assert exported.exit_code == deleted.exit_code == 0
+    assert exported.stderr == deleted.stderr == ""
+    assert not [cb for cb in in_campaign(fake, 6) if cb.user_id == "asha"]
+    fake.script("list", NO_WAIT_503)
+    failed = run("-q", "export", "--campaign-id", "6", "--retries", "0")
+    assert failed.exit_code == 1
+    assert failed.stderr.startswith("Error: ")
+
+
+def test_options_before_or_after_the_command(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, in_process: list[Any]
+) -> None:
+    """-v and connection options work before the command name; after it they win."""
+    before = run(
+        "-v", "--base-url", FAKE_BASE_URL, "--session-id", fake.session_id, "--retries", "1",
+        "export", "--campaign-id", "7",
+    )  # fmt: skip
+    assert before.exit_code == 0, before.output
+    assert "DEBUG" in before.stderr
+    assert in_process[-1].retry.attempts == 2
+    after = run(
+        "--retries", "1", "--session-id", "stale",
+        "export", "--campaign-id", "7", "--retries", "3", "--session-id", fake.session_id,
+        "--base-url", FAKE_BASE_URL,
+    )  # fmt: skip
+    assert after.exit_code == 0, after.output
+    assert in_process[-1].retry.attempts == 4
+    assert "DEBUG" not in after.stderr
+    both = run("-v", "export", "--campaign-id", "7", "-q")
+    assert both.exit_code == 2
+    assert "--verbose and --quiet" in both.stderr
+
+
+@pytest.mark.integration
+def test_unreachable_server_is_one_line_with_the_cause_and_what_to_check(
+    tmp_path: Path,
+) -> None:
+    """A refused connection: one 'Error:' line naming the cause and --base-url; -v shows retries."""
+    with socket.socket() as sock:  # a port on 127.0.0.1 nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = ["export", "--campaign-id", "6", "--prefetch", "1", "--base-url", f"http://127.0.0.1:{port}"]
+    args += ["--session-id", "s-1", "--retries", "3"]
+    quiet = run(*args)
+    assert quiet.exit_code == 1
+    (line,) = quiet.stderr.splitlines()
+    assert line.startswith("Error: ")
+    assert "127.0.0.1" in line
+    assert "(after 4 attempts) [see --base-url]" in line
+    loud = run(*args, "-v")
+    assert loud.exit_code == 1
+    assert loud.stderr.count("retrying POST") == 3
+
+
+# ----------------------------------------------------------------------
+# Output files: written where they point, never renamed over
+
+
+def test_symlink_output_writes_through_to_its_target(configured: list[Any], tmp_path: Path) -> None:
+    """-o LINK: the link stays a link; its target gets the export, replaced atomically."""
+    target = tmp_path / "real.csv"
+    target.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    result = run("export", "--campaign-id", "6", "-o", str(link))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert read_csv(target)[0] == CSV_HEADER
+    assert leftovers(tmp_path) == []
+
+
+def test_fifo_output_is_written_not_replaced(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """-o FIFO: the export goes into the FIFO, which is still a FIFO afterwards."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    result = run("export", "--campaign-id", "6", "--format", "jsonl", "-o", str(fifo))
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert len(received[0].splitlines()) == len(in_campaign(fake, 6))
+
+
+def test_device_output_is_written_not_replaced(configured: list[Any], tmp_path: Path) -> None:
+    """-o to a character device (a null device node): it stays a device, exit 0."""
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("cannot create a device node here")
+    result = run("export", "--campaign-id", "6", "-o", str(node))
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISCHR(node.lstat().st_mode)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_refused_rename_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, configured: list[Any], tmp_path: Path
+) -> None:
+    """An immutable target (rename refused: EPERM): one 'Error:' line, exit 2, no temp file."""
+    out = tmp_path / "locked.csv"
+    out.write_text("keep\n")
+
+    def refuse(src: str, dst: str) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(_files.os, "replace", refuse)
+    result = run("export", "--campaign-id", "6", "-o", str(out))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"Error: cannot replace {out}: Operation not permitted (check the file's attributes)\n"
+    )
+    assert out.read_text() == "keep\n"
+    assert leftovers(tmp_path) == []
+
+
+# ----------------------------------------------------------------------
+# Profiles
+
+
+def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    monkeypatch.setenv("AMEYO_CONFIG", str(path))
+    return path
+
+
+def test_profile_gives_base_url_ca_bundle_and_session_file(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, in_process: list[Any], tmp_path: Path
+) -> None:
+    """--profile NAME: base URL, CA bundle and session-id file (relative to the file) are used."""
+    (tmp_path / "prod.session").write_text(fake.session_id + "\n")
+    trustme.CA().cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    write_config(
+        tmp_path,
+        monkeypatch,
+        f'[profiles.prod]\nbase_url = "{FAKE_BASE_URL}"\nca_bundle = "ca.pem"\n'
+        'session_id_file = "prod.session"\n',
+    )
+    monkeypatch.setenv("AMEYO_BASE_URL", "http://elsewhere.invalid:8888")  # the profile wins
+    result = run("--profile", "prod", "export", "--campaign-id", "6")
+    assert result.exit_code == 0, result.output
+    (connection,) = in_process
+    assert connection.base_url == FAKE_BASE_URL
+    assert connection.verify == str(tmp_path / "ca.pem")
+    assert len(result.stdout.splitlines()) == 1 + len(in_campaign(fake, 6))
+
+
+def test_flags_win_over_the_profile(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, in_process: list[Any], tmp_path: Path
+) -> None:
+    """A flag given on the command line wins over the same setting in the profile."""
+    write_config(tmp_path, monkeypatch, '[profiles.p]\nbase_url = "http://other.invalid"\n')
+    result = run(
+        "export", "--profile", "p", "--campaign-id", "6", "--base-url", FAKE_BASE_URL,
+        "--session-id", fake.session_id,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert in_process[-1].base_url == FAKE_BASE_URL
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (None, "there is no config file"),
+        ("[profiles.other]\nbase_url = 'http://x'\n", "has no [profiles.prod] table (profiles there: other)"),
+        ("[profiles.prod]\nsession_id = 'abc'\n", "holds session_id: keep secrets out of the config"),
+        ("[profiles.prod]\ntoken = 'abc'\n", "holds token"),
+        ("[profiles.prod]\nbase_urll = 'http://x'\n", "unknown setting base_urll"),
+        ("[profiles.prod\n", "is not valid TOML"),
+        ("[profiles.prod]\nca_bundle = 'nope.pem'\n", "ca_bundle"),
+    ],
+)  # fmt: skip
+def test_profile_errors_are_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch,
+    fake: FakeAmeyo,
+    in_process: list[Any],
+    tmp_path: Path,
+    config: str | None,
+    message: str,
+) -> None:
+    """A missing file or profile, a secret, an unknown key, bad TOML: exit 2, nothing sent."""
+    if config is None:
+        monkeypatch.setenv("AMEYO_CONFIG", str(tmp_path / "absent.toml"))
+    else:
+        write_config(tmp_path, monkeypatch, config)
+    result = run("export", "--profile", "prod", "--campaign-id", "6")
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "abc" not in result.stderr
+    assert fake.requests == []
+
+
+def test_profile_file_defaults_to_the_user_config_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without AMEYO_CONFIG, profiles are read from config.toml in click's app dir."""
+    monkeypatch.delenv("AMEYO_CONFIG", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert _profiles.config_path() == tmp_path / "ameyo-callbacks" / "config.toml"
+
+
+def test_help_documents_profiles_and_shell_completion() -> None:
+    """--help shows the profile file's form and how to turn on shell completion."""
+    result = run("--help")
+    assert result.exit_code == 0
+    assert "[profiles.prod]" in result.stdout
+    assert "_AMEYO_CALLBACKS_COMPLETE=bash_source ameyo-callbacks" in result.stdout
 
 
 # ----------------------------------------------------------------------
@@ -1129,17 +1757,30 @@ def test_fake_server_builds_the_fake_its_options_describe(served: list[Any]) -> 
         "9",
         "--login",
         "u:t0ken",
+        "--order",
+        "callbackTime",
+        "--live-rate",
+        "20",
+        "--live-mix",
+        "add=2,delete_due",
+        "--live-seed",
+        "5",
     )
     assert result.exit_code == 0, result.output
     (config,) = served
     fake = config.app
-    same = FakeAmeyo.seeded(42, campaigns=[9, 10], users=["asha", "li"], seed=3)
+    same = FakeAmeyo.seeded(
+        42, campaigns=[9, 10], users=["asha", "li"], seed=3, order="callbackTime"
+    )
     assert fake.ordered_ids() == same.ordered_ids()
     assert fake.session_id == same.session_id
     assert (fake.latency, fake.jitter, fake.max_limit) == (0.005, 0.002, 7)
     assert fake.faults == FaultPlan(rate=0.1, kinds=["drop", "empty"], seed=4)
     assert fake.list_methods == {"GET"}
     assert fake._sessions.accepts("u", "t0ken", None)
+    assert fake.order == "callbackTime"
+    live = fake._live
+    assert (live.rate, live.mix, live.seed) == (20.0, {"add": 2.0, "delete_due": 1.0}, 5)
     assert result.stdout.splitlines() == [
         "AMEYO_BASE_URL=http://127.0.0.1:5555",
         f"AMEYO_SESSION_ID={fake.session_id}",
@@ -1171,6 +1812,10 @@ def test_python_m_runs_the_same_command(
         ["--list-methods", "PUT"],
         ["--login", "nocolon"],
         ["--host", "10.1.2.3"],
+        ["--order", "phone"],
+        ["--live-mix", "fly=1"],
+        ["--live-mix", "add=x"],
+        ["--live-rate", "-1"],
     ],
 )
 def test_fake_server_usage_errors(served: list[Any], tmp_path: Path, args: list[str]) -> None:

@@ -126,6 +126,7 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
         "Fault",
         "FaultPlan",
         "RequestLogEntry",
+        "ServerLimits",
         "serve",
         "serve_async",
     }

@@ -317,3 +317,14 @@ def test_live_mode_changes_at_real_time_rate_under_uvicorn() -> None:
     assert len(changes) <= int((after_last - started) * rate)
     seqs = {e.seq for e in fake.requests}
     assert {c.request for c in changes} <= seqs
+
+
+def test_change_of_one_kind_overrides_the_mix(fake: FakeAmeyo) -> None:
+    """change(n, kind=...) makes that kind only; an unknown kind is refused."""
+    fake.live(0, mix={"delete_due": 1})
+    made = fake.change(3, kind="add")
+    assert [c.kind for c in made] == ["add", "add", "add"]
+    assert len(fake) == 403
+    assert fake.change()[0].kind == "delete_due"
+    with pytest.raises(ValueError, match="unknown change kind"):
+        fake.change(1, kind="fly")  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ import httpx
 import pytest
 import respx
 import stamina
+from _support import BASE, CALLBACK_ID, CALLBACKS_PREFIX, CAMPAIGN_PATH, DELETE_PATH, NOT_FOUND_KEY
 
 from ameyo_callbacks import (
     AmeyoCallbacksClient,
@@ -30,17 +31,14 @@ from ameyo_callbacks import (
     RateLimitedError,
     ResponseFormatError,
     ServerError,
+    SessionProvider,
     StaticSession,
     TransportError,
 )
 
-BASE = "http://ameyo.example:8888"
-PREFIX = "/ameyorestapi/voice/customerCallbacks"
-LIST_PATH = f"{PREFIX}/getFiltered"
+PREFIX = CALLBACKS_PREFIX
+LIST_PATH = CAMPAIGN_PATH
 LOGIN_PATH = "/ameyorestapi/userLogin/login"
-CALLBACK_ID = "d810-59423051-cm-0"
-DELETE_PATH = f"{PREFIX}/{CALLBACK_ID}"
-NOT_FOUND_KEY = "CallBackManager.invalid.campcust.callback.id"
 SESSION = "sid-7f3a-SECRET-c0ffee-42"
 TOKEN = "tok-XYZ"
 ATTEMPTS = 3  # stamina testing mode: attempts per call, no waits
@@ -61,6 +59,16 @@ def raise_(exc: type[httpx.TransportError]) -> Answer:
     return answer
 
 
+def envelope(http_status: int, **fields: object) -> Answer:
+    """An Ameyo JSON error envelope; ``{echo}`` in a text field becomes the echoed text."""
+
+    def answer(_: httpx.Request, echo: str) -> httpx.Response:
+        body = {k: v.format(echo=echo) if isinstance(v, str) else v for k, v in fields.items()}
+        return httpx.Response(http_status, json=body)
+
+    return answer
+
+
 @attrs.frozen
 class Case:
     """One failing call: which endpoint, what the server does, what the caller gets."""
@@ -71,54 +79,30 @@ class Case:
     retried: bool = False
 
 
+NOT_FOUND_INFO = json.dumps([NOT_FOUND_KEY, CALLBACK_ID])
 CASES: dict[str, Case] = {
     "403-invalid-session": Case(
         "list",
-        lambda _, echo: httpx.Response(
-            403,
-            json={
-                "message": f"session {echo} expired",
-                "code": 99999,
-                "info": "invalid.session.id",
-                "status": 403,
-            },
-        ),
+        envelope(403, message="session {echo} expired", info="invalid.session.id", status=403),
         AuthenticationError,
     ),
     "401-invalid-token": Case(
         "delete",
-        lambda _, echo: httpx.Response(
-            401,
-            json={"message": "invalid.authentication.token", "code": 909090, "info": echo},
-        ),
+        envelope(401, message="invalid.authentication.token", code=909090, info="{echo}"),
         AuthenticationError,
     ),
     "500-html-list": Case("list", lambda _, echo: html(500, echo), ServerError, retried=True),
     "500-html-delete": Case("delete", lambda _, echo: html(500, echo), ServerError, retried=True),
     "512-not-found": Case(
         "delete",
-        lambda _, echo: httpx.Response(
-            512,
-            json={
-                "message": f"no such callback for session {echo}",
-                "info": json.dumps([NOT_FOUND_KEY, CALLBACK_ID]),
-                "status": 512,
-                "errorCode": 512,
-            },
+        envelope(
+            512, message="no such callback: {echo}", info=NOT_FOUND_INFO, status=512, errorCode=512
         ),
         CallbackNotFoundError,
     ),
     "512-secret-in-key-args": Case(
         "list",
-        lambda _, echo: httpx.Response(
-            512,
-            json={
-                "message": None,
-                "info": json.dumps(["CallBackManager.fetch.failed", echo]),
-                "status": 512,
-                "errorCode": 7,
-            },
-        ),
+        envelope(512, message=None, info='["CallBackManager.fetch.failed", "{echo}"]', errorCode=7),
         APIError,
     ),
     "429-retry-after": Case(
@@ -152,22 +136,12 @@ CASES: dict[str, Case] = {
     ),
     "2xx-envelope-list": Case(
         "list",
-        lambda _, echo: httpx.Response(
-            200,
-            json={
-                "message": f"fetch failed for {echo}",
-                "info": "CallBackManager.fetch.failed",
-                "status": 512,
-                "errorCode": 3,
-            },
-        ),
+        envelope(200, message="failed: {echo}", info="CallBackManager.fetch.failed", status=512),
         APIError,
     ),
     "2xx-envelope-delete": Case(
         "delete",
-        lambda _, echo: httpx.Response(
-            200, json={"message": echo, "info": None, "status": 500, "errorCode": 1}
-        ),
+        envelope(200, message="{echo}", info=None, status=500, errorCode=1),
         ServerError,
     ),
 }
@@ -186,12 +160,6 @@ class FakeLogin:
         session_id = f"login-sid-{next(self._numbers):04d}-SECRET"
         self.issued.append(session_id)
         return httpx.Response(200, json={"userSessionInfo": {"sessionId": session_id}})
-
-
-@pytest.fixture
-def router() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
-        yield mock
 
 
 @pytest.fixture(autouse=True)
@@ -237,15 +205,17 @@ def route_for(router: respx.MockRouter, case: Case, also_echo: str) -> respx.Rou
     return router.delete(DELETE_PATH).mock(side_effect=side_effect)
 
 
-async def run(client: AmeyoCallbacksClient, case: Case) -> AmeyoError:
-    call = (
-        client.get_callbacks(CallbackFilter.campaign(6), limit=1)
-        if case.target == "list"
-        else client.delete_callback(CALLBACK_ID)
-    )
-    with pytest.raises(case.error) as caught:
-        await call
-    return caught.value
+async def run(session: str | SessionProvider, case: Case) -> tuple[AmeyoError, str]:
+    """Make the case's failing call on a client of ``session``: its error and the client's repr."""
+    async with AmeyoCallbacksClient(BASE, session_id=session, http_backend="httpx") as client:
+        call = (
+            client.get_callbacks(CallbackFilter.campaign(6), limit=1)
+            if case.target == "list"
+            else client.delete_callback(CALLBACK_ID)
+        )
+        with pytest.raises(case.error) as caught:
+            await call
+        return caught.value, repr(client)
 
 
 def test_client_repr_hides_the_session_id() -> None:
@@ -269,18 +239,20 @@ def test_session_provider_reprs_hide_secrets() -> None:
     assert "LoginSession(<redacted>)" in repr(client)
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.fixture(params=list(CASES))
+def case(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Case:
+    """Each failure case in turn, with every log record of the run captured (DEBUG up)."""
+    caplog.set_level(logging.DEBUG)
+    return CASES[request.param]
+
+
 async def test_fixed_session_id_never_shows_in_errors_or_logs(
-    router: respx.MockRouter, caplog: pytest.LogCaptureFixture, name: str
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture, case: Case
 ) -> None:
     """A failing call's exception and DEBUG logs (retries included) never hold the session id."""
-    case = CASES[name]
-    caplog.set_level(logging.DEBUG)
     route = route_for(router, case, also_echo="")
 
-    async with AmeyoCallbacksClient(BASE, session_id=SESSION, http_backend="httpx") as client:
-        error = await run(client, case)
-        client_repr = repr(client)
+    error, client_repr = await run(SESSION, case)
 
     assert route.call_count == (ATTEMPTS if case.retried else 1)
     assert all(call.request.headers["sessionId"] == SESSION for call in route.calls)
@@ -290,21 +262,16 @@ async def test_fixed_session_id_never_shows_in_errors_or_logs(
     assert_hidden([SESSION], [*visible_texts(error), *log_texts(caplog.records), client_repr])
 
 
-@pytest.mark.parametrize("name", list(CASES))
 async def test_login_token_and_sessions_never_show_in_errors_or_logs(
-    router: respx.MockRouter, caplog: pytest.LogCaptureFixture, name: str
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture, case: Case
 ) -> None:
     """With a LoginSession, neither the token nor any session id it got shows anywhere."""
-    case = CASES[name]
-    caplog.set_level(logging.DEBUG)
     login = FakeLogin()
     router.post(LOGIN_PATH).mock(side_effect=login)
     route = route_for(router, case, also_echo=TOKEN)
 
     session = LoginSession("agent", TOKEN)
-    async with AmeyoCallbacksClient(BASE, session_id=session, http_backend="httpx") as client:
-        error = await run(client, case)
-        client_repr = repr(client)
+    error, client_repr = await run(session, case)
 
     renewed = issubclass(case.error, AuthenticationError)  # refused once, logged in again
     assert login.tokens == [TOKEN] * (2 if renewed else 1)

@@ -44,7 +44,9 @@ pytestmark = pytest.mark.integration
 
 BACKENDS = ["aiohttp", "httpx"]
 SESSION = "sid-transport-31c4"
-FAST = RetryPolicy(attempts=3, wait_initial=0.01, wait_max=0.01, wait_jitter=0)
+FAST = RetryPolicy(
+    attempts=3, wait_initial=0.01, wait_max=0.01, wait_jitter=0, timeout=10.0, attempt_timeout=5.0
+)
 WHERE = CallbackFilter.campaign(6)
 PAGE = json.dumps([spec_record()]).encode()
 

@@ -31,7 +31,7 @@ from ._delete import (
     show_dry_ids,
 )
 from ._export import FORMATS, ExportPlan, output_format, run_export
-from ._files import check_writable
+from ._files import check_writable, describe, is_special
 from ._params import DATES_HELP, FilterBounds, filter_options
 from ._ui import count, logging_to_stderr
 
@@ -150,6 +150,21 @@ def cli(conn: ConnectionOptions) -> None:
     help="Pages requested at once.",
 )
 @click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an export to FILE that stopped (Ctrl-C, a crash, a server outage) from "
+    "its last page: its records and progress are kept beside FILE as .FILE.partial and "
+    ".FILE.progress.json. Without --resume such leftovers are reported and started over.",
+)
+@click.option(
+    "--state",
+    "state",
+    metavar="STATE_FILE",
+    help="Incremental export: the first run exports everything and records a watermark "
+    "(the newest dateAdded) in STATE_FILE; each later run exports only the callbacks added "
+    "since, none missed or repeated. STATE_FILE is updated only when the export completes.",
+)
+@click.option(
     "--json",
     "as_json",
     is_flag=True,
@@ -169,6 +184,8 @@ def export(
     output: str,
     max_items: int | None,
     prefetch: int,
+    resume: bool,
+    state: str | None,
     as_json: bool,
 ) -> None:
     """Export callbacks to CSV or JSON Lines.
@@ -185,18 +202,31 @@ def export(
             else "say what to export: --campaign-id ID (repeatable) or --tenant"
         )
         raise click.UsageError(msg)
+    if resume and is_special(output):
+        msg = (
+            "--resume needs --output FILE, a regular file: stdout, a device or a FIFO cannot resume"
+        )
+        raise click.UsageError(msg)
+    if state is not None and max_items is not None:
+        msg = "--state needs the whole export for its watermark: drop --max-items"
+        raise click.UsageError(msg)
     plan = ExportPlan(
         wheres=_wheres(bounds, campaign_ids),
         max_items=max_items,
         prefetch=prefetch,
+        resume=resume,
+        state=state,
     )
     fmt = output_format(fmt, output)
     check_writable(output, "--output")
+    if state is not None:
+        check_writable(state, "--state")
     with _running(conn) as connection:
         try:
             run_export(connection, plan, fmt, output, quiet=conn.quiet, as_json=as_json)
         except KeyboardInterrupt:
-            click.echo("interrupted: nothing was written", err=True)
+            done = "" if is_special(output) else " (progress kept: --resume continues)"
+            click.echo(f"interrupted: {describe(output)} was not written{done}", err=True)
             ctx.exit(EXIT_INTERRUPTED)
 
 

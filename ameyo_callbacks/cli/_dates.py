@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime, timedelta, timezone
 
-__all__ = ["DATE_FORMS", "DateError", "iso_ms", "parse_bound"]
+__all__ = ["DATE_FORMS", "DateError", "iso_ms", "parse_bound", "to_ms"]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_MS = timedelta(milliseconds=1)
@@ -58,8 +58,12 @@ def iso_ms(ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _ms(moment: datetime) -> int:
+def to_ms(moment: datetime) -> int:
+    """An aware datetime as epoch milliseconds (the wire's unit)."""
     return (moment - EPOCH) // _ONE_MS
+
+
+_ms = to_ms
 
 
 def _day(text: str, *, end_of_day: bool) -> int | None:
@@ -126,7 +130,7 @@ def _epoch(text: str) -> int:
     n = int(text)
     if MIN_EPOCH_MS <= n < MAX_EPOCH_MS:
         return n
-    if 10**8 <= n < MIN_EPOCH_MS:  # 1973 to 5138 in seconds
+    if MIN_EPOCH_MS // 1000 <= n < MAX_EPOCH_MS // 1000:  # 1973 to 4999 in seconds
         day = (EPOCH + timedelta(seconds=n)).date().isoformat()
         msg = f"{text} looks like epoch seconds: pass {n * 1000} or {day}"
         raise DateError(msg)

@@ -6,14 +6,12 @@ or configuration error; 130 interrupted (Ctrl-C).
 
 from __future__ import annotations
 
-import ssl
 import sys
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
-import httpx
 
 from .. import AmeyoError, TransportError
 
@@ -28,38 +26,34 @@ class ConfigError(click.ClickException):
     exit_code = 2
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _hint(exc: TransportError) -> str:
-    causes = list(_chain(exc))
-    if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
-        return "check --ca-bundle: the server's certificate is not trusted"
-    if any(isinstance(c, ssl.SSLError) for c in causes):
-        return "check the scheme of --base-url (https against an http port?) and --ca-bundle"
-    if any(isinstance(c, httpx.ConnectTimeout) for c in causes):
-        return "check the host and port of --base-url and that a firewall lets you through"
-    if any(isinstance(c, httpx.TimeoutException) for c in causes):
-        return "the server is slow to answer: check its load, or raise --timeout"
-    if any(isinstance(c, httpx.ConnectError) for c in causes):
-        return "check --base-url (host, port, http or https) and that the server is running"
-    return "check --base-url and any proxy between you and the server"
+#: The command-line option to look at for each kind of transport failure.
+_OPTION_FOR_KIND = {
+    "connection_refused": "--base-url",
+    "connect_timeout": "--base-url",
+    "name_not_resolved": "--base-url",
+    "connect_error": "--base-url",
+    "tls_certificate": "--ca-bundle",
+    "tls_hostname": "--base-url",
+    "tls_protocol": "--base-url (http or https)",
+    "read_timeout": "--timeout",
+    "write_timeout": "--timeout",
+    "attempt_deadline": "--timeout",
+    "call_deadline": "--timeout",
+    "pool_timeout": "--concurrency",
+    "proxy_error": "HTTPS_PROXY and HTTP_PROXY",
+}
 
 
 def explain(exc: AmeyoError) -> str:
-    """One line for an error: the library's text, and for a connection failure what to check."""
+    """One line for an error: the library's text (cause and what to check), and the option.
+
+    For a connection failure the library says what happened and what to
+    check; the command line adds which of its options sets that.
+    """
     text = " ".join(str(exc).split())
     if isinstance(exc, TransportError):
-        cause = exc.cause
-        if cause is not None and str(cause) and str(cause) not in text:
-            text += f" ({' '.join(str(cause).split())})"
-        text += f": {_hint(exc)}"
+        option = _OPTION_FOR_KIND.get(getattr(exc, "kind", ""), "--base-url")
+        text += f" [see {option}]"
     return text
 
 

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import os
 import time
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -33,9 +34,12 @@ from rich.progress import TaskID
 
 from .. import CallbackFilter, CustomerCallback, make_converter
 from ._config import Connection, open_client
-from ._files import atomic_output, describe
+from ._errors import ConfigError
+from ._files import atomic_output, check_writable, describe, finish_file, is_special
+from ._jobs import Progress, ResumeFiles, State, Watermark
 from ._summary import emit_json
-from ._ui import count, progress
+from ._ui import count
+from ._ui import progress as progress_display
 
 __all__ = [
     "CSV_COLUMNS",
@@ -95,9 +99,9 @@ class CsvWriter:
     an export to stdout that fails at once writes nothing at all.
     """
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, *, header_written: bool = False) -> None:
         self._writer = csv.writer(stream, lineterminator="\n")
-        self._header = False
+        self._header = header_written
 
     def finish(self) -> None:
         """Write the header if no record did."""
@@ -170,32 +174,119 @@ class ExportStats:
 
 @attrs.frozen
 class ExportPlan:
-    """What to export: one filter per campaign (or the tenant's), and the caps."""
+    """What to export: one filter per campaign (or the tenant's), the caps, resume and state."""
 
     wheres: tuple[CallbackFilter, ...]
     max_items: int | None
     prefetch: int
+    resume: bool = False
+    state: str | None = None
+
+
+class _Sink(Protocol):
+    """Where the records go: written, then committed with the progress that covers them."""
+
+    writer: _Writer
+
+    def commit(self, progress: Progress) -> None: ...
+
+
+@attrs.define
+class _StreamSink:
+    """stdout, a device or a FIFO: written directly, nothing to resume."""
+
+    stream: TextIO
+    writer: _Writer
+
+    def commit(self, progress: Progress) -> None:
+        self.stream.flush()
+
+
+@attrs.define
+class _FileSink:
+    """A regular file: records in the partial file, progress recorded after each page."""
+
+    stream: TextIO
+    writer: _Writer
+    files: ResumeFiles
+
+    def commit(self, progress: Progress) -> None:
+        self.stream.flush()
+        os.fsync(self.stream.fileno())  # the data is on disk before the progress names it
+        progress.size = os.fstat(self.stream.fileno()).st_size
+        self.files.save(progress)
 
 
 async def _walk(
     connection: Connection,
     plan: ExportPlan,
-    writer: _Writer,
-    stats: ExportStats,
+    *,
+    wheres: tuple[CallbackFilter, ...],
+    sink: _Sink,
+    progress: Progress,
+    state: State | None,
     on_page: Callable[[], None],
 ) -> None:
     async with open_client(connection) as client:
-        for where in plan.wheres:
-            remaining = None if plan.max_items is None else plan.max_items - stats.records
+        for index in range(progress.source, len(wheres)):
+            remaining = None if plan.max_items is None else plan.max_items - progress.records
             if remaining == 0:
                 break
-            walk = client.iter_callbacks(where, max_items=remaining, prefetch=plan.prefetch)
+            walk = client.iter_callbacks(
+                wheres[index],
+                max_items=remaining,
+                prefetch=plan.prefetch,
+                resume_from=progress.checkpoint if index == progress.source else None,
+            )
+            progress.source = index
             async with walk:  # pipelined: requests overlap the writing
                 async for page in walk.pages():
-                    writer.write(page.items)
-                    stats.records += len(page.items)
-                    stats.pages += 1
+                    items = page.items
+                    if state is not None:
+                        items = tuple(r for r in items if not state.already_exported(r))
+                    sink.writer.write(items)
+                    progress.watermark.see(items)
+                    progress.records += len(items)
+                    progress.pages += 1
+                    progress.checkpoint = page.checkpoint
+                    sink.commit(progress)
                     on_page()
+            progress.source, progress.checkpoint = index + 1, None
+            sink.commit(progress)
+
+
+def _key(wheres: tuple[CallbackFilter, ...], fmt: str, plan: ExportPlan) -> dict[str, Any]:
+    """What an unfinished export must share with the run resuming it."""
+    return {"filter": [repr(w) for w in wheres], "format": fmt, "max_items": plan.max_items}
+
+
+def _start(
+    files: ResumeFiles, key: dict[str, Any], plan: ExportPlan, output: str, quiet: bool
+) -> Progress | None:
+    """The progress to resume from, or None to start over (saying why when it matters)."""
+    found = files.load()
+    if found is None:
+        if plan.resume and not quiet:
+            click.echo(
+                f"--resume: no unfinished export of {output} to resume; starting from the start",
+                err=True,
+            )
+        return None
+    if not plan.resume:
+        if not quiet:
+            click.echo(
+                f"an unfinished export of {output} from an earlier run ({count(found.records)} "
+                "records) is not reused (pass --resume to continue one); starting over",
+                err=True,
+            )
+        return None
+    if found.key != key:
+        msg = (
+            f"--resume: the unfinished export of {output} was made with other filters, format "
+            "or --max-items: re-run it with the same options, or drop --resume to start over"
+        )
+        raise ConfigError(msg)
+    return found
 
 
 def run_export(
@@ -209,15 +300,28 @@ def run_export(
 ) -> ExportStats:
     """Export to ``output`` (``-``: stdout), with a progress bar on a terminal; the counts.
 
-    A failure or Ctrl-C leaves no regular file behind (see :func:`atomic_output`).
+    A regular file appears only when complete; until then the records and
+    the progress are kept beside it, for ``--resume`` (see :mod:`._jobs`).
     """
+    state = None if plan.state is None else State.load(plan.state, plan.wheres)
+    wheres = plan.wheres if state is None else tuple(state.narrow(w) for w in plan.wheres)
+    key = _key(wheres, fmt, plan)
     stats = ExportStats()
-    bar = None if quiet else progress("records", "pages")
-    with atomic_output(output) as stream:
-        writer: _Writer = CsvWriter(stream) if fmt == "csv" else JsonlWriter(stream)
+    files = None if is_special(output) else ResumeFiles.beside(output)
+    resumed = None if files is None else _start(files, key, plan, output, quiet)
+    progress = resumed or Progress(
+        key=key,
+        watermark=attrs.evolve(state.watermark, ids=set(state.watermark.ids))
+        if state
+        else Watermark(),
+    )
+    stats.records, stats.pages = progress.records, progress.pages
+    bar = None if quiet else progress_display("records", "pages")
+    with _sink(output, files, progress, fmt) as sink:
         task = bar.add_task("exporting", records="0", pages="0", rate="0") if bar else TaskID(0)
 
         def on_page() -> None:
+            stats.records, stats.pages = progress.records, progress.pages
             if bar is not None:
                 bar.update(
                     task,
@@ -226,27 +330,89 @@ def run_export(
                     rate=count(round(stats.rate)),
                 )
 
-        with bar if bar is not None else nullcontext():
-            asyncio.run(_walk(connection, plan, writer, stats, on_page))
-        writer.finish()
+        try:
+            with bar if bar is not None else nullcontext():
+                asyncio.run(
+                    _walk(
+                        connection,
+                        plan,
+                        wheres=wheres,
+                        sink=sink,
+                        progress=progress,
+                        state=state,
+                        on_page=on_page,
+                    )
+                )
+        except BaseException:
+            on_page()
+            if files is not None and not quiet:
+                click.echo(
+                    f"stopped after {count(progress.records)} records: they are kept beside "
+                    f"{output}; re-run the same command with --resume to continue",
+                    err=True,
+                )
+            raise
+        sink.writer.finish()
+    on_page()
+    if state is not None:
+        state.save(progress.watermark)
     if not quiet:
+        resumed_note = f" (resumed at record {count(resumed.records)})" if resumed else ""
         click.echo(
             f"exported {count(stats.records)} records ({count(stats.pages)} pages) to "
-            f"{describe(output)} in {stats.elapsed:.1f} s ({count(round(stats.rate))} records/s)",
+            f"{describe(output)} in {stats.elapsed:.1f} s ({count(round(stats.rate))} "
+            f"records/s){resumed_note}",
             err=True,
         )
     if as_json:
+        files_written = [] if output == "-" else [output]
+        if state is not None:
+            files_written.append(state.path)
         emit_json(
             {
                 "command": "export",
-                "filter": [where.describe() for where in plan.wheres],
+                "filter": [where.describe() for where in wheres],
                 "records": stats.records,
                 "pages": stats.pages,
+                "resumed_at": None if resumed is None else resumed.records,
                 "format": fmt,
                 "output": describe(output),
-                "files": [] if output == "-" else [output],
+                "files": files_written,
+                "watermark_ms": progress.watermark.ms,
                 "elapsed_s": round(stats.elapsed, 3),
             },
             err=output == "-",
         )
     return stats
+
+
+def _writer(fmt: str, stream: TextIO, *, header_written: bool = False) -> _Writer:
+    if fmt == "csv":
+        return CsvWriter(stream, header_written=header_written)
+    return JsonlWriter(stream)
+
+
+@contextmanager
+def _sink(output: str, files: ResumeFiles | None, progress: Progress, fmt: str) -> Iterator[_Sink]:
+    """The sink for ``output``; a regular file is renamed into place when the block ends well."""
+    if files is None:
+        with atomic_output(output) as stream:  # stdout, a device, a FIFO: written directly
+            yield _StreamSink(stream, _writer(fmt, stream))
+        return
+    check_writable(output, "--output")
+    try:
+        stream = open(files.partial, "r+" if progress.size else "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as exc:
+        msg = f"cannot write {output}: {exc.strerror or exc}"
+        raise ConfigError(msg) from None
+    with stream:
+        stream.truncate(progress.size)  # drop what a stopped run wrote after its last progress
+        stream.seek(progress.size)
+        sink = _FileSink(stream, _writer(fmt, stream, header_written=progress.size > 0), files)
+        if not progress.size:
+            files.save(progress)
+        yield sink
+        stream.flush()
+        os.fsync(stream.fileno())
+    finish_file(files.partial, files.target, output)
+    files.progress.unlink(missing_ok=True)

@@ -26,7 +26,14 @@ from typing import TextIO
 
 from ._config import ConfigError
 
-__all__ = ["append_output", "atomic_output", "check_writable", "describe", "is_special"]
+__all__ = [
+    "append_output",
+    "atomic_output",
+    "check_writable",
+    "describe",
+    "finish_file",
+    "is_special",
+]
 
 
 def describe(output: str) -> str:
@@ -131,16 +138,21 @@ def atomic_output(output: str) -> Iterator[TextIO]:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(tmp, _final_mode(target))
-        try:
-            os.replace(tmp, target)
-        except OSError as exc:
-            msg = f"cannot replace {output}: {_reason(exc)} (check the file's attributes)"
-            raise ConfigError(msg) from None
+        finish_file(Path(tmp), target, output)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def finish_file(done: Path, target: Path, output: str) -> None:
+    """Rename the complete file ``done`` over ``target`` (keeping its mode); one-line errors."""
+    try:
+        os.chmod(done, _final_mode(target))
+        os.replace(done, target)
+    except OSError as exc:
+        msg = f"cannot replace {output}: {_reason(exc)} (check the file's attributes)"
+        raise ConfigError(msg) from None
 
 
 @contextmanager

@@ -1,38 +1,27 @@
 """FakeAmeyo: an in-memory Ameyo CallBack API server, as a raw ASGI 3 application.
 
 It follows ``ameyo-callback-apis.txt`` first and WIRE_NOTES where the spec is
-silent. This module is the facade: it builds the rooms and forwards to them.
-
-- ``_asgi``: the ASGI adapter (scopes, lifespan, sending an answer);
-- ``_routing``: which endpoint a path is (the tenant path rule is the client's);
-- ``_pipeline``: the per-request steps (hooks, faults, latency, the log);
-- ``_handlers``: list, delete and login; ``_answers``: every error envelope;
-- ``_sessions``: session ids and logins; ``_log``: the request log;
-- ``_store`` and ``_columns``: the callbacks and their orders; ``_seed``: seeded data;
-- ``_faults``: what can go wrong; ``_live``: the list changing while it is read.
-
-It imports the models, the converter and the protocol, never the client:
-``FakeAmeyo.client()`` reaches the client through ``_helpers`` at call time.
+silent. This module is the facade over the rooms (``_asgi``, ``_routing``,
+``_pipeline``: the per-request steps, ``_handlers``, ``_answers``, ``_sessions``,
+``_log``, ``_store``, ``_faults``, ``_live``, ``_limits``). It never imports the
+client: ``FakeAmeyo.client()`` reaches it through ``_helpers`` at call time.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._filters import CallbackFilter
 from .._models import CustomerCallback
-from ._answers import Answer
 from ._asgi import Receive, Scope, Send, asgi_entry
 from ._columns import LIST_ORDERS, ListOrder, SortOrder
 from ._faults import Endpoint, Fault, FaultInjector, FaultPlan
 from ._handlers import DeleteOkBody, Handlers
 from ._limits import ServerLimits
-from ._live import AddAt, Change, LiveChanges
-from ._log import Exchange, RequestLog, RequestLogEntry
+from ._live import LiveChanges, LiveControls
+from ._log import RequestLog, RequestLogEntry
 from ._pipeline import Pipeline
-from ._routing import Request, Router
+from ._routing import Router
 from ._seed import DEFAULT_CAMPAIGNS, DEFAULT_USERS, seed_store
 from ._sessions import SessionBook
 from ._store import CallbackStore
@@ -43,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_USERS", "FakeAmeyo"]
 
 
-class FakeAmeyo:
+class FakeAmeyo(LiveControls):
     """An in-memory Ameyo CallBack API server, as an ASGI 3 application.
 
     Plug it into ``httpx.ASGITransport`` (see :meth:`client`) or serve it on a
@@ -126,7 +115,7 @@ class FakeAmeyo:
             seed=seed,
         )
         self._live = LiveChanges(self._store)
-        self._pipeline.before_request.append(self._catch_up)
+        self._pipeline.before_request.append(self._live.before_request)
         self._limits: ServerLimits | None = None
         self.limits = limits
         self._session_id = self._sessions.open()
@@ -250,55 +239,6 @@ class FakeAmeyo:
     def clear(self) -> None:
         """Remove every callback."""
         self._store.clear()
-
-    # ------------------------------------------------------------------
-    # Live mode
-
-    def live(
-        self,
-        rate: float = 50.0,
-        *,
-        mix: Mapping[str, float] | None = None,
-        seed: int = 0,
-        where: CallbackFilter | None = None,
-        add_at: AddAt = "anywhere",
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        """Change the list ``rate`` times a second from now on, as requests arrive.
-
-        No thread runs: as each request arrives, the changes the time since
-        this call owes (``floor(elapsed * rate)`` in all) are made before it
-        is answered, so a walk sees a list that changed between its pages,
-        in-process and on a socket alike. ``mix`` weighs the kinds
-        ``"delete_due"`` (the callback with the smallest ``callbackTime``),
-        ``"delete_random"``, ``"add"`` and ``"reschedule"`` (a new
-        ``callbackTime``); None weighs the four alike. ``where`` keeps the
-        changes to the callbacks a filter selects (e.g. the campaign a test
-        walks). Adds copy a random callback under a new id (``live-<seed>-<n>``)
-        with dates drawn within the current ranges (``add_at="end"``: added
-        after every other). Choices come from ``seed``: the same seed, data
-        and number of changes give the same changes. ``rate=0`` makes only
-        the changes asked for with :meth:`change`. Calling it again restarts
-        the count and the random stream. Each change is kept in :attr:`changes`.
-        """
-        self._live.configure(rate=rate, mix=mix, seed=seed, where=where, add_at=add_at, clock=clock)
-
-    def stop_live(self) -> None:
-        """No more changes as requests arrive (:meth:`change` still makes some)."""
-        self._live.stop()
-
-    def change(self, n: int = 1) -> list[Change]:
-        """Make ``n`` changes now, with :meth:`live`'s mix and stream (default: all kinds)."""
-        return self._live.apply(n)
-
-    @property
-    def changes(self) -> list[Change]:
-        """Every change live mode made, oldest first (:class:`~._live.Change`)."""
-        return list(self._live.changes)
-
-    async def _catch_up(self, req: Request, ex: Exchange) -> Answer | None:
-        self._live.catch_up(ex.seq)
-        return None
 
     # ------------------------------------------------------------------
     # Sessions and logins

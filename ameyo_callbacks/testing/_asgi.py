@@ -26,6 +26,9 @@ __all__ = [
     "scope_parts",
     "send_answer",
     "send_half_then_drop",
+    "send_head_then_drop",
+    "send_oversized",
+    "send_trickle",
     "session_header",
     "sleep_unless_gone",
 ]
@@ -103,6 +106,40 @@ async def send_half_then_drop(send: Send, answer: Answer, error: BaseException) 
     half = answer.body[: len(answer.body) // 2]
     await send({"type": "http.response.body", "body": half, "more_body": True})
     raise error
+
+
+async def send_head_then_drop(send: Send, answer: Answer, error: BaseException) -> None:
+    """Announce the full length, send no body byte, then raise ``error`` (uvicorn closes)."""
+    await _start(send, answer, len(answer.body))
+    raise error
+
+
+async def send_trickle(
+    send: Send, answer: Answer, receive: Receive, *, interval: float, chunk: int
+) -> None:
+    """Send ``answer`` with its body ``chunk`` bytes every ``interval`` s, until the client goes."""
+    await _start(send, answer, len(answer.body))
+    body = answer.body
+    for start in range(0, len(body), chunk):
+        await send(
+            {"type": "http.response.body", "body": body[start : start + chunk], "more_body": True}
+        )
+        if not await sleep_unless_gone(interval, receive):
+            return
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def send_oversized(send: Send, size: int) -> None:
+    """200, chunked, ``size`` bytes of JSON whitespace then ``[]``: never held whole."""
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    block = b" " * 65536
+    left = size - 2
+    while left > 0:
+        part = block if left >= len(block) else block[:left]
+        await send({"type": "http.response.body", "body": part, "more_body": True})
+        left -= len(part)
+    await send({"type": "http.response.body", "body": b"[]"})
 
 
 async def sleep_unless_gone(delay: float, receive: Receive) -> bool:

@@ -23,6 +23,7 @@ import httpx
 __all__ = [
     "ENDPOINTS",
     "FAULT_KINDS",
+    "OVERSIZED_BYTES",
     "DroppedConnection",
     "Endpoint",
     "Fault",
@@ -32,13 +33,29 @@ __all__ = [
     "fault_response",
 ]
 
-FaultKind = Literal["unavailable", "rate_limited", "html_500", "empty", "truncated", "drop", "slow"]
+FaultKind = Literal[
+    "unavailable",
+    "rate_limited",
+    "html_500",
+    "empty",
+    "truncated",
+    "drop",
+    "slow",
+    "close",
+    "trickle",
+    "oversized",
+]
 Endpoint = Literal["list", "tenant", "delete", "login"]
 
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 ENDPOINTS: tuple[Endpoint, ...] = get_args(Endpoint)
-# "slow" is left out of the default mix: its default delay outlasts any sane timeout.
-_DEFAULT_MIX: tuple[FaultKind, ...] = tuple(k for k in FAULT_KINDS if k != "slow")
+# Left out of the default mix: "slow" and "trickle" outlast any sane timeout by
+# default, "oversized" sends megabytes, "close" leaves a delete's outcome unknown.
+_DEFAULT_MIX: tuple[FaultKind, ...] = tuple(
+    k for k in FAULT_KINDS if k not in {"slow", "trickle", "oversized", "close"}
+)
+#: The default size of an ``"oversized"`` answer: four times the client's default cap.
+OVERSIZED_BYTES = 32 * 1024 * 1024
 
 _HTML_500 = (
     b'<!doctype html><html lang="en"><head><title>HTTP Status 500 - Internal Server Error'
@@ -80,6 +97,13 @@ def _delay(value: float) -> float:
     return float(value)
 
 
+def _count(value: int) -> int:
+    if type(value) is not int or value < 1:
+        msg = f"chunk and size must be whole numbers of bytes >= 1, got {value!r}"
+        raise ValueError(msg)
+    return value
+
+
 @attrs.frozen
 class Fault:
     """One misbehaviour of the server, for one request.
@@ -99,6 +123,14 @@ class Fault:
       client goes away first). On a socket a shorter client timeout fires;
       in-process, ``httpx.ASGITransport`` enforces no timeouts, so the answer
       is only late (cancel the call, e.g. ``anyio.fail_after``, to give up).
+    - ``"close"``: the status line and headers, then the connection closes
+      before any body byte. With ``apply_before_fault=True`` it is the delete
+      carried out whose answer is lost: a client must not call it not found.
+    - ``"trickle"``: the real answer, its body ``chunk`` bytes every
+      ``interval`` seconds: no read timeout fires, only a deadline for the
+      whole answer ends it (on a socket; in-process the transport collects it).
+    - ``"oversized"``: 200 with a ``size``-byte body (streamed, chunked, never
+      held whole by the fake): a client must stop reading at its cap.
 
     ``apply_before_fault`` says whether the request takes effect although its
     answer is faulted: True models "the server deleted it but the answer was
@@ -112,6 +144,9 @@ class Fault:
     http_date: bool = False
     delay: float = attrs.field(default=30.0, converter=_delay)
     apply_before_fault: bool = False
+    interval: float = attrs.field(default=0.5, converter=_delay)
+    chunk: int = attrs.field(default=1, converter=_count)
+    size: int = attrs.field(default=OVERSIZED_BYTES, converter=_count)
 
     @classmethod
     def unavailable(cls, retry_after: int | None = 1, *, http_date: bool = False) -> Fault:
@@ -147,6 +182,23 @@ class Fault:
     def slow(cls, delay: float = 30.0, *, apply_before_fault: bool = False) -> Fault:
         """The real answer, ``delay`` seconds late."""
         return cls("slow", delay=delay, apply_before_fault=apply_before_fault)
+
+    @classmethod
+    def close(cls, *, apply_before_fault: bool = False) -> Fault:
+        """Headers, then the connection closes; ``apply_before_fault=True``: after acting."""
+        return cls("close", apply_before_fault=apply_before_fault)
+
+    @classmethod
+    def trickle(
+        cls, interval: float = 0.5, chunk: int = 1, *, apply_before_fault: bool = False
+    ) -> Fault:
+        """The real answer, its body ``chunk`` bytes every ``interval`` seconds."""
+        return cls("trickle", interval=interval, chunk=chunk, apply_before_fault=apply_before_fault)
+
+    @classmethod
+    def oversized(cls, size: int = OVERSIZED_BYTES) -> Fault:
+        """200 with a ``size``-byte body, streamed."""
+        return cls("oversized", size=size)
 
 
 def as_fault(value: Fault | str) -> Fault:

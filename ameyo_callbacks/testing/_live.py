@@ -34,10 +34,13 @@ import attrs
 
 from .._checks import check_float, check_int
 from .._filters import CallbackFilter
+from ._answers import Answer
+from ._log import Exchange
+from ._routing import Request
 from ._seed import DEFAULT_CAMPAIGNS
 from ._store import CallbackStore
 
-__all__ = ["CHANGE_KINDS", "Change", "ChangeKind", "LiveChanges"]
+__all__ = ["CHANGE_KINDS", "Change", "ChangeKind", "LiveChanges", "LiveControls"]
 
 ChangeKind = Literal["delete_due", "delete_random", "add", "reschedule"]
 CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
@@ -148,16 +151,25 @@ class LiveChanges:
             self._timed += n
             return self._make(n, request)
 
-    def apply(self, n: int = 1) -> list[Change]:
-        """Make ``n`` changes now, whatever the rate."""
+    async def before_request(self, req: Request, ex: Exchange) -> Answer | None:
+        """The pipeline hook: catch up as a request arrives; never answers in its place."""
+        self.catch_up(ex.seq)
+        return None
+
+    def apply(self, n: int = 1, kind: ChangeKind | None = None) -> list[Change]:
+        """Make ``n`` changes now, whatever the rate: of ``kind``, or drawn from the mix."""
         n = check_int("n", n, minimum=0)
+        mix = self.mix if kind is None else check_mix({kind: 1.0})
         with self._lock:
-            return self._make(n, None)
+            return self._make(n, None, mix)
 
     # ------------------------------------------------------------------
 
-    def _make(self, n: int, request: int | None) -> list[Change]:
-        kinds, weights = list(self.mix), list(self.mix.values())
+    def _make(
+        self, n: int, request: int | None, mix: Mapping[ChangeKind, float] | None = None
+    ) -> list[Change]:
+        mix = self.mix if mix is None else mix
+        kinds, weights = list(mix), list(mix.values())
         made: list[Change] = []
         with self._store.lock:
             for _ in range(n):
@@ -242,3 +254,46 @@ class LiveChanges:
             }
         )
         return callback_id, when
+
+
+class LiveControls:
+    """Live mode's part of ``FakeAmeyo``'s API (a mixin: the fake holds ``_live``)."""
+
+    _live: LiveChanges
+
+    def live(
+        self,
+        rate: float = 50.0,
+        *,
+        mix: Mapping[str, float] | None = None,
+        seed: int = 0,
+        where: CallbackFilter | None = None,
+        add_at: AddAt = "anywhere",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Change the list ``rate`` times a second from now on, as requests arrive.
+
+        No thread runs: each arriving request first gets the changes the time
+        since this call owes (``floor(elapsed * rate)`` in all), in-process and
+        on a socket alike. ``mix`` weighs ``"delete_due"`` (smallest
+        ``callbackTime``), ``"delete_random"``, ``"add"`` and ``"reschedule"``
+        (None: alike); ``where`` keeps changes to a filter's callbacks; adds land
+        anywhere in either order (``add_at="end"``: added last). The same data,
+        ``seed`` and number of changes give the same changes; ``rate=0`` makes
+        only those of :meth:`change`. Calling it again restarts the count and
+        the stream. Each change is kept in :attr:`changes` as a :class:`Change`.
+        """
+        self._live.configure(rate=rate, mix=mix, seed=seed, where=where, add_at=add_at, clock=clock)
+
+    def stop_live(self) -> None:
+        """No more changes as requests arrive (:meth:`change` still makes some)."""
+        self._live.stop()
+
+    def change(self, n: int = 1, kind: ChangeKind | None = None) -> list[Change]:
+        """Make ``n`` changes now, of ``kind`` or from :meth:`live`'s mix, from its stream."""
+        return self._live.apply(n, kind)
+
+    @property
+    def changes(self) -> list[Change]:
+        """Every change live mode made, oldest first (:class:`~._live.Change`)."""
+        return list(self._live.changes)

@@ -33,6 +33,9 @@ from ._asgi import (
     scope_parts,
     send_answer,
     send_half_then_drop,
+    send_head_then_drop,
+    send_oversized,
+    send_trickle,
     session_header,
     sleep_unless_gone,
 )
@@ -138,6 +141,16 @@ class Pipeline:
         elif fault.kind == "drop":
             answer = self._answer(req, ex, commit=fault.apply_before_fault)
             await send_half_then_drop(send, answer, DroppedConnection())
+        elif fault.kind == "close":
+            answer = self._answer(req, ex, commit=fault.apply_before_fault)
+            await send_head_then_drop(send, answer, DroppedConnection())
+        elif fault.kind == "trickle":
+            answer = self._answer(req, ex, commit=True)
+            ex.status = answer.status
+            await send_trickle(send, answer, receive, interval=fault.interval, chunk=fault.chunk)
+        elif fault.kind == "oversized":
+            ex.status = 200
+            await send_oversized(send, fault.size)
         else:
             if fault.apply_before_fault:
                 self._answer(req, ex, commit=True)

@@ -1,0 +1,486 @@
+"""The transport room without sockets: failure kinds, proxies from the environment,
+the answer-size cap, pickling every error, the library logger, and a light import.
+
+Exception chains are built as each HTTP stack builds them (httpx over httpcore
+over the OS or ssl error; httpx-aiohttp's approximate httpx type over the
+aiohttp one); the real sockets are in ``test_transport_socket.py``.
+"""
+
+from __future__ import annotations
+
+import errno
+import inspect
+import json
+import logging
+import pickle
+import socket
+import ssl
+import subprocess
+import sys
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+import respx
+from _support import BASE, CAMPAIGN_PATH, DELETE_PATH, SESSION, spec_record
+
+import ameyo_callbacks
+from ameyo_callbacks import (
+    AmeyoCallbacksClient,
+    AnswerTimeoutError,
+    CallbackFilter,
+    ConnectionFailedError,
+    ConnectionLostError,
+    ResponseTooLargeError,
+    RetryPolicy,
+    TLSError,
+    TransportError,
+    exceptions,
+)
+from ameyo_callbacks._protocol import build_delete_request
+from ameyo_callbacks._retry import decide
+from ameyo_callbacks._transport import classify, env_proxy
+from ameyo_callbacks.testing import FakeAmeyo, Fault
+
+SPEC = build_delete_request("d810-1")
+WHERE = CallbackFilter.campaign(6)
+NO_WAIT = RetryPolicy(attempts=3, wait_initial=0.0, wait_max=0.0, wait_jitter=0)
+KEY = aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None)
+
+
+def chained(top: BaseException, *below: BaseException) -> BaseException:
+    """``top`` raised from ``below[0]``, raised from ``below[1]``, ..."""
+    current = top
+    for exc in below:
+        current.__cause__ = exc
+        current = exc
+    return top
+
+
+def cert_error(code: int, message: str) -> ssl.SSLCertVerificationError:
+    error = ssl.SSLCertVerificationError(1, f"[SSL: CERTIFICATE_VERIFY_FAILED] {message}")
+    error.verify_code = code
+    error.verify_message = message
+    return error
+
+
+def refused() -> OSError:
+    return ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed")
+
+
+def aio(exc: BaseException, mapped: type[httpx.HTTPError] = httpx.ConnectTimeout) -> Exception:
+    """As httpx-aiohttp raises it: an approximate httpx exception from the aiohttp one."""
+    outer = mapped(str(exc))
+    outer.__cause__ = exc
+    return outer
+
+
+CASES = [
+    # httpx over httpcore over the OS error (the OS error is httpcore's argument)
+    ("httpx-refused", httpx.ConnectError(str(refused())), "connection_refused"),
+    ("httpx-dns", chained(httpx.ConnectError("x"), socket.gaierror(-2, "unknown")), "name_not_resolved"),
+    ("httpx-connect-timeout", httpx.ConnectTimeout("timed out"), "connect_timeout"),
+    ("httpx-pool", httpx.PoolTimeout("pool"), "pool_timeout"),
+    ("httpx-read-timeout", httpx.ReadTimeout("read"), "read_timeout"),
+    ("httpx-write-timeout", httpx.WriteTimeout("write"), "write_timeout"),
+    (
+        "httpx-untrusted",
+        chained(httpx.ConnectError("x"), cert_error(20, "unable to get local issuer certificate")),
+        "tls_certificate",
+    ),
+    (
+        "httpx-hostname",
+        chained(httpx.ConnectError("x"), cert_error(62, "Hostname mismatch")),
+        "tls_hostname",
+    ),
+    (
+        "httpx-wrong-version",
+        chained(httpx.ConnectError("x"), ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER]")),
+        "tls_protocol",
+    ),
+    (
+        "httpx-disconnected",
+        httpx.RemoteProtocolError("Server disconnected without sending a response."),
+        "connection_lost",
+    ),
+    (
+        "httpx-cut-body",
+        httpx.RemoteProtocolError("peer closed connection without sending complete message body"),
+        "connection_lost",
+    ),
+    ("httpx-reset", chained(httpx.ReadError("x"), ConnectionResetError(104, "reset")), "connection_lost"),
+    ("httpx-garbage", httpx.RemoteProtocolError("illegal status line: bytearray(b'SSH')"), "protocol_error"),
+    ("httpx-proxy", httpx.ProxyError("502 from proxy"), "proxy_error"),
+    # aiohttp under httpx-aiohttp's mapping: the aiohttp exception decides
+    ("aiohttp-refused", aio(aiohttp.ClientConnectorError(KEY, refused())), "connection_refused"),
+    (
+        "aiohttp-dns",
+        aio(aiohttp.ClientConnectorError(KEY, socket.gaierror(-2, "unknown"))),
+        "name_not_resolved",
+    ),
+    ("aiohttp-connect-timeout", aio(aiohttp.ConnectionTimeoutError("t")), "connect_timeout"),
+    ("aiohttp-read-timeout", aio(aiohttp.SocketTimeoutError("t"), httpx.ReadTimeout), "read_timeout"),
+    (
+        "aiohttp-untrusted",
+        aio(aiohttp.ClientConnectorCertificateError(KEY, cert_error(20, "self-signed"))),
+        "tls_certificate",
+    ),
+    (
+        "aiohttp-hostname",
+        aio(aiohttp.ClientConnectorCertificateError(KEY, cert_error(64, "IP address mismatch"))),
+        "tls_hostname",
+    ),
+    (
+        "aiohttp-wrong-version",
+        aio(aiohttp.ClientConnectorSSLError(KEY, ssl.SSLError(1, "WRONG_VERSION_NUMBER"))),
+        "tls_protocol",
+    ),
+    ("aiohttp-disconnected", aio(aiohttp.ServerDisconnectedError()), "connection_lost"),
+    ("aiohttp-reset", aio(aiohttp.ClientOSError(104, "reset")), "connection_lost"),
+    (
+        "aiohttp-payload",
+        aio(aiohttp.ClientPayloadError("not completed"), httpx.ReadError),
+        "connection_lost",
+    ),
+    (
+        "aiohttp-proxy",
+        aio(aiohttp.ClientProxyConnectionError(KEY, refused())),
+        "proxy_error",
+    ),
+]
+
+EXPECTED_CLASS = {
+    "connection_refused": ConnectionFailedError,
+    "name_not_resolved": ConnectionFailedError,
+    "connect_timeout": ConnectionFailedError,
+    "pool_timeout": ConnectionFailedError,
+    "proxy_error": ConnectionFailedError,
+    "tls_certificate": TLSError,
+    "tls_hostname": TLSError,
+    "tls_protocol": TLSError,
+    "read_timeout": AnswerTimeoutError,
+    "write_timeout": AnswerTimeoutError,
+    "connection_lost": ConnectionLostError,
+    "protocol_error": ConnectionLostError,
+}
+
+
+@pytest.mark.parametrize(("exc", "kind"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_classify_names_the_kind_from_either_stack(exc: Exception, kind: str) -> None:
+    """Each stack's exception chain gives the same kind, class and cause."""
+    error = classify(exc, spec=SPEC, where="127.0.0.1:1")
+    assert error is not None
+    assert error.kind == kind
+    assert type(error) is EXPECTED_CLASS[kind]
+    assert error.cause is exc
+    assert error.request_sent is (type(error) not in (ConnectionFailedError, TLSError))
+    assert error.method == "DELETE"
+    assert error.path == SPEC.path
+
+
+def test_classify_leaves_other_exceptions_alone() -> None:
+    """A bug in our code (a TypeError) is no transport failure."""
+    assert classify(TypeError("bug"), spec=SPEC, where="h:1") is None
+
+
+def test_messages_say_what_to_check() -> None:
+    """Refused names host and port; an untrusted certificate says to pass verify=."""
+    error = classify(httpx.ConnectError(str(refused())), spec=SPEC, where="127.0.0.1:1")
+    assert error is not None
+    assert "nothing listens at 127.0.0.1:1: check the base URL and port" in str(error)
+    untrusted = chained(httpx.ConnectError("x"), cert_error(20, "self-signed certificate"))
+    error = classify(untrusted, spec=SPEC, where="h:8443")
+    assert error is not None
+    assert "certificate of h:8443 not trusted: pass verify= a CA bundle" in str(error)
+    assert "self-signed certificate" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("kind", "retried"),
+    [
+        ("connection_refused", True),
+        ("connect_timeout", True),
+        ("read_timeout", True),
+        ("attempt_deadline", True),
+        ("connection_lost", True),
+        ("tls_certificate", False),
+        ("tls_hostname", False),
+        ("tls_protocol", False),
+        ("too_large", False),
+        ("call_deadline", False),
+    ],
+)
+def test_decide_retries_what_another_attempt_can_fix(kind: str, retried: bool) -> None:
+    """TLS failures, an oversized answer and a spent budget are final; the rest retried."""
+    error = TransportError("x", kind=kind)
+    decision = decide(error, kind="list", policy=RetryPolicy())
+    assert decision.retry is retried
+    assert kind.replace("_", " ") in decision.reason
+
+
+# --------------------------------------------------------------------------
+# Pickling
+
+
+def _sample(cls: type[Exception]) -> Exception:
+    """An instance of ``cls`` with every keyword given a non-default value."""
+    values: dict[str, Any] = {
+        "method": "DELETE",
+        "path": "/p",
+        "status_code": 512,
+        "error_code": 5001,
+        "key": "k",
+        "key_args": ("a", "b"),
+        "message": "m",
+        "from_envelope": True,
+        "snippet": "{...}",
+        "retry_after": 2.5,
+        "callback_id": "d810-1",
+        "cause": httpx.ReadTimeout("slow"),
+        "kind": "read_timeout",
+        "request_sent": False,
+        "seconds": 1.5,
+        "limit": 1024,
+        "field": "phone",
+        "index": 3,
+    }
+    kwargs = {}
+    for klass in cls.__mro__:
+        if klass is Exception:
+            break
+        for name, param in inspect.signature(klass.__init__).parameters.items():
+            if param.kind is param.KEYWORD_ONLY:
+                if name not in values:  # a class added later: a plain string will do
+                    values[name] = f"value-{name}"
+                kwargs[name] = values[name]
+    return cls("boom", **kwargs)
+
+
+ERRORS = [
+    getattr(exceptions, name)
+    for name in exceptions.__all__
+    if isinstance(getattr(exceptions, name), type)
+    and issubclass(getattr(exceptions, name), exceptions.AmeyoError)
+]
+
+
+@pytest.mark.parametrize("cls", ERRORS, ids=[c.__name__ for c in ERRORS])
+def test_every_error_pickles_with_its_attributes(cls: type[Exception]) -> None:
+    """pickle round-trips each class: text, type and every attribute (cause included)."""
+    error = _sample(cls)
+    error.attempts = 3  # type: ignore[attr-defined]
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is cls
+    assert str(copy) == str(error)
+    assert copy.args == error.args
+    own = {k: v for k, v in vars(error).items() if k != "cause"}
+    assert {k: v for k, v in vars(copy).items() if k != "cause"} == own
+    if "cause" in vars(error):
+        assert type(copy.cause) is type(error.cause)  # type: ignore[attr-defined]
+        assert str(copy.cause) == str(error.cause)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------
+# Environment
+
+
+@pytest.mark.parametrize(
+    ("env", "url", "expected"),
+    [
+        ({"HTTPS_PROXY": "http://p:3128"}, "https://ameyo.example:8443", "http://p:3128"),
+        ({"HTTPS_PROXY": "p:3128"}, "https://ameyo.example:8443", "http://p:3128"),
+        ({"HTTP_PROXY": "http://p:1"}, "https://ameyo.example:8443", None),
+        ({"ALL_PROXY": "http://p:2"}, "http://ameyo.example:8888", "http://p:2"),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "example"}, "http://ameyo.example:8888", None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": ".example"}, "http://ameyo.example:8888", None),
+        ({"HTTP_PROXY": "http://p:1", "NO_PROXY": "*"}, "http://ameyo.example:8888", None),
+        (
+            {"HTTP_PROXY": "http://p:1", "NO_PROXY": "ameyo.example:9999"},
+            "http://ameyo.example:8888",
+            "http://p:1",
+        ),
+        (
+            {"HTTP_PROXY": "http://p:1", "NO_PROXY": "other.example"},
+            "http://ameyo.example:8888",
+            "http://p:1",
+        ),
+    ],
+)
+def test_env_proxy_reads_proxy_and_no_proxy(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], url: str, expected: str | None
+) -> None:
+    """HTTP(S)_PROXY / ALL_PROXY pick the proxy for the scheme; NO_PROXY skips it."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert env_proxy(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"trust_env": "yes"}, TypeError),
+        ({"proxy": 3128}, TypeError),
+        ({"max_response_bytes": "1"}, TypeError),
+        ({"max_response_bytes": 0}, ValueError),
+    ],
+)
+def test_new_settings_are_checked(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    """trust_env, proxy and max_response_bytes: wrong type TypeError, wrong value ValueError."""
+    with pytest.raises(error):
+        AmeyoCallbacksClient(BASE, session_id=SESSION, **kwargs)
+
+
+@pytest.mark.parametrize(("value", "error"), [("1", TypeError), (0, ValueError), (-1, ValueError)])
+def test_attempt_timeout_is_checked(value: Any, error: type[Exception]) -> None:
+    """RetryPolicy.attempt_timeout is positive seconds or None."""
+    with pytest.raises(error, match="attempt_timeout"):
+        RetryPolicy(attempt_timeout=value)
+    assert RetryPolicy(attempt_timeout=None).attempt_timeout is None
+
+
+# --------------------------------------------------------------------------
+# Answer size, through a caller's transport and a caller's http_client
+
+
+def _big_page(n: int) -> bytes:
+    return json.dumps([spec_record(customerCallbackId=f"d810-{i}") for i in range(n)]).encode()
+
+
+@pytest.mark.parametrize("own_client", [False, True], ids=["transport", "http_client"])
+async def test_answer_over_the_cap_is_refused(own_client: bool) -> None:
+    """A body over max_response_bytes: ResponseTooLargeError, sent once; under it: decoded."""
+    body = _big_page(50)
+    with respx.mock(base_url=BASE) as mock:
+        route = mock.post(CAMPAIGN_PATH).mock(return_value=httpx.Response(200, content=body))
+        for cap, ok in ((len(body) - 1, False), (len(body), True)):
+            transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body))
+            kwargs: dict[str, Any] = {"max_response_bytes": cap, "retry": NO_WAIT}
+            if own_client:
+                kwargs["http_client"] = httpx.AsyncClient()
+            else:
+                kwargs["transport"] = transport
+            async with AmeyoCallbacksClient(BASE, session_id=SESSION, **kwargs) as client:
+                if ok:
+                    assert len(await client.get_callbacks(WHERE)) == 50
+                else:
+                    with pytest.raises(ResponseTooLargeError) as info:
+                        await client.get_callbacks(WHERE)
+                    assert info.value.attempts == 1
+                    assert info.value.limit == cap
+            if own_client:
+                await kwargs["http_client"].aclose()
+        assert route.call_count == (2 if own_client else 0)
+
+
+# --------------------------------------------------------------------------
+# The fake's new faults, in-process
+
+
+async def test_fake_close_after_acting_counts_as_deleted() -> None:
+    """Fault.close(apply_before_fault=True): done, answer lost; the retry's 512 is success."""
+    fake = FakeAmeyo.seeded(3, campaigns=(6,), seed=1)
+    target = sorted(fake.ids())[0]
+    fake.script("delete", Fault.close(apply_before_fault=True))
+    async with fake.client(retry=NO_WAIT) as client:
+        await client.delete_callback(target)
+    assert target not in fake.ids()
+    assert [entry.fault for entry in fake.requests] == ["close", None]
+
+
+async def test_fake_close_before_acting_is_retried_and_done() -> None:
+    """Fault.close(): nothing done; the retry deletes it."""
+    fake = FakeAmeyo.seeded(3, campaigns=(6,), seed=1)
+    target = sorted(fake.ids())[0]
+    fake.script("delete", Fault.close())
+    async with fake.client(retry=NO_WAIT) as client:
+        await client.delete_callback(target)
+    assert target not in fake.ids()
+    assert len(fake.requests) == 2
+
+
+async def test_fake_oversized_answer_is_refused_in_process() -> None:
+    """Fault.oversized(size): a list answer over the cap is ResponseTooLargeError."""
+    fake = FakeAmeyo.seeded(3, campaigns=(6,), seed=1)
+    fake.script("list", Fault.oversized(size=300_000))
+    async with fake.client(retry=NO_WAIT, max_response_bytes=100_000) as client:
+        with pytest.raises(ResponseTooLargeError):
+            await client.get_callbacks(WHERE)
+        assert len(await client.get_callbacks(WHERE)) == 3
+
+
+def test_fake_fault_values_are_checked() -> None:
+    """trickle's chunk and oversized's size are whole numbers >= 1; interval >= 0."""
+    with pytest.raises(ValueError, match="chunk"):
+        Fault.trickle(chunk=0)
+    with pytest.raises(ValueError, match="size"):
+        Fault.oversized(size=0)
+    with pytest.raises(ValueError, match="delay"):
+        Fault.trickle(interval=-1)
+
+
+# --------------------------------------------------------------------------
+# Logging and import cost
+
+
+def test_library_logger_has_a_null_handler() -> None:
+    """Without logging set up, our warnings reach no "last resort" stderr handler."""
+    handlers = logging.getLogger("ameyo_callbacks").handlers
+    assert any(isinstance(h, logging.NullHandler) for h in handlers)
+
+
+def test_import_loads_no_aiohttp_until_a_client_builds_its_stack() -> None:
+    """``import ameyo_callbacks`` imports neither aiohttp nor httpx_aiohttp; a client's stack does."""
+    code = (
+        "import sys, asyncio\n"
+        "import ameyo_callbacks as a\n"
+        "before = sorted(m for m in ('aiohttp', 'httpx_aiohttp') if m in sys.modules)\n"
+        "async def main():\n"
+        "    async with a.AmeyoCallbacksClient('http://127.0.0.1:9', session_id='s') as c:\n"
+        "        print(c.http_backend)\n"
+        "asyncio.run(main())\n"
+        "after = sorted(m for m in ('aiohttp', 'httpx_aiohttp') if m in sys.modules)\n"
+        "print(before, after)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split("\n")
+    assert out[0] == "aiohttp"
+    assert out[1] == "[] ['aiohttp', 'httpx_aiohttp']"
+
+
+def test_public_names_include_the_transport_errors() -> None:
+    """The TransportError subclasses are exported from the package."""
+    for name in (
+        "AnswerTimeoutError",
+        "ConnectionFailedError",
+        "ConnectionLostError",
+        "ResponseTooLargeError",
+        "TLSError",
+    ):
+        assert name in ameyo_callbacks.__all__
+        assert issubclass(getattr(ameyo_callbacks, name), TransportError)
+
+
+async def test_delete_after_a_dropped_connection_counts_as_deleted_via_respx() -> None:
+    """A dropped connection, then 512: deleted (the rule lives with the delete)."""
+    with respx.mock(base_url=BASE) as mock:
+        not_found = {
+            "message": None,
+            "info": json.dumps(["CallBackManager.invalid.campcust.callback.id", "x"]),
+            "status": 512,
+        }
+        route = mock.delete(DELETE_PATH).mock(
+            side_effect=[
+                httpx.RemoteProtocolError("Server disconnected without sending a response."),
+                httpx.Response(512, json=not_found),
+            ]
+        )
+        async with AmeyoCallbacksClient(
+            BASE, session_id=SESSION, http_backend="httpx", retry=NO_WAIT
+        ) as client:
+            await client.delete_callback(DELETE_PATH.rsplit("/", 1)[1])
+        assert route.call_count == 2
