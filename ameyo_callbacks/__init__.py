@@ -6,6 +6,10 @@ sessions. ``ameyo_callbacks.testing`` holds a fake Ameyo server to test
 against. The error tree is drawn in ``ameyo_callbacks.exceptions``.
 """
 
+# First, before anything imports httpx: httpx without its command line (see there).
+from . import _httpx_import  # noqa: F401
+
+# isort: split
 import logging
 
 import httpx

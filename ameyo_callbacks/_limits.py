@@ -67,8 +67,9 @@ DEFAULT_MAX_CONCURRENCY = 32
 _BETA = 0.7  # after a throttle: this fraction of what the server admitted
 _CUBIC_SCALE = 0.4  # how fast the rate climbs back: C in C * (t - K) ** 3 + W_max
 _MIN_RATE = 1.0  # requests per second, the floor (a throttle with nothing admitted)
-_RELEASE = 4.0  # the throttled rate stops applying above this many times W_max
-_WINDOW = 1.0  # seconds of successful answers that measure the admitted rate
+_RELEASE = 10.0  # the throttled rate stops applying above this many times W_max ...
+_RELEASE_FLOOR = 100.0  # ... and above this many requests per second
+_WINDOW = 1.0  # seconds of successful requests (by send time) that measure the admitted rate
 
 # Adaptive concurrency.
 _TOLERANCE = 0.08  # a round's mean RTT above baseline * (1 + this) is "inflated"
@@ -119,6 +120,9 @@ class RequestLimits:
         "_admitted",
         "_clock",
         "_cut_at",
+        "_cut_cap",
+        "_cut_count",
+        "_cut_sent",
         "_fill",
         "_gate",
         "_k",
@@ -141,11 +145,14 @@ class RequestLimits:
         self._max_rate = check_max_rate(max_rate)
         self._adaptive = adaptive
         self._next = -math.inf  # the next free slot
-        self._admitted: deque[float] = deque()  # clock times of successful answers
+        self._admitted: deque[float] = deque()  # send times of successful requests
         self._fill: float | None = None  # the throttled rate; None: not throttled
         self._peak = 0.0  # W_max: what the server admitted at the last throttle
         self._k = 0.0  # seconds from the last throttle until the curve is back at W_max
         self._cut_at = -math.inf  # clock time of the last throttle that lowered the rate
+        self._cut_sent = -math.inf  # ... and the send time of the request it answered
+        self._cut_cap = math.inf  # the rate in force before that cut
+        self._cut_count = 0  # successes sent in the second before the throttled request
         self._watchers: list[LatencyWatcher] = []
 
     @property
@@ -167,9 +174,9 @@ class RequestLimits:
         return fill if user is None else min(user, fill)
 
     def admitted_rate(self) -> float:
-        """Successful answers per second over the last second (measured when adaptive)."""
-        self._prune(self._clock.now())
-        return len(self._admitted) / _WINDOW
+        """Successful requests per second, sent in the last second (measured when adaptive)."""
+        now = self._clock.now()
+        return sum(1 for t in self._admitted if t > now - _WINDOW) / _WINDOW
 
     # -- pacing --------------------------------------------------------------
 
@@ -216,11 +223,18 @@ class RequestLimits:
             return
         if throttled:
             self._throttled(sent, now, status)
-        else:
-            self._admitted.append(now)
-            self._prune(now)
-            if self._fill is not None:
-                self._climb(now)
+            return
+        self._admitted.append(sent)
+        self._prune(now)
+        if self._fill is None:
+            return
+        if self._cut_sent - _WINDOW < sent <= self._cut_sent or (
+            self._cut_sent < sent < self._cut_at
+        ):
+            # sent before the throttle, answered after it: the server admitted it too
+            self._cut_count += 1
+            self._set_peak(self._cut_count / _WINDOW)
+        self._climb(now)
 
     @contextmanager
     def watch(self, watcher: LatencyWatcher) -> Iterator[None]:
@@ -232,20 +246,29 @@ class RequestLimits:
             self._watchers.remove(watcher)
 
     def _prune(self, now: float) -> None:
-        admitted, horizon = self._admitted, now - _WINDOW
+        # kept for two windows: a request's answer can come a while after it was sent
+        admitted, horizon = self._admitted, now - 2 * _WINDOW
         while admitted and admitted[0] <= horizon:
             admitted.popleft()
+
+    def _set_peak(self, admitted: float) -> None:
+        """W_max from what the server admitted; the rate restarts at 0.7 x W_max."""
+        self._peak = max(_MIN_RATE, min(admitted, self._cut_cap))
+        self._fill = max(self._fill or _MIN_RATE, self._peak * _BETA)
+        self._k = (self._peak * (1.0 - _BETA) / _CUBIC_SCALE) ** (1.0 / 3.0)
 
     def _throttled(self, sent: float, now: float, status: int) -> None:
         if sent < self._cut_at:
             return  # sent before the last cut: it tells nothing about the lowered rate
         self._prune(now)
-        admitted = len(self._admitted) / _WINDOW
-        peak = max(_MIN_RATE, admitted if self._fill is None else min(admitted, self._fill))
-        self._peak = peak
-        self._fill = max(_MIN_RATE, peak * _BETA)
-        self._k = (peak * (1.0 - _BETA) / _CUBIC_SCALE) ** (1.0 / 3.0)
-        self._cut_at = now
+        # Successful requests sent in the second before this one; those still in
+        # flight are counted as their answers come (observe).
+        count = sum(1 for t in self._admitted if sent - _WINDOW < t <= sent)
+        self._cut_cap = math.inf if self._fill is None else self._fill
+        self._cut_count, self._cut_sent, self._cut_at = count, sent, now
+        self._fill = None
+        self._set_peak(count / _WINDOW)
+        admitted = count / _WINDOW
         logger.info(
             "the server throttled (HTTP %d): this client now sends at most %.1f requests/s "
             "(it admitted %.1f/s in the last second), climbing back while requests succeed",
@@ -256,7 +279,7 @@ class RequestLimits:
 
     def _climb(self, now: float) -> None:
         rate = _CUBIC_SCALE * (now - self._cut_at - self._k) ** 3 + self._peak
-        if rate >= _RELEASE * self._peak:
+        if rate >= max(_RELEASE * self._peak, _RELEASE_FLOOR):
             self._fill = None
             logger.info("the throttled rate is released: the server admitted every request")
             return

@@ -63,6 +63,12 @@ class RetryPolicy:
     attempt_timeout: float | None = attrs.field(default=30.0, validator=_positive)
     max_retry_after: float = attrs.field(default=60.0, validator=_positive)
 
+    @attempt_timeout.validator
+    def _check_attempt_timeout(self, _: attrs.Attribute[float], value: float | None) -> None:
+        if value == 0:
+            msg = "RetryPolicy.attempt_timeout must be > 0 seconds, or None for no deadline"
+            raise ValueError(msg)
+
     @attempts.validator
     def _check_attempts(self, _: attrs.Attribute[int], value: int) -> None:
         check_int("RetryPolicy.attempts", value, minimum=1)

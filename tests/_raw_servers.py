@@ -39,6 +39,7 @@ __all__ = [
     "respond",
 ]
 
+
 def not_found_body(callback_id: str) -> bytes:
     """Ameyo's 512 envelope for an id it does not hold."""
     info = json.dumps(["CallBackManager.invalid.campcust.callback.id", callback_id])

@@ -328,3 +328,18 @@ def test_change_of_one_kind_overrides_the_mix(fake: FakeAmeyo) -> None:
     assert fake.change()[0].kind == "delete_due"
     with pytest.raises(ValueError, match="unknown change kind"):
         fake.change(1, kind="fly")  # type: ignore[arg-type]
+
+
+async def test_each_order_computes_a_filter_once(fake: FakeAmeyo, http: httpx.AsyncClient) -> None:
+    """Pages in either order, and live changes between them, reuse the cached filter."""
+    store = fake._store
+    builds = store.filter_builds
+    fake.order = "callbackTime"
+    fake.live(0, seed=3)
+    for offset in (0, PAGE):
+        await page(http, 8, offset)
+        fake.change(5)
+    fake.order = "dateAdded"
+    await page(http, 8)
+    await page(http, 8, PAGE)
+    assert store.filter_builds == builds + 2

@@ -13,6 +13,7 @@ order) during the walk came out at most once per place it had.
 from __future__ import annotations
 
 import bisect
+import os
 import random
 from collections import Counter
 from contextlib import AbstractContextManager
@@ -119,7 +120,7 @@ class LiveWalk(RuleBasedStateMachine):
         resume_after=st.none() | st.integers(1, 4),
         seed=st.integers(0, 2**16),
     )
-    def start(  # noqa: PLR0913  (one initialize rule draws the whole setting)
+    def start(
         self,
         n: int,
         order: str,
@@ -223,6 +224,11 @@ class LiveWalk(RuleBasedStateMachine):
         self.changes = 0
         self.settle()
 
+    @rule()
+    def idle(self) -> None:
+        """Nothing happens for a while (the walk may have ended)."""
+        self.settle()
+
     @precondition(lambda self: bool(self.pending))
     @rule(data=st.data())
     def serve(self, data: st.DataObject) -> None:
@@ -299,8 +305,8 @@ class LiveWalk(RuleBasedStateMachine):
 
 
 LiveWalk.TestCase.settings = settings(
-    max_examples=120,
-    stateful_step_count=60,
+    max_examples=int(os.environ.get('LIVE_EXAMPLES', '120')),
+    stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )

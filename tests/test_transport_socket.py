@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
 
 import anyio
 import httpx
 import pytest
 import trustme
-from _support import CALLBACK_ID, spec_record
 from _raw_servers import (
     BlackHole,
     DeleteServer,
@@ -28,6 +28,7 @@ from _raw_servers import (
     closed_port,
     respond,
 )
+from _support import CALLBACK_ID, spec_record
 
 from ameyo_callbacks import (
     AmeyoCallbacksClient,
@@ -39,6 +40,7 @@ from ameyo_callbacks import (
     RetryPolicy,
     TLSError,
 )
+from ameyo_callbacks.testing import FakeAmeyo, Fault, FaultPlan, serve
 
 pytestmark = pytest.mark.integration
 
@@ -70,10 +72,10 @@ def ca() -> trustme.CA:
 
 
 @pytest.fixture(scope="module")
-def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
-    yield str(path)
+    return str(path)
 
 
 def _server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
@@ -156,9 +158,7 @@ async def test_untrusted_certificate_is_not_retried(backend: str, ca: trustme.CA
     assert server.requests == []
 
 
-async def test_hostname_mismatch_is_not_retried(
-    backend: str, ca: trustme.CA, ca_file: str
-) -> None:
+async def test_hostname_mismatch_is_not_retried(backend: str, ca: trustme.CA, ca_file: str) -> None:
     """A trusted certificate for another name: TLSError tls_hostname, one attempt."""
     context = _server_context(ca, "other.example")
     async with RawServer(answer_page, ssl_context=context) as server:
@@ -218,7 +218,7 @@ async def close_after_reading(request: Request, reader: object, writer: object) 
 async def test_connection_lost_after_sending_is_retried_and_never_resent_below(
     backend: str,
 ) -> None:
-    """Closed with the request read: ConnectionLostError; the server sees one request per attempt."""
+    """Closed with the request read: ConnectionLostError; one request reaches it per attempt."""
     async with RawServer(close_after_reading) as server:
         async with client(server.url, backend) as c:
             with pytest.raises(ConnectionLostError) as info:
@@ -372,7 +372,7 @@ async def test_not_found_without_a_lost_answer_is_still_reported(backend: str) -
         async with client(server.url, backend) as c:
             result = await c.delete_callbacks(["d810-1", "d810-404"])
     assert result.deleted == ("d810-1",)
-    assert [outcome for outcome in result.not_found] == ["d810-404"]
+    assert list(result.not_found) == ["d810-404"]
 
 
 # --------------------------------------------------------------------------
@@ -398,9 +398,7 @@ async def test_proxy_from_the_environment_is_used_unless_trust_env_is_off(
     assert len(server.requests) == 3
 
 
-async def test_explicit_proxy_tunnels_https(
-    backend: str, ca: trustme.CA, ca_file: str
-) -> None:
+async def test_explicit_proxy_tunnels_https(backend: str, ca: trustme.CA, ca_file: str) -> None:
     """proxy= sends https through a CONNECT tunnel (even with trust_env=False)."""
     context = _server_context(ca, "127.0.0.1")
     async with RawServer(answer_page, ssl_context=context) as server, RecordingProxy() as proxy:
@@ -426,3 +424,96 @@ async def test_dead_proxy_is_a_proxy_error(backend: str) -> None:
     assert info.value.kind in {"proxy_error", "connection_refused"}
     assert server.requests == []
 
+
+# --------------------------------------------------------------------------
+# The fake's faults on a real socket (uvicorn)
+
+
+async def test_fake_close_after_acting_on_a_socket(backend: str) -> None:
+    """Fault.close(apply_before_fault=True) over uvicorn: the delete done is reported done."""
+    fake = FakeAmeyo.seeded(20, campaigns=(6,), seed=2)
+    ids = sorted(fake.ids())
+    fake.faults = FaultPlan(
+        rate=0.3, kinds=[Fault.close(apply_before_fault=True)], seed=4, endpoints=["delete"]
+    )
+    with serve(fake) as url:
+        async with client(url, backend, session_id=fake.session_id) as c:
+            result = await c.delete_callbacks(ids, concurrency=4)
+    assert sum(entry.fault == "close" for entry in fake.requests) >= 3
+    assert set(result.deleted) == set(ids)
+    assert fake.ids() == set()
+
+
+async def test_fake_trickle_and_oversized_on_a_socket(backend: str) -> None:
+    """Fault.trickle meets the attempt deadline; Fault.oversized the size cap; then answers."""
+    fake = FakeAmeyo.seeded(20, campaigns=(6,), seed=2)
+    fake.script("list", Fault.trickle(interval=0.05), Fault.oversized(size=4 * 1024 * 1024))
+    policy = RetryPolicy(attempts=1, attempt_timeout=0.5, timeout=None)
+    with serve(fake) as url:
+        async with client(
+            url, backend, session_id=fake.session_id, retry=policy, max_response_bytes=2**20
+        ) as c:
+            started = time.perf_counter()
+            with pytest.raises(AnswerTimeoutError) as trickled:
+                await c.get_callbacks(WHERE)
+            assert time.perf_counter() - started < 1.5
+            with pytest.raises(ResponseTooLargeError):
+                await c.get_callbacks(WHERE)
+            assert len(await c.get_callbacks(WHERE)) == 20
+    assert trickled.value.kind == "attempt_deadline"
+
+
+# --------------------------------------------------------------------------
+# Memory
+
+RSS_SCRIPT = r"""
+import asyncio, resource, sys
+from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter, ResponseTooLargeError
+
+SIZE = 300 * 1024 * 1024
+sent = 0
+
+async def handle(reader, writer):
+    global sent
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n")
+    block = b"%x\r\n%s\r\n" % (65536, b" " * 65536)
+    try:
+        while sent < SIZE:
+            writer.write(block)
+            await writer.drain()
+            sent += 65536
+    except ConnectionError:
+        pass
+    writer.close()
+
+async def main():
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with AmeyoCallbacksClient(f"http://127.0.0.1:{port}", session_id="sid-rss-1f2e",
+                                    http_backend=sys.argv[1]) as client:
+        try:
+            await client.get_callbacks(CallbackFilter.campaign(6))
+        except ResponseTooLargeError as exc:
+            print("too_large", exc.limit)
+    server.close()
+    await server.wait_closed()
+
+asyncio.run(main())
+print("peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_300_mb_answer_keeps_peak_memory_bounded(backend: str) -> None:
+    """A server sending a 300 MB body: the default cap stops reading; peak RSS < 100 MB."""
+    out = subprocess.run(  # noqa: S603  (this interpreter, our own script)
+        [sys.executable, "-c", RSS_SCRIPT, backend],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.split()
+    assert out[:2] == ["too_large", str(8 * 1024 * 1024)]
+    assert out[2] == "peak_mb"
+    assert int(out[3]) < 100

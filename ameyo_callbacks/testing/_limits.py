@@ -12,7 +12,10 @@ tests and benchmarks can see what a client does to such a server:
 - ``rate`` (tokens per second) and ``burst`` (the bucket size, default
   ``rate``): each arriving request takes a token; with none left it is
   answered at once with 429 and ``Retry-After: retry_after``, without taking
-  a worker, and counted in :attr:`ServerLimits.rejected`.
+  a worker, and counted in :attr:`ServerLimits.rejected`. ``reject_after``
+  (seconds, default 0) delays that answer: a real server's 429 takes a round
+  trip, during which other requests are sent; in-process, a 429 at once comes
+  back before the client's other waiting requests have even been sent.
 
 Use it as ``FakeAmeyo(limits=ServerLimits(workers=8))`` (or assign
 ``fake.limits`` later); the fake consults it for every request to a known
@@ -71,6 +74,7 @@ class ServerLimits:
         rate: float | None = None,
         burst: int | None = None,
         retry_after: int = 1,
+        reject_after: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if workers is not None and (type(workers) is not int or workers < 1):
@@ -83,6 +87,12 @@ class ServerLimits:
             raise ValueError(msg)
         self.burst = burst if burst is not None else max(1, math.ceil(self.rate or 1))
         self.retry_after = retry_after
+        if isinstance(reject_after, bool) or not isinstance(reject_after, (int, float)) or not (
+            reject_after >= 0
+        ):
+            msg = f"reject_after must be a number of seconds >= 0, got {reject_after!r}"
+            raise ValueError(msg)
+        self.reject_after = float(reject_after)
         status, headers, body = fault_response(Fault.rate_limited(retry_after))
         self._answer = Answer(status, tuple(headers), body)
         self._clock = clock
@@ -116,7 +126,10 @@ class ServerLimits:
 
     async def before_request(self, req: Request, ex: Exchange) -> Answer | None:
         """The pipeline's hook: the 429 answer when the bucket is empty."""
-        return self.throttle()
+        answer = self.throttle()
+        if answer is not None and self.reject_after > 0:
+            await anyio.sleep(self.reject_after)
+        return answer
 
     def around_service(self, req: Request, ex: Exchange) -> AbstractAsyncContextManager[Any]:
         """The pipeline's hook: a worker held while the request is served."""

@@ -1,29 +1,11 @@
-"""pytest plugin (a ``pytest11`` entry point): the ``ameyo_fake`` fixture.
+"""The ``ameyo_fake`` fixture, for ``pytest_plugins = ["ameyo_callbacks.testing._plugin"]``.
 
-It imports nothing at load time beyond pytest itself: the fake is imported
-when a test asks for the fixture, so installing this package never slows
-down or breaks another project's test run.
+The installed plugin (the ``pytest11`` entry point) is the top-level module
+``_ameyo_callbacks_pytestplugin``: loading it imports pytest only, where this
+module, inside the package, imports the package first. Both give the same
+fixture; this name is kept for code that lists it in ``pytest_plugins``.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-import pytest
-
-if TYPE_CHECKING:
-    from ._app import FakeAmeyo
+from _ameyo_callbacks_pytestplugin import ameyo_fake
 
 __all__ = ["ameyo_fake"]
-
-
-@pytest.fixture
-def ameyo_fake() -> FakeAmeyo:
-    """A fresh :class:`~ameyo_callbacks.testing.FakeAmeyo` with 250 seeded callbacks.
-
-    Campaigns 6, 7 and 8; ``ameyo_fake.client()`` is a client wired to it
-    in-process, with a valid session.
-    """
-    from . import FakeAmeyo  # noqa: PLC0415  (imported when used, see module docstring)
-
-    return FakeAmeyo.seeded(250)
