@@ -1,9 +1,15 @@
-"""Every check this project runs: ``nox`` (tests, lint, typecheck), ``nox -s bench``."""
+"""Every check this project runs.
+
+``nox`` runs tests, lint and typecheck; CI (``.ci/run``) adds ``lowest``,
+``build``, ``verifytypes`` and ``docs``; ``nox -s bench`` runs the benchmarks.
+"""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
+import tempfile
 from pathlib import Path
 
 import nox
@@ -12,7 +18,9 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 ROOT = Path(__file__).parent
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
-nox.options.error_on_missing_interpreters = False  # skip Pythons this machine lacks
+# A Python of 3.10 to 3.13 that is missing fails the run instead of being
+# skipped: a green CI must mean every supported Python passed.
+nox.options.error_on_missing_interpreters = True
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = True
 
@@ -49,7 +57,7 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
     # exceptiongroup: mypy checks the Python 3.10 branch (python_version = "3.10")
     session.install("-e", ".[cli]", "mypy>=1.13", "exceptiongroup>=1.2", *TEST_DEPS)
-    session.run("mypy", "--strict", "ameyo_callbacks")
+    session.run("mypy", "--strict", "ameyo_callbacks", "_ameyo_callbacks_pytestplugin.py")
 
 
 @nox.session(python="3.12")
@@ -62,3 +70,75 @@ def bench(session: nox.Session) -> None:
     """
     session.install("-e", ".[cli]", *TEST_DEPS, "uvloop>=0.19", "httptools>=0.6")
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(python=PYTHONS[0], venv_backend="uv", reuse_venv=False)
+def lowest(session: nox.Session) -> None:
+    """The suite on the oldest Python with every direct dependency at its declared floor.
+
+    uv's ``--resolution lowest-direct`` installs the lowest version that each
+    floor allows (indirect dependencies at their newest); a fresh virtualenv
+    every time, so nothing newer is left over. ``.ci/check_floors.py`` then
+    fails if some floor could not be installed (another package forcing
+    more), since no test would have run against it.
+    """
+    session.install("--resolution", "lowest-direct", "-e", ".[cli,fake]", *TEST_DEPS)
+    session.run("python", ".ci/check_floors.py")
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session(python="3.12")
+def build(session: nox.Session) -> None:
+    """sdist and wheel, checked: twine check --strict, check-wheel-contents, LICENSE in both."""
+    session.install(
+        "uv>=0.5",  # uv build, from this session's own virtualenv (CI has no uv on PATH)
+        "twine>=6.1",
+        "check-wheel-contents>=0.6",
+        "trove-classifiers>=2024.10",
+        "packaging>=24",
+    )
+    with tempfile.TemporaryDirectory() as out:
+        session.run("uv", "build", "--out-dir", out)
+        dists = sorted(glob.glob(os.path.join(out, "*")))
+        session.run("twine", "check", "--strict", *dists)
+        wheels = [d for d in dists if d.endswith(".whl")]
+        session.run(
+            "check-wheel-contents",
+            "--toplevel",
+            "ameyo_callbacks,_ameyo_callbacks_pytestplugin.py",
+            *wheels,
+        )
+        session.run("python", ".ci/check_dist.py", *dists)
+
+
+@nox.session(python="3.12")
+def verifytypes(session: nox.Session) -> None:
+    """pyright --verifytypes: at least 99% of the public API has known types."""
+    session.install(".[cli,fake]", "pyright[nodejs]>=1.1.390")
+    out = session.run(
+        "pyright",
+        "--verifytypes",
+        "ameyo_callbacks",
+        "--ignoreexternal",
+        "--outputjson",
+        silent=True,
+        success_codes=[0, 1],
+    )
+    report = json.loads(str(out))["typeCompleteness"]
+    score = report["completenessScore"]
+    for symbol in report["symbols"]:
+        if not symbol["isTypeKnown"] and symbol["isExported"]:
+            session.log(f"type not known: {symbol['name']}")
+    session.log(f"pyright --verifytypes completeness: {score:.2%}")
+    if score < 0.99:
+        session.error(f"type completeness {score:.2%} is below 99%")
+
+
+@nox.session(python="3.12")
+def docs(session: nox.Session) -> None:
+    """The documentation site: mkdocs build --strict (API reference from the docstrings)."""
+    session.install("-e", ".[cli,fake]", *nox.project.dependency_groups(PYPROJECT, "docs"))
+    with tempfile.TemporaryDirectory() as site:
+        session.run(
+            "mkdocs", "build", "--strict", "--site-dir", site, env={"NO_MKDOCS_2_WARNING": "1"}
+        )

@@ -247,6 +247,21 @@ def _invalid_id(cb_id: object) -> IncompleteDeleteError | None:
     return None
 
 
+async def _delete_into(tally: BulkTally, delete_one: DeleteOne, cb_id: str) -> None:
+    """Delete one id and settle its outcome in the tally."""
+    try:
+        await delete_one(cb_id)
+    except CallbackNotFoundError:
+        tally._settle(cb_id, tally._not_found)
+    except AmeyoError as exc:
+        tally._settle(cb_id, None, exc)
+    except BaseException:
+        tally._interrupt(cb_id)
+        raise
+    else:
+        tally._settle(cb_id, tally._deleted)
+
+
 async def _run_deletes(
     delete_one: DeleteOne,
     ids: Iterable[str] | AsyncIterable[str],
@@ -282,22 +297,9 @@ async def _run_deletes(
                     return cb_id
             return None
 
-    async def delete(cb_id: str) -> None:
-        try:
-            await delete_one(cb_id)
-        except CallbackNotFoundError:
-            tally._settle(cb_id, tally._not_found)
-        except AmeyoError as exc:
-            tally._settle(cb_id, None, exc)
-        except BaseException:
-            tally._interrupt(cb_id)
-            raise
-        else:
-            tally._settle(cb_id, tally._deleted)
-
     async def worker() -> None:
         while (cb_id := await next_id()) is not None:
-            await delete(cb_id)
+            await _delete_into(tally, delete_one, cb_id)
 
     async def adaptive_worker(limiter: AdaptiveConcurrency) -> None:
         while True:
@@ -305,7 +307,7 @@ async def _run_deletes(
                 cb_id = await next_id()
                 if cb_id is None:
                     return
-                await delete(cb_id)
+                await _delete_into(tally, delete_one, cb_id)
 
     try:
         async with anyio.create_task_group() as tg:

@@ -1,4 +1,4 @@
-"""What keeps the server healthy: a shared rate limit, slowing down when throttled, adaptive concurrency.
+"""What keeps the server healthy: a rate limit, slowing down when throttled, adaptive concurrency.
 
 Two services, both on the client's :class:`~ameyo_callbacks._retry.Clock`
 (tests swap in a fake one) and on anyio (asyncio and trio alike):
@@ -306,12 +306,12 @@ class AdaptiveConcurrency:
     __slots__ = (
         "_count",
         "_in_use",
+        "_inflated",
+        "_knee",
         "_limit",
         "_max",
         "_mins",
         "_round_min",
-        "_inflated",
-        "_knee",
         "_round_start",
         "_rtt_sum",
         "_saturated",

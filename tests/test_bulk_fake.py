@@ -346,7 +346,7 @@ async def test_client_timeout_over_a_lazy_generator() -> None:
 
 
 # ---------------------------------------------------------------------------
-# client.delete_matching / delete_matching_tenant
+# client.delete_matching (campaign and tenant filters)
 
 
 def _campaign_fake(**options: Any) -> FakeAmeyo:
@@ -392,7 +392,7 @@ async def test_delete_matching_by_user_and_date() -> None:
     assert all(r.params("userIds") == ["asha"] for r in lists)
 
 
-async def test_delete_matching_tenant_deletes_across_campaigns() -> None:
+async def test_delete_matching_of_a_tenant_filter_deletes_across_campaigns() -> None:
     """The tenant-wide variant deletes one user's callbacks in every campaign, nothing else."""
     fake = FakeAmeyo.seeded(600, campaigns=(6, 7, 8))
     ravi = {cb.customer_callback_id for cb in fake.callbacks if cb.user_id == "ravi"}

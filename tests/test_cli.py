@@ -680,21 +680,67 @@ def test_prefetch_bounds_requests_in_flight(
     assert big.max_concurrency == prefetch
 
 
-def test_server_failure_mid_export_leaves_no_file(
+def test_server_outage_mid_export_keeps_progress_and_resume_finishes(
     fake: FakeAmeyo, configured: list[Any], tmp_path: Path
 ) -> None:
-    """A 503 on the third page with retries off: exit 1, no output file, no temp file."""
+    """A 503 on the third page: exit 1, no output file; --resume then writes each record once."""
     big = FakeAmeyo.seeded(1000)
     fake.add(*big.callbacks[300:])
     fake.script("list", None, None, NO_WAIT_503)
     out = tmp_path / "callbacks.csv"
-    result = run(
-        "export", "--campaign-id", "6", "-o", str(out), "--retries", "0", "--prefetch", "1"
-    )
+    args = ["export", "--campaign-id", "6", "-o", str(out), "--retries", "0", "--prefetch", "1"]
+    result = run(*args)
     assert result.exit_code == 1
     assert "503" in result.stderr
+    assert "re-run the same command with --resume to continue" in result.stderr
     assert len([r for r in fake.requests if r.endpoint == "list"]) == 3
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".callbacks.csv.partial",
+        ".callbacks.csv.progress.json",
+    ]
+    fake.clear_requests()
+    again = run(*args, "--resume")
+    assert again.exit_code == 0, again.output
+    resumed_at = int(again.stderr.split("(resumed at record ")[1].split(")")[0])
+    assert 100 < resumed_at < len(in_campaign(fake, 6))  # two pages were kept
+    assert read_csv(out)[1:] == [expected_row(cb) for cb in in_campaign(fake, 6)]
+    first = fake.requests[0]
+    assert first.params("offset") != ["0"]  # it did not start over
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["callbacks.csv"]
+
+
+def test_stale_partial_export_is_reported_and_not_reused(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """Without --resume, leftovers of a stopped run are reported, and the export starts over."""
+    fake.script("tenant", None, NO_WAIT_503)
+    out = tmp_path / "c.jsonl"
+    args = ["export", "--tenant", "-o", str(out), "--retries", "0", "--prefetch", "1"]
+    assert run(*args).exit_code == 1
+    again = run(*args)
+    assert again.exit_code == 0, again.output
+    assert (
+        f"an unfinished export of {out} from an earlier run (100 records) is not reused"
+        in again.stderr
+    )
+    ids = [json.loads(x)["customerCallbackId"] for x in out.read_text().splitlines()]
+    assert ids == [cb.customer_callback_id for cb in fake.callbacks]
+
+
+def test_resume_refuses_other_options_and_stdout(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """--resume of a run made with other filters is exit 2; --resume to stdout is exit 2."""
+    fake.script("tenant", None, NO_WAIT_503)
+    out = tmp_path / "c.csv"
+    args = ["export", "--tenant", "-o", str(out), "--retries", "0", "--prefetch", "1"]
+    assert run(*args).exit_code == 1
+    other = run(*args, "--user-id", "asha", "--resume")
+    assert other.exit_code == 2
+    assert "was made with other filters, format or --max-items" in other.stderr
+    to_stdout = run("export", "--tenant", "--resume")
+    assert to_stdout.exit_code == 2
+    assert "--resume needs --output FILE" in to_stdout.stderr
 
 
 def test_failed_export_keeps_the_previous_file(
@@ -710,16 +756,22 @@ def test_failed_export_keeps_the_previous_file(
     assert leftovers(tmp_path) == []
 
 
-def test_ctrl_c_mid_export_exits_130_and_leaves_no_file(
-    configured: list[Any], transports: list[Any], tmp_path: Path
+def test_ctrl_c_mid_export_exits_130_and_resume_finishes(
+    fake: FakeAmeyo, configured: list[Any], transports: list[Any], tmp_path: Path
 ) -> None:
-    """Ctrl-C during the walk: exit 130, 'interrupted' on stderr, no file, no temp file."""
+    """Ctrl-C during the walk: exit 130, no output file; --resume completes it, each record once."""
     transports.append(lambda inner: Interrupting(inner, method="POST", at=2))
     out = tmp_path / "callbacks.csv"
     result = run("export", "--tenant", "-o", str(out), "--prefetch", "1")
     assert result.exit_code == 130
-    assert "interrupted" in result.stderr
-    assert list(tmp_path.iterdir()) == []
+    assert f"interrupted: {out} was not written (progress kept: --resume continues)" in (
+        result.stderr
+    )
+    assert not out.exists()
+    transports.clear()
+    again = run("export", "--tenant", "-o", str(out), "--prefetch", "1", "--resume")
+    assert again.exit_code == 0, again.output
+    assert read_csv(out)[1:] == [expected_row(cb) for cb in fake.callbacks]
 
 
 def test_output_in_a_missing_directory_is_a_usage_error(
@@ -1585,8 +1637,12 @@ def test_a_refused_rename_is_one_line_and_exit_2(
     out = tmp_path / "locked.csv"
     out.write_text("keep\n")
 
-    def refuse(src: str, dst: str) -> None:
-        raise PermissionError(1, "Operation not permitted")
+    real_replace = os.replace
+
+    def refuse(src: Any, dst: Any) -> None:
+        if Path(dst) == out:
+            raise PermissionError(1, "Operation not permitted")
+        real_replace(src, dst)
 
     monkeypatch.setattr(_files.os, "replace", refuse)
     result = run("export", "--campaign-id", "6", "-o", str(out))
@@ -1909,4 +1965,4 @@ def test_timeout_flag_gives_up_on_a_slow_server(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: POST /ameyorestapi/voice/customerCallbacks/getFiltered")
     assert elapsed < 1.5
-    assert list(tmp_path.iterdir()) == []
+    assert not (tmp_path / "out.csv").exists()

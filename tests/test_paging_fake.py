@@ -80,7 +80,7 @@ async def test_walk_yields_every_campaign_callback_in_serving_order() -> None:
 
 
 async def test_tenant_walk_yields_every_callback() -> None:
-    """iter_tenant_callbacks walks the tenant list (all campaigns) on its own path."""
+    """iter_callbacks of a tenant filter walks the tenant list (all campaigns) on its own path."""
     fake = FakeAmeyo.seeded(345, seed=1)
     async with client_of(fake) as client:
         got = [

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 import re
+import sys
 import types
 
+import httpx
 import pytest
 
 import ameyo_callbacks
-from ameyo_callbacks import exceptions
+from ameyo_callbacks import exceptions, testing
 
 
 def isort_style_key(name: str) -> tuple[int, list[int | str]]:
@@ -68,11 +70,16 @@ def test_package_exports_its_version() -> None:
 
 
 def test_exceptions_all_lists_exactly_the_names_defined_there() -> None:
-    """exceptions.__all__ is exactly the public names the module defines (not its imports)."""
+    """exceptions.__all__ is exactly the public names the module defines (not its imports).
+
+    The package shows its classes at ``ameyo_callbacks`` (their ``__module__``), so a
+    class "defined here" is one whose ``__module__`` is either path.
+    """
     defined = {
         name
         for name in public_attributes(exceptions)
-        if getattr(getattr(exceptions, name), "__module__", None) == exceptions.__name__
+        if getattr(getattr(exceptions, name), "__module__", None)
+        in (exceptions.__name__, ameyo_callbacks.__name__)
     }
 
     assert set(exceptions.__all__) == defined
@@ -95,3 +102,69 @@ def test_every_exception_is_reexported_from_the_package(name: str) -> None:
     """Each exception is importable from ameyo_callbacks, as the same class, and in its __all__."""
     assert name in ameyo_callbacks.__all__
     assert getattr(ameyo_callbacks, name) is getattr(exceptions, name)
+
+
+# --------------------------------------------------------------------------
+# Public names look public: obj.__module__ is the path users import from
+
+# The only exported names that are values, not classes, functions or type aliases:
+# an instance carries no __module__ of its own, so these are checked for what they are.
+PLAIN_CONSTANTS: dict[str, type | tuple[type, ...]] = {
+    "ameyo_callbacks.DEFAULT_TIMEOUT": httpx.Timeout,
+    "ameyo_callbacks.__version__": str,
+    "ameyo_callbacks.testing.FAKE_BASE_URL": str,
+    "ameyo_callbacks.testing.FAULT_KINDS": tuple,
+}
+EXPORTS = [
+    pytest.param(module, name, id=f"{module.__name__}.{name}")
+    for module in (ameyo_callbacks, testing)
+    for name in module.__all__
+]
+
+
+@pytest.mark.parametrize(("module", "name"), EXPORTS)
+def test_every_exported_name_shows_its_public_module(module: types.ModuleType, name: str) -> None:
+    """__module__ of each export is the package it is imported from, not a private module."""
+    value = getattr(module, name)
+    key = f"{module.__name__}.{name}"
+    if key in PLAIN_CONSTANTS:
+        assert isinstance(value, PLAIN_CONSTANTS[key])
+        return
+    assert value.__module__ == module.__name__
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        p
+        for p in EXPORTS
+        if inspect.isclass(value := getattr(*p.values)) or inspect.isfunction(value)
+    ],
+)
+def test_every_exported_class_and_function_is_found_at_its_public_path(
+    module: types.ModuleType, name: str
+) -> None:
+    """<__module__>.<__qualname__> leads back to the object (pickle, docs and tracebacks use it)."""
+    value = getattr(module, name)
+    assert getattr(sys.modules[value.__module__], value.__qualname__) is value
+
+
+def test_plain_constants_are_exported() -> None:
+    """The names exempt from the __module__ check are real exports (the list is not stale)."""
+    exported = {f"{m.__name__}.{n}" for m in (ameyo_callbacks, testing) for n in m.__all__}
+    assert set(PLAIN_CONSTANTS) <= exported
+
+
+def test_testing_all_is_sorted_and_lists_every_public_attribute() -> None:
+    """ameyo_callbacks.testing.__all__: sorted, no duplicates, every public attribute listed."""
+    names = list(testing.__all__)
+    assert names == sorted(names, key=isort_style_key)
+    assert len(names) == len(set(names))
+    assert public_attributes(testing) - set(names) == set()
+    assert [name for name in names if not hasattr(testing, name)] == []
+
+
+def test_repr_of_a_public_class_shows_the_public_path() -> None:
+    """A class's repr names ameyo_callbacks, as a user would import it."""
+    assert repr(ameyo_callbacks.CallbackFilter) == "<class 'ameyo_callbacks.CallbackFilter'>"
+    assert repr(testing.FakeAmeyo) == "<class 'ameyo_callbacks.testing.FakeAmeyo'>"

@@ -316,6 +316,7 @@ def run_export(
         else Watermark(),
     )
     stats.records, stats.pages = progress.records, progress.pages
+    resumed_at = None if resumed is None else resumed.records
     bar = None if quiet else progress_display("records", "pages")
     with _sink(output, files, progress, fmt) as sink:
         task = bar.add_task("exporting", records="0", pages="0", rate="0") if bar else TaskID(0)
@@ -345,7 +346,9 @@ def run_export(
                 )
         except BaseException:
             on_page()
-            if files is not None and not quiet:
+            if files is not None and not progress.records:
+                files.discard()  # nothing to resume: leave nothing behind
+            elif files is not None and not quiet:
                 click.echo(
                     f"stopped after {count(progress.records)} records: they are kept beside "
                     f"{output}; re-run the same command with --resume to continue",
@@ -357,7 +360,7 @@ def run_export(
     if state is not None:
         state.save(progress.watermark)
     if not quiet:
-        resumed_note = f" (resumed at record {count(resumed.records)})" if resumed else ""
+        resumed_note = "" if resumed_at is None else f" (resumed at record {count(resumed_at)})"
         click.echo(
             f"exported {count(stats.records)} records ({count(stats.pages)} pages) to "
             f"{describe(output)} in {stats.elapsed:.1f} s ({count(round(stats.rate))} "
@@ -374,7 +377,7 @@ def run_export(
                 "filter": [where.describe() for where in wheres],
                 "records": stats.records,
                 "pages": stats.pages,
-                "resumed_at": None if resumed is None else resumed.records,
+                "resumed_at": resumed_at,
                 "format": fmt,
                 "output": describe(output),
                 "files": files_written,

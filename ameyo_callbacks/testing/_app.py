@@ -87,7 +87,7 @@ class FakeAmeyo(LiveControls):
         order: ListOrder = "dateAdded",
         limits: ServerLimits | None = None,
     ) -> None:
-        self.list_methods = frozenset(m.upper() for m in list_methods)
+        self.list_methods: frozenset[str] = frozenset(m.upper() for m in list_methods)
         if not self.list_methods or not self.list_methods <= {"POST", "GET"}:
             msg = f"list_methods must be some of POST and GET, got {sorted(self.list_methods)}"
             raise ValueError(msg)

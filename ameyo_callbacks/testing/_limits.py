@@ -81,18 +81,20 @@ class ServerLimits:
             msg = f"workers must be an int >= 1 or None, got {workers!r}"
             raise ValueError(msg)
         self.workers = workers
-        self.rate = _optional_positive("rate", rate)
+        self.rate: float | None = _optional_positive("rate", rate)
         if burst is not None and (type(burst) is not int or burst < 1):
             msg = f"burst must be an int >= 1 or None, got {burst!r}"
             raise ValueError(msg)
-        self.burst = burst if burst is not None else max(1, math.ceil(self.rate or 1))
+        self.burst: int = burst if burst is not None else max(1, math.ceil(self.rate or 1))
         self.retry_after = retry_after
-        if isinstance(reject_after, bool) or not isinstance(reject_after, (int, float)) or not (
-            reject_after >= 0
+        if (
+            isinstance(reject_after, bool)
+            or not isinstance(reject_after, (int, float))
+            or not (reject_after >= 0)
         ):
             msg = f"reject_after must be a number of seconds >= 0, got {reject_after!r}"
             raise ValueError(msg)
-        self.reject_after = float(reject_after)
+        self.reject_after: float = float(reject_after)
         status, headers, body = fault_response(Fault.rate_limited(retry_after))
         self._answer = Answer(status, tuple(headers), body)
         self._clock = clock
@@ -103,9 +105,9 @@ class ServerLimits:
         self._waiting: deque[anyio.Event] = deque()
         self.queue_delays: deque[float] = deque(maxlen=_RECORDED)
         self.arrivals: deque[float] = deque(maxlen=_RECORDED)
-        self.rejected = 0
-        self.admitted = 0
-        self.max_busy = 0
+        self.rejected: int = 0
+        self.admitted: int = 0
+        self.max_busy: int = 0
 
     def __repr__(self) -> str:
         rate = f"{self.rate:g}/s (burst {self.burst})" if self.rate is not None else "none"

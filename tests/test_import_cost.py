@@ -1,0 +1,140 @@
+"""What importing the package and loading the pytest plugin cost: the import graphs.
+
+Each check runs a fresh interpreter and reads its ``sys.modules``, so nothing
+this test process already imported can hide or fake a heavy import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from importlib.metadata import entry_points
+from pathlib import Path
+
+# What no one should pay for by importing the client library
+CLI_LIBRARIES = ("click", "rich", "pygments", "uvicorn", "tomli")
+ASYNC_HTTP_STACK = ("aiohttp", "httpx_aiohttp")
+
+
+def modules_after(code: str, *, env: dict[str, str] | None = None) -> set[str]:
+    """The names in ``sys.modules`` after a fresh interpreter runs ``code``."""
+    script = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=env,
+    )
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def loaded(modules: set[str], *roots: str) -> list[str]:
+    return sorted(m for m in modules if m.split(".")[0] in roots)
+
+
+def test_import_package_loads_neither_aiohttp_nor_cli_libraries() -> None:
+    """`import ameyo_callbacks` loads httpx but not aiohttp, click, rich nor httpx's own CLI."""
+    modules = modules_after("import ameyo_callbacks")
+    assert "httpx" in modules  # the check can see an import
+    assert loaded(modules, *ASYNC_HTTP_STACK, *CLI_LIBRARIES) == []
+    assert "httpx._main" not in modules
+    assert not {"ameyo_callbacks.cli", "ameyo_callbacks.testing"} & modules
+
+
+def test_client_names_load_neither_aiohttp_nor_cli_libraries() -> None:
+    """Building a client object (no request yet) still leaves aiohttp and the CLI unloaded."""
+    modules = modules_after(
+        "from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter\n"
+        "client = AmeyoCallbacksClient('http://127.0.0.1:9', session_id='s')\n"
+        "CallbackFilter.campaign(6, user_ids=['asha'])\n"
+    )
+    assert "ameyo_callbacks._client" in modules
+    assert loaded(modules, *ASYNC_HTTP_STACK, *CLI_LIBRARIES) == []
+
+
+def test_httpx_loaded_first_is_left_alone() -> None:
+    """When the application imported httpx first (with its CLI), ours changes nothing."""
+    modules = modules_after("import httpx\nimport ameyo_callbacks")
+    assert "httpx._main" in modules  # the test environment has click and rich
+
+
+def test_httpx_command_line_still_runs_after_our_import() -> None:
+    """`httpx.main` still runs httpx's real command line once our package is imported."""
+    code = "import ameyo_callbacks, httpx\nhttpx.main(['--help'])\n"
+    out = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "Usage" in out.stdout
+    assert "--method" in out.stdout
+
+
+def test_plugin_entry_point_imports_pytest_only() -> None:
+    """The installed pytest11 entry point loads without ameyo_callbacks, httpx or aiohttp."""
+    (point,) = [ep for ep in entry_points(group="pytest11") if ep.name == "ameyo_callbacks"]
+    modules = modules_after(
+        "import pytest, sys\n"
+        "before = set(sys.modules)\n"
+        "from importlib.metadata import entry_points\n"
+        f"(ep,) = [e for e in entry_points(group='pytest11') if e.value == {point.value!r}]\n"
+        "ep.load()\n"
+    )
+    assert point.value in modules
+    assert loaded(modules, "ameyo_callbacks", "httpx", "httpcore", *ASYNC_HTTP_STACK) == []
+    assert loaded(modules, "attrs", "attr", "cattrs", "anyio", "stamina") == []
+
+
+def test_pytest_run_with_the_plugin_imports_httpx_only_when_the_fixture_is_used(
+    tmp_path: Path,
+) -> None:
+    """In a pytest run, httpx arrives with the first test that asks for ameyo_fake."""
+    (tmp_path / "test_other.py").write_text(
+        textwrap.dedent(
+            """
+            import sys
+
+            def test_a_project_that_never_uses_the_fake(request):
+                assert request.config.pluginmanager.has_plugin("_ameyo_callbacks_pytestplugin")
+                assert "httpx" not in sys.modules
+                assert "ameyo_callbacks" not in sys.modules
+
+            def test_z_the_fixture_brings_the_fake(ameyo_fake):
+                assert len(ameyo_fake) == 250
+                assert "httpx" in sys.modules
+            """
+        ),
+        encoding="utf-8",
+    )
+    # Autoload off: other installed plugins (respx's imports httpx) must not
+    # hide ours; -p loads ours by its module name, as the entry point does.
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    out = subprocess.run(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "_ameyo_callbacks_pytestplugin",
+            "-p",
+            "no:cacheprovider",
+            "-o",
+            "addopts=",
+            "-W",
+            "error",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 passed" in out.stdout
