@@ -75,11 +75,11 @@ _WINDOW = 1.0  # seconds of successful requests (by send time) that measure the 
 _TOLERANCE = 0.08  # a round's mean RTT above baseline * (1 + this) is "inflated"
 _LATENCY_DECREASE = 0.9  # the limit after inflated latency
 _THROTTLE_DECREASE = 0.75  # the limit after a 429 / 503 Retry-After
-_BASELINE_ROUNDS = 100  # the baseline: the least RTT of this many recent rounds
+_BASELINE_ROUNDS = 30  # the baseline: the least round mean RTT of this many recent rounds
 _PROBE_STEP = 0.15  # the increase per round near the limit that last inflated (else 1)
 _INFLATED_ROUNDS = 2  # this many inflated rounds in a row mean queueing (one may be noise)
 _QUEUED = 0.75  # ... and so does the queue they imply: limit * (1 - baseline / mean)
-_ROUND_SAMPLES = 4  # a round has at least this many answers, and `limit` of them (twice
+_ROUND_SAMPLES = 8  # a round has at least this many answers, and `limit` of them (twice
 # that once latency has inflated: near the knee a round must show the queue)
 
 
@@ -291,14 +291,20 @@ class AdaptiveConcurrency:
 
     Use as ``async with limiter:`` around each request (a permit); feed it
     samples (:meth:`sample`) of every answered attempt. Rounds: a round ends
-    once ``limit`` answers to requests sent during it are in (about one
-    round trip). At the end of a round:
+    once ``max(8, limit)`` answers to requests sent during it are in (about
+    one round trip; twice that once latency has inflated once). At the end
+    of a round:
 
-    - the server throttled (429, 503 with Retry-After): ``limit * 0.75``;
-    - else the round's mean RTT is above the baseline (the least RTT seen in
-      the last 100 rounds, i.e. the unloaded latency) by more than 15%: the
+    - the server throttled (429, 503 with Retry-After): ``limit * 0.75`` at
+      once;
+    - else, when two rounds in a row have a mean RTT 8% above the baseline
+      (the least round mean of the last 30 rounds: the unloaded latency) and
+      that inflation means at least 0.75 of a request waiting on the server
+      (``limit * (1 - baseline / mean)``, as TCP Vegas counts it): the
       server is queueing, ``limit * 0.9``;
-    - else, if the limit was reached during the round: ``limit + 1``.
+    - else, if the limit was reached during the round: ``limit + 1``, or
+      ``+ 0.15`` when near the limit where latency last inflated (so that it
+      spends little time above the server's capacity).
 
     The limit stays within ``[1, max_limit]``; it starts at ``initial``.
     """
@@ -310,8 +316,7 @@ class AdaptiveConcurrency:
         "_knee",
         "_limit",
         "_max",
-        "_mins",
-        "_round_min",
+        "_means",
         "_round_start",
         "_rtt_sum",
         "_saturated",
@@ -325,8 +330,7 @@ class AdaptiveConcurrency:
         self._limit = float(check_int("initial", initial, minimum=1, maximum=self._max))
         self._in_use = 0
         self._waiters: deque[anyio.Event] = deque()  # first come, first served
-        self._mins: deque[float] = deque(maxlen=_BASELINE_ROUNDS)
-        self._round_min = math.inf
+        self._means: deque[float] = deque(maxlen=_BASELINE_ROUNDS)
         self._round_start = -math.inf
         self._count = 0
         self._rtt_sum = 0.0
@@ -358,7 +362,7 @@ class AdaptiveConcurrency:
     @property
     def baseline(self) -> float | None:
         """The unloaded round-trip time it compares against (None before the first round)."""
-        return min(self._mins) if self._mins else None
+        return min(self._means) if self._means else None
 
     async def __aenter__(self) -> AdaptiveConcurrency:
         if self._waiters or self._in_use >= int(self._limit):
@@ -403,7 +407,6 @@ class AdaptiveConcurrency:
         else:
             self._count += 1
             self._rtt_sum += rtt
-            self._round_min = min(self._round_min, rtt)
         size = int(self._limit) if self._knee == math.inf else 2 * int(self._limit)
         if not self._throttled and self._count < max(_ROUND_SAMPLES, size):
             return
@@ -412,9 +415,9 @@ class AdaptiveConcurrency:
     def _adjust(self, now: float) -> None:
         before = int(self._limit)
         mean = self._rtt_sum / self._count if self._count else None
+        floor = min(self._means) if self._means else math.inf
         if mean is not None:
-            self._mins.append(self._round_min)
-        floor = min(self._mins) if self._mins else 0.0
+            self._means.append(mean)
         if (
             mean is not None
             and mean > floor * (1.0 + _TOLERANCE)
@@ -439,7 +442,7 @@ class AdaptiveConcurrency:
         else:
             why = ""
         self._round_start = now
-        self._count, self._rtt_sum, self._round_min = 0, 0.0, math.inf
+        self._count, self._rtt_sum = 0, 0.0
         self._throttled = False
         self._saturated = self._in_use >= int(self._limit)
         if int(self._limit) != before:

@@ -361,6 +361,7 @@ class CallbackIterator:
         "_ready",
         "_running",
         "_scope",
+        "_stalls",
         "_strict",
         "_warned",
         "_window",
@@ -424,6 +425,7 @@ class CallbackIterator:
         self._done = max_items == 0
         self._closed = False
         self._warned = False
+        self._stalls = 0  # pages in a row that brought nothing new
         self._yielded = 0
         self._items: tuple[CustomerCallback, ...] = ()
         self._pos = 0
@@ -686,9 +688,11 @@ class CallbackIterator:
                 )
             previous = seq
         if anchor is None:
-            if offset == 0 and window.whole:
-                return -1  # everything before the walk's start is known: the page starts it
-            return None
+            if not (offset == 0 and window.whole):
+                return None
+            # Every record before the walk's start is known: the page starts
+            # the list, and yielded records not in it may sit after it.
+            anchor, anchor_seq = -1, -(1 << 62)
         if anchor_seq is not None and anchor_seq < window.next_seq - 1:
             # Records yielded after the anchor and not in this page: deleted,
             # or still ahead of it (inserts pushed them past the page's end).
@@ -734,20 +738,35 @@ class CallbackIterator:
         if self._window.ahead and items:
             ahead = self._window.ahead
             items = [r for r in items if r.customer_callback_id not in ahead]
-        end = len(records)
         if self._max_items is not None:
             room = self._max_items - self._yielded
             if len(items) >= room:
                 self._done = True
                 self._cancel_flights()
-                if len(items) > room:
-                    items = items[:room]
-                    end = (records.index(items[-1]) + 1) if items else start
+                items = items[:room]
         kept = tuple(items)
+        # The frontier is the last record that can anchor the next page: the
+        # last one kept, else the anchor (filtered records after it do not).
+        if not kept:
+            end = start
+        elif kept[-1] is records[-1]:
+            end = len(records)
+        else:
+            end = records.index(kept[-1]) + 1
         self._frontier = offset + end - 1
         self._anchored = True
         if not kept:
+            self._stalls += 1
+            if self._stalls > MAX_BRIDGES:
+                self._stalls = 0
+                self._inconsistent(
+                    f"the walk makes no progress at offset {offset}: pages keep joining "
+                    "without bringing a new callback",
+                    offset,
+                    "no_join",
+                )
             return
+        self._stalls = 0
         self._window.add(kept)
         self._yielded += len(kept)
         first = offset + records.index(kept[0]) if kept[0] is not records[start] else offset + start

@@ -36,6 +36,8 @@ PAGE = 100
 
 #: Runs per measured variant (median taken); ``run.py --runs N`` changes it.
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+#: A reduced form of the long benchmarks (B7-B9) for a smoke run (``run.py --quick``).
+QUICK = os.environ.get("BENCH_QUICK", "") == "1"
 #: The client's event loop: "asyncio" (default) or "uvloop" (``run.py --client-uvloop``).
 CLIENT_LOOP = os.environ.get("BENCH_CLIENT_LOOP", "asyncio")
 

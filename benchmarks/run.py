@@ -55,7 +55,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the client on uvloop too (default: asyncio's own loop)",
     )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a reduced form of the long benchmarks (B7-B9), for a smoke run",
+    )
     args = parser.parse_args(argv)
+    if args.quick:
+        os.environ["BENCH_QUICK"] = "1"
     if args.client_uvloop:
         os.environ["BENCH_CLIENT_LOOP"] = "uvloop"
     if args.runs is not None:

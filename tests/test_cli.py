@@ -1214,7 +1214,7 @@ def test_yyyymmdd_is_the_day_not_milliseconds(fake: FakeAmeyo, configured: list[
 def test_date_parser_accepts_the_same_forms_on_every_python(tmp_path: Path) -> None:
     """The parser gives the same answers on each installed Python 3.10 to 3.13."""
     interpreters = sorted(Path.home().glob(".pyenv/versions/3.1[0-3]*/bin/python3"))
-    if len(interpreters) < 2:  # noqa: PLR2004
+    if len(interpreters) < 2:
         pytest.skip("fewer than two of Python 3.10-3.13 are installed under ~/.pyenv")
     probes = [
         "2024-01-31",
@@ -1456,6 +1456,21 @@ def test_delete_shows_listing_then_a_bar_with_total(
     assert "/s" in shown
 
 
+def test_ids_file_delete_shows_a_bar_with_its_distinct_total(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """An ids file on a terminal: the bar's total is its distinct ids (repeats once)."""
+    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    victims = [cb.customer_callback_id for cb in fake.callbacks[:5]]
+    path = write_ids(tmp_path / "ids.txt", [*victims, victims[0], victims[1]])
+    result = run("delete", "--ids-file", str(path), "--yes")
+    assert result.exit_code == 0, result.output
+    shown = result.stderr.split("outcome")[0]
+    assert "5/5" in shown
+    assert "100%" in shown
+    assert summary_counts(result.stderr)["deleted"] == 5
+
+
 # ----------------------------------------------------------------------
 # --json, -q, options before the command, connection errors
 
@@ -1571,7 +1586,15 @@ def test_unreachable_server_is_one_line_with_the_cause_and_what_to_check(
     with socket.socket() as sock:  # a port on 127.0.0.1 nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    args = ["export", "--campaign-id", "6", "--prefetch", "1", "--base-url", f"http://127.0.0.1:{port}"]
+    args = [
+        "export",
+        "--campaign-id",
+        "6",
+        "--prefetch",
+        "1",
+        "--base-url",
+        f"http://127.0.0.1:{port}",
+    ]
     args += ["--session-id", "s-1", "--retries", "3"]
     quiet = run(*args)
     assert quiet.exit_code == 1
@@ -1582,6 +1605,101 @@ def test_unreachable_server_is_one_line_with_the_cause_and_what_to_check(
     loud = run(*args, "-v")
     assert loud.exit_code == 1
     assert loud.stderr.count("retrying POST") == 3
+
+
+# ----------------------------------------------------------------------
+# Incremental exports (--state)
+
+
+def added_at(fake: FakeAmeyo, cb_id: str, date_added: int, campaign: int = 6) -> None:
+    fake.add(
+        {
+            "customerCallbackId": cb_id,
+            "campaignId": campaign,
+            "callbackTime": date_added + 3_600_000,
+            "selfCallback": False,
+            "userId": "asha",
+            "phone": "+919800000000",
+            "customerId": None,
+            "dateAdded": date_added,
+        }
+    )
+
+
+def jsonl_ids(path: Path) -> list[str]:
+    return [json.loads(line)["customerCallbackId"] for line in path.read_text().splitlines()]
+
+
+def test_state_exports_only_what_was_added_since_the_last_run(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """--state: all at first; then exactly the callbacks added since, the boundary ms included."""
+    state = tmp_path / "state.json"
+    first = run("export", "--tenant", "--state", str(state), "-o", str(tmp_path / "1.jsonl"))
+    assert first.exit_code == 0, first.output
+    assert jsonl_ids(tmp_path / "1.jsonl") == [cb.customer_callback_id for cb in fake.callbacks]
+    mark = json.loads(state.read_text())["watermark_ms"]
+    assert mark == max(ms(cb.date_added) for cb in fake.callbacks)
+    added_at(fake, "new-at-the-boundary", mark)  # the same millisecond as the newest seen
+    added_at(fake, "new-later", mark + 1, campaign=7)
+    added_at(fake, "new-much-later", mark + 86_400_000, campaign=8)
+    second = run("export", "--tenant", "--state", str(state), "-o", str(tmp_path / "2.jsonl"))
+    assert second.exit_code == 0, second.output
+    assert sorted(jsonl_ids(tmp_path / "2.jsonl")) == [
+        "new-at-the-boundary",
+        "new-later",
+        "new-much-later",
+    ]
+    assert fake.requests[-1].params("fromDateAdded") == [str(mark)]
+    third = run("export", "--tenant", "--state", str(state), "-o", str(tmp_path / "3.jsonl"))
+    assert third.exit_code == 0, third.output
+    assert jsonl_ids(tmp_path / "3.jsonl") == []
+
+
+def test_state_is_kept_when_the_export_fails(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """A failed incremental run leaves STATE_FILE as it was: the next run misses nothing."""
+    state = tmp_path / "state.json"
+    assert (
+        run("export", "--tenant", "--state", str(state), "-o", str(tmp_path / "a")).exit_code == 0
+    )
+    before = state.read_text()
+    mark = json.loads(before)["watermark_ms"]
+    added_at(fake, "new-1", mark + 5)
+    fake.script("tenant", NO_WAIT_503)
+    failed = run(
+        "export", "--tenant", "--state", str(state), "-o", str(tmp_path / "b"), "--retries", "0"
+    )
+    assert failed.exit_code == 1
+    assert state.read_text() == before
+    again = run("export", "--tenant", "--state", str(state), "-o", str(tmp_path / "b"))
+    assert again.exit_code == 0, again.output
+    assert jsonl_ids_csv(tmp_path / "b") == ["new-1"]
+
+
+def jsonl_ids_csv(path: Path) -> list[str]:
+    return [row[0] for row in read_csv(path)[1:]]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--user-id", "asha"], "made for the whole tenant, not for the whole tenant; users asha"),
+        (["--max-items", "5"], "--state needs the whole export"),
+    ],
+)  # fmt: skip
+def test_state_for_other_filters_is_refused(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path, args: list[str], message: str
+) -> None:
+    """A state file made for other filters, or --state with --max-items: exit 2."""
+    state = tmp_path / "state.json"
+    assert (
+        run("export", "--tenant", "--state", str(state), "-o", str(tmp_path / "a")).exit_code == 0
+    )
+    result = run("export", "--tenant", "--state", str(state), "-o", str(tmp_path / "b"), *args)
+    assert result.exit_code == 2
+    assert message in result.stderr
 
 
 # ----------------------------------------------------------------------
@@ -1703,8 +1821,8 @@ def test_flags_win_over_the_profile(
     ("config", "message"),
     [
         (None, "there is no config file"),
-        ("[profiles.other]\nbase_url = 'http://x'\n", "has no [profiles.prod] table (profiles there: other)"),
-        ("[profiles.prod]\nsession_id = 'abc'\n", "holds session_id: keep secrets out of the config"),
+        ("[profiles.other]\nbase_url = 'http://x'\n", "(profiles there: other)"),
+        ("[profiles.prod]\nsession_id = 'abc'\n", "holds session_id: keep secrets out of"),
         ("[profiles.prod]\ntoken = 'abc'\n", "holds token"),
         ("[profiles.prod]\nbase_urll = 'http://x'\n", "unknown setting base_urll"),
         ("[profiles.prod\n", "is not valid TOML"),

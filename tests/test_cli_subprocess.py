@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import queue
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -17,7 +19,7 @@ from typing import IO
 import pytest
 
 from ameyo_callbacks import CustomerCallback
-from ameyo_callbacks.testing import FakeAmeyo
+from ameyo_callbacks.testing import FakeAmeyo, serve
 
 SEED = 7
 CALLBACKS = 300
@@ -141,3 +143,151 @@ def test_export_process_reads_the_https_fake_server_process(tmp_path: Path) -> N
     assert export.stderr.startswith(f"exported {len(expected)} records")
     assert session not in export.stdout + export.stderr
     assert server.returncode == 0
+
+
+# ----------------------------------------------------------------------
+# The command line against a fake served on 127.0.0.1 (in this process, on a real socket)
+
+
+def cli_env(url: str, fake: FakeAmeyo) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AMEYO_")}
+    env["AMEYO_BASE_URL"] = url
+    env["AMEYO_SESSION_ID"] = fake.session_id
+    return env
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ameyo_callbacks", *args]
+
+
+def jsonl_ids(path: Path) -> list[str]:
+    return [json.loads(line)["customerCallbackId"] for line in path.read_text().splitlines()]
+
+
+@pytest.mark.integration
+def test_sigint_mid_export_then_resume_writes_every_callback_once(tmp_path: Path) -> None:
+    """SIGINT halfway through 20,000 callbacks: exit 130, no output; --resume: each one once."""
+    fake = FakeAmeyo.seeded(20_000, latency=0.01)
+    out = tmp_path / "all.jsonl"
+    progress = tmp_path / ".all.jsonl.progress.json"
+    args = command("export", "--tenant", "--format", "jsonl", "-o", str(out), "--prefetch", "2")
+    with serve(fake) as url:
+        env = cli_env(url, fake)
+        first = subprocess.Popen(  # noqa: S603
+            args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            deadline = time.monotonic() + 60
+            records = 0
+            while records < 5_000 and time.monotonic() < deadline and first.poll() is None:
+                time.sleep(0.05)
+                try:
+                    records = json.loads(progress.read_text())["records"]
+                except (OSError, ValueError):
+                    continue
+            assert 5_000 <= records < 20_000, "the export did not get halfway in time"
+            first.send_signal(signal.SIGINT)
+            _, err = first.communicate(timeout=30)
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.communicate(timeout=10)
+        assert first.returncode == 130, err
+        assert "interrupted" in err
+        assert not out.exists()
+        second = subprocess.run(  # noqa: S603
+            [*args, "--resume"], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+    assert second.returncode == 0, second.stderr
+    assert "(resumed at record " in second.stderr
+    resumed_at = int(second.stderr.split("(resumed at record ")[1].split(")")[0].replace(",", ""))
+    assert resumed_at >= records
+    ids = jsonl_ids(out)
+    assert len(ids) == 20_000
+    assert set(ids) == fake.ids()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["all.jsonl"]
+
+
+@pytest.mark.integration
+def test_state_twice_around_added_callbacks_finds_exactly_the_new_ones(tmp_path: Path) -> None:
+    """export --state, add callbacks (one at the watermark's millisecond), again: just those."""
+    fake = FakeAmeyo.seeded(2_000)
+    state = tmp_path / "state.json"
+    with serve(fake) as url:
+        env = cli_env(url, fake)
+
+        def export(name: str) -> list[str]:
+            out = tmp_path / name
+            done = subprocess.run(  # noqa: S603
+                command("export", "--campaign-id", "6", "--campaign-id", "7", "--state",
+                        str(state), "--format", "jsonl", "-o", str(out)),
+                env=env, capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            return jsonl_ids(out)
+
+        first = export("1.jsonl")
+        assert sorted(first) == sorted(
+            cb.customer_callback_id for cb in fake.callbacks if cb.campaign_id in (6, 7)
+        )
+        mark = json.loads(state.read_text())["watermark_ms"]
+        new = {f"new-{i}": mark + i * 1000 for i in range(5)}  # new-0 at the watermark itself
+        for i, (cb_id, added) in enumerate(new.items()):
+            fake.add(
+                {
+                    "customerCallbackId": cb_id,
+                    "campaignId": (6, 7, 8)[i % 3],
+                    "callbackTime": added + 60_000,
+                    "selfCallback": False,
+                    "userId": "ravi",
+                    "phone": "+919811111111",
+                    "customerId": None,
+                    "dateAdded": added,
+                }
+            )
+        second = export("2.jsonl")
+    assert sorted(second) == ["new-0", "new-1", "new-3", "new-4"]  # new-2 is in campaign 8
+
+
+@pytest.mark.integration
+def test_closed_stdout_ends_quietly_with_status_0(tmp_path: Path) -> None:
+    """export | head -1: the export ends with status 0 and nothing on stderr but its summary."""
+    fake = FakeAmeyo.seeded(3_000)
+    with serve(fake) as url:
+        proc = subprocess.Popen(  # noqa: S603
+            command("export", "--tenant", "-q"),
+            env=cli_env(url, fake),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        header = proc.stdout.readline()
+        proc.stdout.close()  # what head does after its line
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate(timeout=10)
+    assert header.startswith("customer_callback_id,")
+    assert (proc.returncode, err) == (0, "")
+
+
+@pytest.mark.integration
+def test_output_to_dev_stdout_is_written_not_replaced(tmp_path: Path) -> None:
+    """-o /dev/stdout writes into the pipe the process was given (never a rename over it)."""
+    fake = FakeAmeyo.seeded(300)
+    with serve(fake) as url:
+        done = subprocess.run(  # noqa: S603
+            command("export", "--campaign-id", "6", "--format", "jsonl", "-o", "/dev/stdout"),
+            env=cli_env(url, fake),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr
+    expected = [cb.customer_callback_id for cb in fake.callbacks if cb.campaign_id == 6]
+    assert [json.loads(x)["customerCallbackId"] for x in done.stdout.splitlines()] == expected
+    assert Path("/dev/stdout").is_symlink()

@@ -350,7 +350,7 @@ def test_when_the_gate_opens_requests_resume_spread_out() -> None:
 
 def _round(limiter: AdaptiveConcurrency, now: float, rtt: float, *, n: int | None = None) -> float:
     """Feed one full round of answers sent at ``now``; the time after it."""
-    for _ in range(n if n is not None else max(4, 2 * limiter.limit)):
+    for _ in range(n if n is not None else max(8, 2 * limiter.limit)):
         limiter.sample(now, rtt, throttled=False)
     return now + rtt
 

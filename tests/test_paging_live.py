@@ -276,7 +276,7 @@ class LiveWalk(RuleBasedStateMachine):
         if self.portal_cm is None:
             return
         try:
-            for _ in range(100_000):
+            for _ in range(3000):
                 if self.finished:
                     break
                 if self.pending:

@@ -64,11 +64,13 @@ Shell completion (bash; zsh_source/fish_source for zsh and fish):
 
 
 def _broken_pipe(exc: BaseException) -> bool:
+    """True when ``exc`` comes from writing to a closed stdout (alone, in a group or a chain)."""
     if isinstance(exc, BrokenPipeError):
         return True
     if isinstance(exc, BaseExceptionGroup):
-        return all(_broken_pipe(inner) for inner in exc.exceptions)
-    return isinstance(exc.__context__, BrokenPipeError) and isinstance(exc, OSError)
+        return any(_broken_pipe(inner) for inner in exc.exceptions)
+    context = exc.__cause__ or exc.__context__
+    return context is not None and context is not exc and isinstance(context, BrokenPipeError)
 
 
 def _silence_stdout() -> None:
