@@ -157,6 +157,12 @@ class AmeyoCallbacksClient:
     httpcore's pool becomes CPU-bound, and plain httpx on trio (see the
     README's performance section).
 
+    ``max_rate`` (requests per second, evenly spaced) caps every request of
+    the client; ``adaptive_rate`` (on) lowers the client's own rate when the
+    server throttles and climbs back; ``max_concurrency`` (32) bounds
+    ``concurrency="auto"`` (see the README's "Going easy on a production
+    server").
+
     ``list_method`` is ``"POST"`` as the spec says, or ``"GET"`` for servers
     that want GET. ``tenant_callbacks_path`` is where the tenant-wide list
     lives: the spec names that API but documents no wire format, so it

@@ -128,7 +128,17 @@ class _Window:
     may anchor, but their numbers no longer follow the server's order.
     """
 
-    __slots__ = ("_chunks", "_held", "_limit", "ahead", "next_seq", "prints", "seqs", "whole")
+    __slots__ = (
+        "_chunks",
+        "_held",
+        "_limit",
+        "ahead",
+        "next_seq",
+        "prints",
+        "restarts",
+        "seqs",
+        "whole",
+    )
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
@@ -139,6 +149,7 @@ class _Window:
         self.prints: dict[str, str] = {}
         self.ahead: dict[str, str] = {}
         self.whole = True  # holds every record yielded since offset 0
+        self.restarts = 0  # pages joined as the list's start (see CallbackIterator._join)
 
     def resume(
         self, anchors: tuple[tuple[str, str], ...], ahead: tuple[tuple[str, str], ...]
@@ -251,8 +262,12 @@ class _Flight:
                     self.records = await fetch(self.offset, self.limit)
                 except Exception as exc:  # noqa: BLE001  (kept for the walk, raised in order)
                     self.error = exc
-        finally:
             self.done.set()
+        except anyio.get_cancelled_exc_class():
+            self.done.set()  # cancelled from outside (the client closed): nobody waits forever
+            raise
+        finally:
+            # A KeyboardInterrupt (or a bug) leaves done unset: it cancels the walk's group.
             if landed is not None:
                 landed()
 
@@ -627,14 +642,16 @@ class CallbackIterator:
                     return
             joined = found
         self._observe(head, joined)
-        if short and records and self._flights:
+        if short and len(records) > 1 and self._flights:
+            # (A page of one cannot be re-read and joined: it ends the walk.)
             ahead = self._flights[0]
             if not ahead.launched:
                 await self._run_wave()
             await ahead.done.wait()
             if ahead.error is None and ahead.records:
-                # The server serves pages of len(records): keep this page,
-                # plan again at that size (what is in flight is ignored).
+                # The server serves pages of len(records) (or records were
+                # added past this one; pages still join, so either way the
+                # walk stays exact): keep this page, plan again at that size.
                 self._accept(records, head.offset, joined)
                 self._page_size = len(records)
                 self._window._limit = WINDOW_PAGES * self._page_size
@@ -688,8 +705,9 @@ class CallbackIterator:
                 )
             previous = seq
         if anchor is None:
-            if not (offset == 0 and window.whole):
+            if not (offset == 0 and window.whole and window.restarts == 0):
                 return None
+            window.restarts += 1  # once per walk: twice means the order is not stable
             # Every record before the walk's start is known: the page starts
             # the list, and yielded records not in it may sit after it.
             anchor, anchor_seq = -1, -(1 << 62)
@@ -727,55 +745,66 @@ class CallbackIterator:
         self._overlap = min(limit, MIN_OVERLAP + 2 * max(self._drift))
 
     def _accept(self, records: list[CustomerCallback], offset: int, joined: int) -> None:
-        """Queue the records after ``joined`` not yet yielded; move the frontier."""
+        """Queue the records after ``joined`` not yet yielded; move the frontier.
+
+        Records after the anchor that the walk yielded before (changed ones,
+        moved by a reschedule; ahead ones) are not yielded again, but join
+        the window at their new place like the new ones: they anchor later
+        pages from there.
+        """
         start = joined + 1
-        items = records[start:]
-        if items and self._window.seqs:
-            get = self._window.seqs.get
-            if any(get(r.customer_callback_id) is not None for r in items):
-                # changed records yielded before (a reschedule moved them): once is enough
-                items = [r for r in items if get(r.customer_callback_id) is None]
-        if self._window.ahead and items:
-            ahead = self._window.ahead
-            items = [r for r in items if r.customer_callback_id not in ahead]
+        tail = records[start:]
+        window = self._window
+        new = tail
+        if tail and (window.seqs or window.ahead):
+            get = window.seqs.get
+            ahead = window.ahead
+            if any(
+                get(r.customer_callback_id) is not None or r.customer_callback_id in ahead
+                for r in tail
+            ):
+                new = [
+                    r
+                    for r in tail
+                    if get(r.customer_callback_id) is None and r.customer_callback_id not in ahead
+                ]
+                for r in tail:
+                    ahead.pop(r.customer_callback_id, None)
         if self._max_items is not None:
             room = self._max_items - self._yielded
-            if len(items) >= room:
+            if len(new) >= room:
                 self._done = True
                 self._cancel_flights()
-                items = items[:room]
-        kept = tuple(items)
-        # The frontier is the last record that can anchor the next page: the
-        # last one kept, else the anchor (filtered records after it do not).
-        if not kept:
-            end = start
-        elif kept[-1] is records[-1]:
-            end = len(records)
-        else:
-            end = records.index(kept[-1]) + 1
+                if len(new) > room:
+                    new = new[:room]
+                    tail = tail[: tail.index(new[-1]) + 1] if new else []
+        end = start + len(tail)
         self._frontier = offset + end - 1
         self._anchored = True
-        if not kept:
-            self._stalls += 1
-            if self._stalls > MAX_BRIDGES:
-                self._stalls = 0
-                self._inconsistent(
-                    f"the walk makes no progress at offset {offset}: pages keep joining "
-                    "without bringing a new callback",
-                    offset,
-                    "no_join",
-                )
+        if tail:
+            window.add(tuple(tail))
+        if not new:
+            if not tail:
+                self._stalls += 1
+                if self._stalls > MAX_BRIDGES:
+                    self._stalls = 0
+                    self._inconsistent(
+                        f"the walk makes no progress at offset {offset}: pages keep joining "
+                        "without bringing a new callback",
+                        offset,
+                        "no_join",
+                    )
             return
         self._stalls = 0
-        self._window.add(kept)
+        kept = tuple(new)
         self._yielded += len(kept)
-        first = offset + records.index(kept[0]) if kept[0] is not records[start] else offset + start
+        first = offset + start if kept[0] is tail[0] else offset + start + tail.index(kept[0])
         cursor = Cursor(
             offset=offset + end,
-            anchors=self._window.last(16),
-            ahead=tuple(self._window.ahead.items())[-16:] if self._window.ahead else (),
+            anchors=window.last(16),
+            ahead=tuple(window.ahead.items())[-16:] if window.ahead else (),
             scope=self._scope,
-            whole=self._window.whole,
+            whole=window.whole,
         )
         self._ready.append(Page(items=kept, offset=first, next_offset=offset + end, cursor=cursor))
 
@@ -800,6 +829,9 @@ class CallbackIterator:
                 continue
             tried.add(offset)
             records = await self._fetch(offset, limit)
+            seqs = self._window.seqs
+            if sum(1 for r in records if r.customer_callback_id in seqs) < min(2, len(seqs)):
+                continue  # a re-read joins on two yielded records at least (one may be chance)
             joined = self._join(records, offset)
             if joined is None:
                 continue

@@ -24,6 +24,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Any
 
 import attrs
 
@@ -103,7 +104,7 @@ class RawServer:
         self.connections = 0
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
@@ -131,7 +132,7 @@ class RawServer:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         self.connections += 1
         try:
             while True:
@@ -150,7 +151,7 @@ class RawServer:
         except asyncio.CancelledError:
             pass  # the server stops: the connection task ends quietly (see _stop)
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             _hang_up(writer)
 
 
@@ -159,7 +160,7 @@ def _hang_up(writer: asyncio.StreamWriter) -> None:
     writer.close()
 
 
-async def _stop(tasks: set[asyncio.Task[None]]) -> None:
+async def _stop(tasks: set[asyncio.Task[Any]]) -> None:
     """End every connection task: let new ones start first, so each sees its cancel."""
     await asyncio.sleep(0)
     for task in list(tasks):
@@ -228,6 +229,10 @@ class DeleteServer(RawServer):
         self.random = random.Random(seed)
         self.faults = 0
 
+    async def __aenter__(self) -> DeleteServer:
+        await super().__aenter__()
+        return self
+
     async def _delete(
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
@@ -256,7 +261,7 @@ class RecordingProxy:
         self.seen: list[str] = []
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
@@ -276,7 +281,7 @@ class RecordingProxy:
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         try:
             while True:
                 request = await read_request(reader)
@@ -293,7 +298,7 @@ class RecordingProxy:
         except asyncio.CancelledError:
             pass  # the proxy stops (see _stop)
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             _hang_up(writer)
 
     async def _forward(self, request: Request, writer: asyncio.StreamWriter) -> None:

@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import re
 import runpy
 import socket
 import stat
@@ -1056,6 +1057,157 @@ def test_concurrency_bounds_deletes_in_flight(
     result = run("delete", "--ids-file", str(ids), "--yes", "--concurrency", "6")
     assert result.exit_code == 0, result.output
     assert fake.max_concurrency == 6
+
+
+def deletes_at_once(fake: FakeAmeyo) -> int:
+    """The most DELETEs the fake served at the same time (the listing's reads not counted)."""
+    events = sorted(
+        (moment, step)
+        for r in fake.requests
+        if r.endpoint == "delete"
+        for moment, step in ((r.started, 1), (r.ended, -1))
+    )
+    most = now = 0
+    for _, step in events:
+        now += step
+        most = max(most, now)
+    return most
+
+
+def shown_in_flight(stderr: str) -> list[tuple[int, int]]:
+    """Every ``in flight N/LIMIT`` the progress display drew."""
+    return [(int(a), int(b)) for a, b in re.findall(r"in flight (\d+)/(\d+)", stderr)]
+
+
+def test_fixed_concurrency_progress_shows_in_flight_over_the_limit(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any]
+) -> None:
+    """On a terminal the bar shows 'in flight now/limit'; a fixed --concurrency is the limit."""
+    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    fake.latency = 0.002
+    result = run("delete", "--campaign-id", "6", "--yes", "--concurrency", "6", "--json")
+    assert result.exit_code == 0, result.output
+    shown = shown_in_flight(result.stderr.split("outcome")[0])
+    assert shown, result.stderr
+    assert {limit for _, limit in shown} == {6}
+    assert all(now <= 6 for now, _ in shown)
+    summary = json.loads(result.stdout)
+    assert (summary["concurrency"], summary["limit"]) == (6, 6)
+
+
+def test_concurrency_auto_follows_the_server_within_max_concurrency(
+    monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any]
+) -> None:
+    """--concurrency auto: starts at 1, climbs (never past --max-concurrency), deletes all."""
+    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    fake.latency = 0.005
+    victims = {cb.customer_callback_id for cb in in_campaign(fake, 6)}
+    result = run(
+        "delete", "--campaign-id", "6", "--yes", "--concurrency", "auto",
+        "--max-concurrency", "3", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert not victims & fake.ids()
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["deleted"] == len(victims)
+    assert summary["concurrency"] == "auto"
+    assert 1 <= summary["limit"] <= 3
+    # the adaptive pool: more than one at once (it climbed from 1), never above the bound
+    assert 1 < deletes_at_once(fake) <= 3
+    shown = shown_in_flight(result.stderr.split("outcome")[0])
+    limits = {limit for _, limit in shown}
+    assert limits
+    assert limits <= {1, 2, 3}
+    assert all(now <= limit for now, limit in shown)
+
+
+def test_concurrency_auto_is_case_blind_and_defaults_to_the_clients_bound(
+    fake: FakeAmeyo, configured: list[Any], tmp_path: Path
+) -> None:
+    """'AUTO' is auto; without --max-concurrency the client keeps its own bound (32)."""
+    ids = write_ids(tmp_path / "ids.txt", [cb.customer_callback_id for cb in fake.callbacks[:20]])
+    result = run("delete", "--ids-file", str(ids), "--yes", "--concurrency", "AUTO", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["concurrency"] == "auto"
+    assert summary["counts"]["deleted"] == 20
+    assert configured[-1].max_concurrency is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--concurrency", "fast"], "neither a number of deletes"),
+        (["--concurrency", "0"], "not in the range 1 to 100"),
+        (["--concurrency", "101"], "not in the range 1 to 100"),
+        (["--max-rate", "0"], "--max-rate"),
+        (["--max-rate", "-2"], "--max-rate"),
+        (["--max-rate", "fast"], "--max-rate"),
+        (["--max-concurrency", "4"], "--max-concurrency bounds --concurrency auto"),
+        (["--concurrency", "auto", "--max-concurrency", "0"], "--max-concurrency"),
+        (["--concurrency", "auto", "--max-concurrency", "101"], "--max-concurrency"),
+    ],
+)
+def test_bad_limits_are_usage_errors_sending_nothing(
+    fake: FakeAmeyo, configured: list[Any], args: list[str], message: str
+) -> None:
+    """A bad --concurrency, --max-concurrency or --max-rate: exit 2, not one request."""
+    result = run("delete", "--campaign-id", "6", "--yes", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert not fake.requests
+    assert fake.ids() >= {cb.customer_callback_id for cb in in_campaign(fake, 6)}
+
+
+def test_export_refuses_a_zero_max_rate(fake: FakeAmeyo, configured: list[Any]) -> None:
+    """export --max-rate 0: exit 2 before any request."""
+    result = run("export", "--campaign-id", "6", "--max-rate", "0")
+    assert result.exit_code == 2
+    assert "--max-rate" in result.stderr
+    assert not fake.requests
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch, in_process: list[Any]) -> list[AmeyoCallbacksClient]:
+    """The clients the commands built (through the in-process seam)."""
+    built: list[AmeyoCallbacksClient] = []
+    inner = _config.build_client
+
+    def build(connection: _config.Connection) -> AmeyoCallbacksClient:
+        client = inner(connection)
+        built.append(client)
+        return client
+
+    monkeypatch.setattr(_config, "build_client", build)
+    return built
+
+
+def test_max_rate_before_the_command_paces_the_export(
+    fake: FakeAmeyo, configured: list[Any], clients: list[AmeyoCallbacksClient]
+) -> None:
+    """--max-rate before the command name reaches export's client; default: unpaced."""
+    plain = run("export", "--campaign-id", "7")
+    assert plain.exit_code == 0, plain.output
+    assert clients[-1].limits.max_rate is None
+    paced = run("--max-rate", "25", "export", "--campaign-id", "7", "--prefetch", "1")
+    assert paced.exit_code == 0, paced.output
+    assert clients[-1].limits.max_rate == 25.0
+    assert configured[-1].max_rate == 25.0
+
+
+def test_max_rate_spaces_the_deletes(
+    fake: FakeAmeyo, configured: list[Any], clients: list[AmeyoCallbacksClient], tmp_path: Path
+) -> None:
+    """delete --max-rate 40 at concurrency 8: 12 deletes arrive spread over >= 11/40 s."""
+    victims = [cb.customer_callback_id for cb in fake.callbacks[:12]]
+    ids = write_ids(tmp_path / "ids.txt", victims)
+    result = run("delete", "--ids-file", str(ids), "--yes", "--max-rate", "40")
+    assert result.exit_code == 0, result.output
+    assert clients[-1].limits.max_rate == 40.0
+    starts = sorted(r.started for r in fake.requests if r.endpoint == "delete")
+    assert len(starts) == 12
+    assert starts[-1] - starts[0] >= 0.9 * 11 / 40
+    assert not set(victims) & fake.ids()
 
 
 def test_ctrl_c_mid_delete_exits_130_with_the_summary(

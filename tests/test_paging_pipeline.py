@@ -62,12 +62,12 @@ async def test_slow_consumer_bounds_read_ahead() -> None:
 async def test_error_comes_after_earlier_pages() -> None:
     """A page that fails is raised after every record of the pages before it."""
     boom = ServerError("boom", status_code=503)
-    fetch = ListFetch(DATA, fail={300: boom}, ticks=random_ticks(1))
+    fetch = ListFetch(DATA, fail={297: boom}, ticks=random_ticks(1))  # the fourth request
     got: list[CustomerCallback] = []
     with pytest.raises(ServerError) as info:
         await drain(CallbackIterator(fetch, prefetch=4), got)
     assert info.value is boom
-    assert got == list(DATA[:300])
+    assert got == list(DATA[:298])
 
 
 async def test_exception_in_body_propagates_unwrapped_and_stops_requests() -> None:
@@ -82,14 +82,14 @@ async def test_exception_in_body_propagates_unwrapped_and_stops_requests() -> No
 
 async def test_cancellation_stops_the_producer() -> None:
     """A cancel scope around the walk cancels the producer; nothing keeps running."""
-    fetch = ListFetch(DATA, ticks=lambda _offset: 2, block=frozenset({400}))
+    fetch = ListFetch(DATA, ticks=lambda _offset: 2, block=frozenset({396}))  # the fifth
     got: list[CustomerCallback] = []
     with anyio.move_on_after(0.2) as scope:
         await drain(CallbackIterator(fetch, prefetch=4), got)
     assert scope.cancelled_caught
-    assert got == list(DATA[:400])
+    assert got == list(DATA[:397])
     assert fetch.in_flight == 0
-    assert 400 in fetch.cancelled
+    assert 396 in fetch.cancelled
 
 
 async def test_max_items_caps_the_pipelined_walk() -> None:
@@ -97,14 +97,18 @@ async def test_max_items_caps_the_pipelined_walk() -> None:
     fetch = ListFetch(DATA)
     got = await walk(CallbackIterator(fetch, max_items=250, prefetch=4))
     assert got == list(DATA[:250])
-    assert sorted(fetch.calls) == [(0, 100), (100, 100), (200, 50)]
+    assert sorted(fetch.calls) == [(0, 100), (99, 100), (198, 52)]  # one re-read per page
 
 
-async def test_dedupe_shortfall_plans_again() -> None:
-    """When dedupe drops records under max_items, the producer plans more pages for the rest."""
-    data = [*DATA[:100], *DATA[95:200]]  # five records come back twice at the boundary
-    fetch = ListFetch(data)
-    got = await walk(CallbackIterator(fetch, max_items=200, prefetch=2))
+async def test_max_items_plans_again_when_a_page_brings_fewer() -> None:
+    """Records added before the walk's place: pages bring fewer new ones, the walk plans more."""
+    fetch = ListFetch(DATA)
+    got: list[CustomerCallback] = []
+    async with CallbackIterator(fetch, max_items=200, prefetch=2) as it:
+        async for cb in it:
+            got.append(cb)
+            if len(got) == 100:
+                fetch.records[0:0] = [numbered(i, "new", user=None) for i in range(5)]
     assert [cb.customer_callback_id for cb in got] == [cb.customer_callback_id for cb in DATA[:200]]
 
 
@@ -159,11 +163,11 @@ async def test_base_exception_in_a_fetch_comes_out_unwrapped(piped: bool) -> Non
     """A BaseException (like Ctrl-C) raised while fetching reaches the caller as itself."""
 
     async def fetch(offset: int, limit: int) -> list[CustomerCallback]:
-        if offset >= 200:
+        if offset >= 198:  # the third request
             raise Fatal
         return list(DATA[offset : offset + limit])
 
     got: list[CustomerCallback] = []
     with pytest.raises(Fatal):
         await (drain if piped else walk_plain)(CallbackIterator(fetch, prefetch=1), got)
-    assert got == (list(DATA[:200]) if piped else [])
+    assert got == (list(DATA[:199]) if piped else [])

@@ -8,13 +8,14 @@ the server really got.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import ssl
 import subprocess
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import httpx
@@ -37,6 +38,7 @@ from ameyo_callbacks import (
     CallbackFilter,
     ConnectionFailedError,
     ConnectionLostError,
+    HttpBackend,
     ResponseTooLargeError,
     RetryPolicy,
     TLSError,
@@ -45,7 +47,7 @@ from ameyo_callbacks.testing import FakeAmeyo, Fault, FaultPlan, serve
 
 pytestmark = pytest.mark.integration
 
-BACKENDS = ["aiohttp", "httpx"]
+BACKENDS: list[HttpBackend] = ["aiohttp", "httpx"]
 SESSION = "sid-transport-31c4"
 FAST = RetryPolicy(
     attempts=3, wait_initial=0.01, wait_max=0.01, wait_jitter=0, timeout=10.0, attempt_timeout=5.0
@@ -55,8 +57,8 @@ PAGE = json.dumps([spec_record()]).encode()
 
 
 @pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def backend(request: pytest.FixtureRequest) -> HttpBackend:
+    return cast("HttpBackend", request.param)
 
 
 @pytest.fixture(autouse=True)
@@ -85,15 +87,17 @@ def _server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
     return context
 
 
-def client(url: str, backend: str, **kwargs: Any) -> AmeyoCallbacksClient:
+def client(url: str, backend: HttpBackend, **kwargs: Any) -> AmeyoCallbacksClient:
     kwargs.setdefault("retry", FAST)
     kwargs.setdefault("session_id", SESSION)
     return AmeyoCallbacksClient(url, http_backend=backend, **kwargs)
 
 
-async def answer_page(request: Request, reader: object, writer: object) -> bool:
-    writer.write(respond(200, PAGE))  # type: ignore[attr-defined]
-    await writer.drain()  # type: ignore[attr-defined]
+async def answer_page(
+    request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> bool:
+    writer.write(respond(200, PAGE))
+    await writer.drain()
     return True
 
 
@@ -110,7 +114,7 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 async def test_refused_says_nothing_listens_and_warns_once_per_retry(
-    backend: str, caplog: pytest.LogCaptureFixture
+    backend: HttpBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A closed port: ConnectionFailedError kind connection_refused, one WARNING per retry."""
     caplog.set_level(logging.DEBUG)
@@ -130,7 +134,7 @@ async def test_refused_says_nothing_listens_and_warns_once_per_retry(
     assert len(set(warned)) == 2  # attempt numbers differ: no line repeated
 
 
-async def test_connect_timeout_is_its_own_kind(backend: str) -> None:
+async def test_connect_timeout_is_its_own_kind(backend: HttpBackend) -> None:
     """A listener that never completes the handshake: kind connect_timeout."""
     with BlackHole() as hole:
         async with client(
@@ -148,7 +152,7 @@ async def test_connect_timeout_is_its_own_kind(backend: str) -> None:
 # TLS
 
 
-async def test_untrusted_certificate_is_not_retried(backend: str, ca: trustme.CA) -> None:
+async def test_untrusted_certificate_is_not_retried(backend: HttpBackend, ca: trustme.CA) -> None:
     """A certificate the client does not trust: TLSError tls_certificate, one attempt."""
     async with RawServer(answer_page, ssl_context=_server_context(ca, "127.0.0.1")) as server:
         async with client(server.url, backend) as c:
@@ -160,7 +164,9 @@ async def test_untrusted_certificate_is_not_retried(backend: str, ca: trustme.CA
     assert server.requests == []
 
 
-async def test_hostname_mismatch_is_not_retried(backend: str, ca: trustme.CA, ca_file: str) -> None:
+async def test_hostname_mismatch_is_not_retried(
+    backend: HttpBackend, ca: trustme.CA, ca_file: str
+) -> None:
     """A trusted certificate for another name: TLSError tls_hostname, one attempt."""
     context = _server_context(ca, "other.example")
     async with RawServer(answer_page, ssl_context=context) as server:
@@ -173,7 +179,7 @@ async def test_hostname_mismatch_is_not_retried(backend: str, ca: trustme.CA, ca
     assert server.requests == []
 
 
-async def test_https_to_a_plain_port_is_a_protocol_mismatch(backend: str) -> None:
+async def test_https_to_a_plain_port_is_a_protocol_mismatch(backend: HttpBackend) -> None:
     """https:// to a port that speaks plain HTTP: TLSError tls_protocol, one attempt."""
     async with RawServer(answer_page) as server:
         url = server.url.replace("http://", "https://")
@@ -186,7 +192,7 @@ async def test_https_to_a_plain_port_is_a_protocol_mismatch(backend: str) -> Non
 
 
 async def test_trusted_certificate_works_with_a_ca_file(
-    backend: str, ca: trustme.CA, ca_file: str
+    backend: HttpBackend, ca: trustme.CA, ca_file: str
 ) -> None:
     """The same TLS server with verify= its CA answers (the failures above are the cert's)."""
     async with RawServer(answer_page, ssl_context=_server_context(ca, "127.0.0.1")) as server:
@@ -196,7 +202,7 @@ async def test_trusted_certificate_works_with_a_ca_file(
 
 
 async def test_ssl_cert_file_is_read_unless_trust_env_is_off(
-    backend: str, ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
+    backend: HttpBackend, ca: trustme.CA, ca_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SSL_CERT_FILE names the CA by default; trust_env=False ignores it."""
     monkeypatch.setenv("SSL_CERT_FILE", ca_file)
@@ -213,12 +219,14 @@ async def test_ssl_cert_file_is_read_unless_trust_env_is_off(
 # The answer
 
 
-async def close_after_reading(request: Request, reader: object, writer: object) -> bool:
+async def close_after_reading(
+    request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> bool:
     return False
 
 
 async def test_connection_lost_after_sending_is_retried_and_never_resent_below(
-    backend: str,
+    backend: HttpBackend,
 ) -> None:
     """Closed with the request read: ConnectionLostError; one request reaches it per attempt."""
     async with RawServer(close_after_reading) as server:
@@ -233,12 +241,14 @@ async def test_connection_lost_after_sending_is_retried_and_never_resent_below(
     assert len(server.requests) == 3
 
 
-async def test_not_http_is_a_protocol_error(backend: str) -> None:
+async def test_not_http_is_a_protocol_error(backend: HttpBackend) -> None:
     """An answer that is not HTTP: ConnectionLostError kind protocol_error."""
 
-    async def garbage(request: Request, reader: object, writer: object) -> bool:
-        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")  # type: ignore[attr-defined]
-        await writer.drain()  # type: ignore[attr-defined]
+    async def garbage(
+        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        await writer.drain()
         return False
 
     async with RawServer(garbage) as server:
@@ -249,10 +259,12 @@ async def test_not_http_is_a_protocol_error(backend: str) -> None:
     assert "is not HTTP" in str(info.value)
 
 
-async def test_silent_server_is_a_read_timeout(backend: str) -> None:
+async def test_silent_server_is_a_read_timeout(backend: HttpBackend) -> None:
     """No byte for the read timeout: AnswerTimeoutError kind read_timeout."""
 
-    async def silent(request: Request, reader: object, writer: object) -> bool:
+    async def silent(
+        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         await anyio.sleep(5)
         return False
 
@@ -267,14 +279,16 @@ async def test_silent_server_is_a_read_timeout(backend: str) -> None:
 
 
 def trickler(*, status_line: bool, every: float = 0.1) -> RawServer:
-    async def trickle(request: Request, reader: object, writer: object) -> bool:
+    async def trickle(
+        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         answer = respond(200, PAGE * 20)
         head, _, body = answer.partition(b"\r\n\r\n")
         start = b"" if status_line else head + b"\r\n\r\n"
-        writer.write(start)  # type: ignore[attr-defined]
+        writer.write(start)
         for byte in (answer if status_line else body)[len(start) if status_line else 0 :]:
-            writer.write(bytes([byte]))  # type: ignore[attr-defined]
-            await writer.drain()  # type: ignore[attr-defined]
+            writer.write(bytes([byte]))
+            await writer.drain()
             await anyio.sleep(every)
         return True
 
@@ -282,7 +296,9 @@ def trickler(*, status_line: bool, every: float = 0.1) -> RawServer:
 
 
 @pytest.mark.parametrize("status_line", [False, True], ids=["body", "status-line"])
-async def test_trickling_answer_meets_the_attempt_deadline(backend: str, status_line: bool) -> None:
+async def test_trickling_answer_meets_the_attempt_deadline(
+    backend: HttpBackend, status_line: bool
+) -> None:
     """One byte every 0.1 s (never a read timeout): the attempt ends at attempt_timeout."""
     policy = RetryPolicy(attempts=1, attempt_timeout=0.5, timeout=None)
     async with trickler(status_line=status_line) as server:
@@ -297,7 +313,7 @@ async def test_trickling_answer_meets_the_attempt_deadline(backend: str, status_
     assert 0.5 <= elapsed < 1.5
 
 
-async def test_trickling_answer_ends_the_call_within_its_budget(backend: str) -> None:
+async def test_trickling_answer_ends_the_call_within_its_budget(backend: HttpBackend) -> None:
     """With retries, the call's budget ends the attempt in progress: budget + 1 s at most."""
     policy = RetryPolicy(
         attempts=10, timeout=1.5, attempt_timeout=0.6, wait_initial=0.05, wait_jitter=0
@@ -315,22 +331,26 @@ async def test_trickling_answer_ends_the_call_within_its_budget(backend: str) ->
 
 
 @pytest.mark.parametrize("announced", [True, False], ids=["content-length", "chunked"])
-async def test_oversized_answer_stops_reading_at_the_cap(backend: str, announced: bool) -> None:
+async def test_oversized_answer_stops_reading_at_the_cap(
+    backend: HttpBackend, announced: bool
+) -> None:
     """Over max_response_bytes: ResponseTooLargeError, not retried, the body left unread."""
     sent: list[int] = []
 
-    async def huge(request: Request, reader: object, writer: object) -> bool:
+    async def huge(
+        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
         block = b"x" * 65536
         if announced:
             head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(block) * 1000}\r\n\r\n"
         else:
             head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        writer.write(head.encode())  # type: ignore[attr-defined]
+        writer.write(head.encode())
         total = 0
         for _ in range(1000):
             chunk = block if announced else b"%x\r\n%s\r\n" % (len(block), block)
-            writer.write(chunk)  # type: ignore[attr-defined]
-            await writer.drain()  # type: ignore[attr-defined]
+            writer.write(chunk)
+            await writer.drain()
             total += len(block)
             sent.append(total)
         return False
@@ -353,7 +373,7 @@ async def test_oversized_answer_stops_reading_at_the_cap(backend: str, announced
 
 @pytest.mark.parametrize("mode", ["after", "before"])
 @pytest.mark.parametrize("seed", [1, 2])
-async def test_deleted_is_exactly_what_is_gone(backend: str, mode: str, seed: int) -> None:
+async def test_deleted_is_exactly_what_is_gone(backend: HttpBackend, mode: str, seed: int) -> None:
     """Connections closed after (or before) carrying out a delete: every outcome is true."""
     ids = {f"d810-{n}" for n in range(120)}
     policy = RetryPolicy(attempts=8, wait_initial=0.001, wait_max=0.005, wait_jitter=0)
@@ -368,7 +388,7 @@ async def test_deleted_is_exactly_what_is_gone(backend: str, mode: str, seed: in
     assert gone == ids
 
 
-async def test_not_found_without_a_lost_answer_is_still_reported(backend: str) -> None:
+async def test_not_found_without_a_lost_answer_is_still_reported(backend: HttpBackend) -> None:
     """An id that never existed is not_found (the rule needs a lost answer first)."""
     async with DeleteServer({"d810-1"}, mode="none", rate=0.0) as server:
         async with client(server.url, backend) as c:
@@ -382,7 +402,7 @@ async def test_not_found_without_a_lost_answer_is_still_reported(backend: str) -
 
 
 async def test_proxy_from_the_environment_is_used_unless_trust_env_is_off(
-    backend: str, monkeypatch: pytest.MonkeyPatch
+    backend: HttpBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """HTTP_PROXY routes requests through the proxy; trust_env=False and NO_PROXY bypass it."""
     async with RawServer(answer_page) as server, RecordingProxy() as proxy:
@@ -400,7 +420,9 @@ async def test_proxy_from_the_environment_is_used_unless_trust_env_is_off(
     assert len(server.requests) == 3
 
 
-async def test_explicit_proxy_tunnels_https(backend: str, ca: trustme.CA, ca_file: str) -> None:
+async def test_explicit_proxy_tunnels_https(
+    backend: HttpBackend, ca: trustme.CA, ca_file: str
+) -> None:
     """proxy= sends https through a CONNECT tunnel (even with trust_env=False)."""
     context = _server_context(ca, "127.0.0.1")
     async with RawServer(answer_page, ssl_context=context) as server, RecordingProxy() as proxy:
@@ -412,7 +434,7 @@ async def test_explicit_proxy_tunnels_https(backend: str, ca: trustme.CA, ca_fil
     assert len(server.requests) == 1
 
 
-async def test_dead_proxy_is_a_proxy_error(backend: str) -> None:
+async def test_dead_proxy_is_a_proxy_error(backend: HttpBackend) -> None:
     """A proxy that is not there: ConnectionFailedError naming the proxy settings."""
     async with RawServer(answer_page) as server:
         async with client(
@@ -431,7 +453,7 @@ async def test_dead_proxy_is_a_proxy_error(backend: str) -> None:
 # The fake's faults on a real socket (uvicorn)
 
 
-async def test_fake_close_after_acting_on_a_socket(backend: str) -> None:
+async def test_fake_close_after_acting_on_a_socket(backend: HttpBackend) -> None:
     """Fault.close(apply_before_fault=True) over uvicorn: the delete done is reported done."""
     fake = FakeAmeyo.seeded(20, campaigns=(6,), seed=2)
     ids = sorted(fake.ids())
@@ -447,7 +469,7 @@ async def test_fake_close_after_acting_on_a_socket(backend: str) -> None:
     assert set(result.deleted) == set(ids) - fake.ids() == set(ids)
 
 
-async def test_fake_trickle_and_oversized_on_a_socket(backend: str) -> None:
+async def test_fake_trickle_and_oversized_on_a_socket(backend: HttpBackend) -> None:
     """Fault.trickle meets the attempt deadline; Fault.oversized the size cap; then answers."""
     fake = FakeAmeyo.seeded(20, campaigns=(6,), seed=2)
     fake.script("list", Fault.trickle(interval=0.05), Fault.oversized(size=4 * 1024 * 1024))
@@ -508,7 +530,7 @@ print("peak_mb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 
 
-def test_a_300_mb_answer_keeps_peak_memory_bounded(backend: str) -> None:
+def test_a_300_mb_answer_keeps_peak_memory_bounded(backend: HttpBackend) -> None:
     """A server sending a 300 MB body: the default cap stops reading; peak RSS < 100 MB."""
     out = subprocess.run(  # noqa: S603  (this interpreter, our own script)
         [sys.executable, "-c", RSS_SCRIPT, backend],

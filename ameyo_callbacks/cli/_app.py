@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -32,13 +32,16 @@ from ._delete import (
 )
 from ._export import FORMATS, ExportPlan, output_format, run_export
 from ._files import check_writable, describe, is_special
-from ._params import DATES_HELP, FilterBounds, filter_options
+from ._params import DATES_HELP, Concurrency, FilterBounds, filter_options
 from ._ui import count, logging_to_stderr
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["cli", "run"]
+
+#: The most deletes ``--concurrency`` and ``--max-concurrency`` allow in flight.
+MAX_CONCURRENCY = 100
 
 _CONFIG_HELP = """\
 Connection: --base-url or AMEYO_BASE_URL; a session from AMEYO_SESSION_ID,
@@ -278,11 +281,19 @@ def _wheres(bounds: FilterBounds, campaign_ids: tuple[int, ...]) -> tuple[Callba
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option(
     "--concurrency",
-    type=click.IntRange(min=1, max=100),
-    metavar="N",
+    type=Concurrency(maximum=MAX_CONCURRENCY),
+    metavar="N|auto",
     default=8,
     show_default=True,
-    help="Deletes in flight at once.",
+    help=f"Deletes in flight at once (1 to {MAX_CONCURRENCY}), or 'auto': start at 1 and "
+    "follow the server (up to --max-concurrency), backing off when its latency grows or "
+    "it throttles. The progress bar shows 'in flight' as now/limit.",
+)
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(min=1, max=MAX_CONCURRENCY),
+    metavar="N",
+    help="The most deletes in flight --concurrency auto may reach (default 32).",
 )
 @click.option(
     "--backup",
@@ -315,7 +326,8 @@ def delete(
     tenant: bool,
     dry_run: bool,
     yes: bool,
-    concurrency: int,
+    concurrency: int | Literal["auto"],
+    max_concurrency: int | None,
     backup: str | None,
     failed_out: str | None,
     not_found_out: str | None,
@@ -346,6 +358,12 @@ def delete(
             "to save: export them first (export --format jsonl), or delete by filter"
         )
         raise click.UsageError(msg)
+    if max_concurrency is not None and concurrency != "auto":
+        msg = (
+            "--max-concurrency bounds --concurrency auto; with a fixed --concurrency "
+            f"{concurrency} drop it (or pass --concurrency auto)"
+        )
+        raise click.UsageError(msg)
     outputs = DeleteOutputs(
         backup=backup,
         failed_out=failed_out,
@@ -358,6 +376,7 @@ def delete(
         ids=reader,
         wheres=() if reader is not None else _wheres(bounds, campaign_ids),
         concurrency=concurrency,
+        max_concurrency=max_concurrency,
     )
     if dry_run and reader is not None:  # counting a file needs no server
         show_dry_ids(reader, outputs)

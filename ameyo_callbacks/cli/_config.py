@@ -68,6 +68,7 @@ class ConnectionOptions:
     verbose: bool
     quiet: bool = False
     profile: str | None = None
+    max_rate: float | None = None
     #: The names given on the command line (they win over a profile).
     explicit: frozenset[str] = frozenset()
 
@@ -81,6 +82,10 @@ class Connection:
     verify: bool | str = True
     timeout: float | None = None
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    #: Requests a second across the whole command (``--max-rate``); None: unpaced.
+    max_rate: float | None = None
+    #: The upper bound of ``--concurrency auto`` (``--max-concurrency``); None: the client's.
+    max_concurrency: int | None = None
 
 
 _OPTIONS = (
@@ -123,6 +128,14 @@ _OPTIONS = (
         show_default=True,
         metavar="N",
         help="Retries of a failed request (after the first attempt); 0 turns retries off.",
+    ),
+    click.option(
+        "--max-rate",
+        type=click.FloatRange(min=0, min_open=True),
+        metavar="N",
+        help="At most N requests a second to the server, evenly spaced, across the whole "
+        "command (listing, deletes, retries and logins count); e.g. 0.5 is one every 2 s. "
+        "Default: no limit.",
     ),
     click.option(
         "--demo",
@@ -235,6 +248,7 @@ def _client_options(options: ConnectionOptions) -> dict[str, Any]:
     return {
         "timeout": options.timeout,
         "retry": RetryPolicy(attempts=options.retries + 1),
+        "max_rate": options.max_rate,
     }
 
 
@@ -319,6 +333,10 @@ def client_options(connection: Connection) -> dict[str, Any]:
         options["timeout"] = connection.timeout
     if connection.verify is not True:
         options["verify"] = connection.verify
+    if connection.max_rate is not None:
+        options["max_rate"] = connection.max_rate
+    if connection.max_concurrency is not None:
+        options["max_concurrency"] = connection.max_concurrency
     return options
 
 

@@ -3,7 +3,9 @@
 A filter delete runs in two phases. It first *lists* what the filters match
 (``iter_callbacks``, not deleting, so the pages do not move under the walk),
 which gives the count the prompt and the dry run show; then it *deletes*
-exactly those ids with ``delete_callbacks``, ``concurrency`` at a time. With
+exactly those ids with ``delete_callbacks``, ``concurrency`` at a time (or
+``"auto"``: a limit that follows the server; the bar shows ``in flight
+now/limit``). With
 ``--backup FILE`` each record is appended to FILE in the wire's JSON, and
 flushed, just before its DELETE is sent: FILE holds every callback whose
 delete was sent (the deleted ones, and the failed ones, which are also in
@@ -22,7 +24,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, nullcontext
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import attrs
 import click
@@ -164,7 +166,10 @@ class DeletePlan:
 
     ids: IdsReader | None
     wheres: tuple[CallbackFilter, ...]
-    concurrency: int
+    #: Deletes in flight: a number, or ``"auto"`` (the limit follows the server).
+    concurrency: int | Literal["auto"] = 8
+    #: The bound of ``"auto"`` (None: the client's default).
+    max_concurrency: int | None = None
 
     def describe(self) -> str:
         """The filters in words (``campaign 6; users asha``, joined by ``or``)."""
@@ -378,25 +383,40 @@ class _Feed:
 async def _delete(
     connection: Connection,
     feed: Iterable[str],
-    concurrency: int,
+    plan: DeletePlan,
     tally: BulkTally,
     on_progress: Callable[[BulkProgress], None] | None,
 ) -> None:
+    if plan.max_concurrency is not None:
+        connection = attrs.evolve(connection, max_concurrency=plan.max_concurrency)
     async with open_client(connection) as client:
         await client.delete_callbacks(
-            feed, concurrency=concurrency, on_progress=on_progress, tally=tally
+            feed, concurrency=plan.concurrency, on_progress=on_progress, tally=tally
         )
 
 
-def _progress_display(total: int | None, quiet: bool) -> tuple[Progress | None, TaskID]:
+def _in_flight(state: BulkProgress) -> str:
+    """``3/8``: deletes in flight now / the limit in force (fixed, or the adaptive one)."""
+    return f"{count(state.in_flight)}/{count(state.limit)}"
+
+
+def _progress_display(
+    total: int | None, quiet: bool, concurrency: int | Literal["auto"]
+) -> tuple[Progress | None, TaskID]:
     if quiet:
         return None, TaskID(0)
-    fields = ("deleted", "not_found", "failed")
+    fields = ("deleted", "not_found", "failed", "in_flight")
     display = progress(*fields) if total is None else bar(*fields)
     if display is None:
         return None, TaskID(0)
     task = display.add_task(
-        "deleting", total=total, deleted="0", not_found="0", failed="0", rate="0"
+        "deleting",
+        total=total,
+        deleted="0",
+        not_found="0",
+        failed="0",
+        in_flight=f"0/{concurrency}",
+        rate="0",
     )
     return display, task
 
@@ -423,7 +443,7 @@ def run_delete(
     error: AmeyoError | None = None
     if listing is not None:
         total = len(listing.ids)
-    display, task = _progress_display(total, outputs.quiet)
+    display, task = _progress_display(total, outputs.quiet, plan.concurrency)
 
     def on_progress(state: BulkProgress) -> None:
         if display is not None:
@@ -434,6 +454,7 @@ def run_delete(
                 deleted=count(state.deleted),
                 not_found=count(state.not_found),
                 failed=count(state.failed),
+                in_flight=_in_flight(state),
                 rate=count(round(state.done / elapsed)) if elapsed > 0 else "0",
             )
 
@@ -448,7 +469,7 @@ def run_delete(
             feed = _Feed(plan.ids, {}, None)
         try:
             with display if display is not None else nullcontext():
-                asyncio.run(_delete(connection, feed, plan.concurrency, tally, on_progress))
+                asyncio.run(_delete(connection, feed, plan, tally, on_progress))
         except AmeyoError as exc:  # not expected: delete_callbacks reports failures per id
             error = exc
         except BaseException as exc:
@@ -477,6 +498,7 @@ def run_delete(
         error=error,
         note=note,
         matched=None if listing is None else len(listing.ids),
+        limit=tally.progress().limit,
     )
 
 
@@ -491,6 +513,7 @@ def _finish(
     error: AmeyoError | None,
     note: str,
     matched: int | None,
+    limit: int,
 ) -> int:
     written: dict[str, str] = {}
     write_error: click.ClickException | None = None
@@ -538,6 +561,8 @@ def _finish(
                 {"id": cb_id, "reason": explain(exc)} for cb_id, exc in result.failed.items()
             ],
             "files": written,
+            "concurrency": plan.concurrency,
+            "limit": limit or None,
             "elapsed_s": round(elapsed, 3),
             "interrupted": interrupted,
             "exit_status": status,

@@ -1,4 +1,4 @@
-"""Click parameters shared by commands: date bounds and the list filters.
+"""Click parameters shared by commands: date bounds, the list filters, ``--concurrency``.
 
 ``filter_options`` adds ``--user-id``, ``--added-from`` and the rest and
 hands the command one :class:`FilterBounds`, whose :meth:`FilterBounds.where_for`
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import attrs
 import click
@@ -19,7 +19,7 @@ import click
 from .. import CallbackFilter
 from ._dates import DATE_FORMS, DateError, iso_ms, parse_bound
 
-__all__ = ["DATES_HELP", "DateBound", "FilterBounds", "filter_options"]
+__all__ = ["DATES_HELP", "Concurrency", "DateBound", "FilterBounds", "filter_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,6 +41,41 @@ class DateBound(click.ParamType):  # type: ignore[type-arg]  # generic only in c
             return parse_bound(str(value), end_of_day=self.end_of_day)
         except DateError as exc:
             self.fail(str(exc), param, ctx)
+
+
+class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
+    """``--concurrency``: an int in ``[1, maximum]``, or ``auto`` (any case) -> ``"auto"``."""
+
+    name = "concurrency"
+
+    def __init__(self, *, maximum: int) -> None:
+        self.maximum = maximum
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | Literal["auto"]:
+        if type(value) is int:
+            number = value
+        else:
+            text = str(value).strip()
+            if text.lower() == "auto":
+                return "auto"
+            try:
+                number = int(text)
+            except ValueError:
+                self.fail(
+                    f"{text!r} is neither a number of deletes (1 to {self.maximum}) nor 'auto'",
+                    param,
+                    ctx,
+                )
+        if not 1 <= number <= self.maximum:
+            self.fail(
+                f"{number} is not in the range 1 to {self.maximum} (or 'auto' to follow "
+                "the server)",
+                param,
+                ctx,
+            )
+        return number
 
 
 @attrs.frozen
