@@ -705,7 +705,12 @@ class CallbackIterator:
                 )
             previous = seq
         if anchor is None:
-            if not (offset == 0 and window.whole and window.restarts == 0):
+            if not (
+                offset == 0
+                and window.whole
+                and window.restarts == 0
+                and window.next_seq < self._page_size
+            ):
                 return None
             window.restarts += 1  # once per walk: twice means the order is not stable
             # Every record before the walk's start is known: the page starts
@@ -829,9 +834,12 @@ class CallbackIterator:
                 continue
             tried.add(offset)
             records = await self._fetch(offset, limit)
-            seqs = self._window.seqs
-            if sum(1 for r in records if r.customer_callback_id in seqs) < min(2, len(seqs)):
-                continue  # a re-read joins on two yielded records at least (one may be chance)
+            if offset == 0 and not records:
+                # the list is empty now: nothing present throughout is left to yield
+                self._done = True
+                self._flights.clear()
+                self._outstanding = 0
+                return False
             joined = self._join(records, offset)
             if joined is None:
                 continue

@@ -72,6 +72,7 @@ class FakeServer:
     campaigns: Sequence[int] = (CAMPAIGN,)
     seed: int = 0
     log_limit: int = 1000
+    extra_args: Sequence[str] = ()  # more fake-server options (e.g. --order, --live-rate)
     url: str = ""
     session_id: str = ""
     options: list[str] = field(default_factory=list)
@@ -99,6 +100,7 @@ class FakeServer:
             str(self.latency_ms),
             "--log-limit",
             str(self.log_limit),
+            *self.extra_args,
             *self.options,
         ]
         self._proc = subprocess.Popen(

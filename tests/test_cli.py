@@ -1084,6 +1084,7 @@ def test_fixed_concurrency_progress_shows_in_flight_over_the_limit(
 ) -> None:
     """On a terminal the bar shows 'in flight now/limit'; a fixed --concurrency is the limit."""
     monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "120")
     fake.latency = 0.002
     result = run("delete", "--campaign-id", "6", "--yes", "--concurrency", "6", "--json")
     assert result.exit_code == 0, result.output
@@ -1100,6 +1101,7 @@ def test_concurrency_auto_follows_the_server_within_max_concurrency(
 ) -> None:
     """--concurrency auto: starts at 1, climbs (never past --max-concurrency), deletes all."""
     monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "120")
     fake.latency = 0.005
     victims = {cb.customer_callback_id for cb in in_campaign(fake, 6)}
     result = run(
@@ -1157,6 +1159,19 @@ def test_bad_limits_are_usage_errors_sending_nothing(
     assert message in result.stderr
     assert not fake.requests
     assert fake.ids() >= {cb.customer_callback_id for cb in in_campaign(fake, 6)}
+
+
+@pytest.mark.parametrize(("typed", "offered"), [("a", ["plain,auto"]), ("4", [])])
+def test_concurrency_completes_auto(typed: str, offered: list[str]) -> None:
+    """Shell completion of --concurrency offers 'auto' (and nothing for a number)."""
+    env = {
+        "_AMEYO_CALLBACKS_COMPLETE": "bash_complete",
+        "COMP_WORDS": f"ameyo-callbacks delete --concurrency {typed}",
+        "COMP_CWORD": "3",
+    }
+    result = CliRunner().invoke(cli, [], prog_name="ameyo-callbacks", env=env)
+    assert result.exit_code == 0
+    assert result.output.split() == offered
 
 
 def test_export_refuses_a_zero_max_rate(fake: FakeAmeyo, configured: list[Any]) -> None:
@@ -1596,6 +1611,7 @@ def test_delete_shows_listing_then_a_bar_with_total(
 ) -> None:
     """On a terminal: 'listing matches' with its count, then a bar: done/total, %, rate, ETA."""
     monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "120")  # the whole bar (80 columns trims the widest parts)
     n = len(in_campaign(fake, 6))
     result = run("delete", "--campaign-id", "6", "--yes")
     assert result.exit_code == 0, result.output
@@ -1606,6 +1622,7 @@ def test_delete_shows_listing_then_a_bar_with_total(
     assert "100%" in shown
     assert "ETA" in shown
     assert "/s" in shown
+    assert "in flight 0/8" in shown  # the default --concurrency is the limit
 
 
 def test_ids_file_delete_shows_a_bar_with_its_distinct_total(

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 import click
+from click.shell_completion import CompletionItem
 
 from .. import CallbackFilter
 from ._dates import DATE_FORMS, DateError, iso_ms, parse_bound
@@ -76,6 +77,12 @@ class Concurrency(click.ParamType):  # type: ignore[type-arg]  # generic only in
                 ctx,
             )
         return number
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        """Tab completes ``auto``."""
+        return [CompletionItem("auto")] if "auto".startswith(incomplete.lower()) else []
 
 
 @attrs.frozen
