@@ -69,7 +69,8 @@ from types import TracebackType
 from typing import Any, Literal
 
 import anyio
-from anyio.abc import TaskGroup, TaskStatus
+import sniffio
+from anyio.abc import TaskGroup
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import BaseExceptionGroup
@@ -275,31 +276,51 @@ class _Flight:
 class Background:
     """Where the prefetch requests of a plain ``async for`` run: a client's ``async with``.
 
-    ``open()`` (in the client's ``__aenter__``) starts one runner task that
+    ``open()`` (in the client's ``__aenter__``) spawns one runner task that
     owns a task group; requests are started in it from any task, and
     ``cancel()`` (``aclose``) stops them all without touching the caller's
-    own code. ``close()`` (``__aexit__``, the task that opened it) waits for
-    the runner. Without one, iterators fall back to waves.
+    own code. ``close()`` waits for the runner, from any task: the task group
+    is entered and left inside the runner, never in the caller's task, so a
+    client opened in one task may be closed in another (pytest-asyncio runs
+    a fixture's set-up and tear-down in different tasks). The runner is a
+    plain asyncio task, or a trio system task, since neither library lets a
+    task group outlive the block that opened it. Without one, iterators fall
+    back to waves.
     """
 
-    __slots__ = ("_group", "_inner", "_scope")
+    __slots__ = ("_done", "_inner", "_scope", "_task")
 
     def __init__(self) -> None:
-        self._group: TaskGroup | None = None
         self._inner: TaskGroup | None = None
         self._scope = anyio.CancelScope()
+        self._done: anyio.Event | None = None
+        self._task: object = None  # the asyncio task, kept referenced while it runs
 
     async def open(self) -> None:
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._group = group
-        self._inner = await group.start(self._run)
+        started, done = anyio.Event(), anyio.Event()
+        self._done = done
 
-    async def _run(self, *, task_status: TaskStatus[TaskGroup]) -> None:
-        with self._scope:
-            async with anyio.create_task_group() as inner:
-                task_status.started(inner)
-                await anyio.sleep_forever()
+        async def run() -> None:
+            try:
+                with self._scope:
+                    async with anyio.create_task_group() as inner:
+                        self._inner = inner
+                        started.set()
+                        await anyio.sleep_forever()
+            finally:
+                self._inner = None
+                started.set()
+                done.set()
+
+        if sniffio.current_async_library() == "trio":
+            import trio  # noqa: PLC0415  (only on trio)
+
+            trio.lowlevel.spawn_system_task(run)
+        else:
+            import asyncio  # noqa: PLC0415
+
+            self._task = asyncio.get_running_loop().create_task(run())
+        await started.wait()
 
     @property
     def active(self) -> bool:
@@ -315,13 +336,13 @@ class Background:
         self._scope.cancel()
 
     async def close(self) -> None:
+        """Cancel, and wait until the runner and its requests are done (from any task)."""
         self.cancel()
-        group, self._group = self._group, None
-        if group is not None:
-            try:
-                await group.__aexit__(None, None, None)
-            except BaseExceptionGroup as group_error:
-                raise _sole(group_error) from None
+        done = self._done
+        if done is not None:
+            with anyio.CancelScope(shield=True):
+                await done.wait()
+        self._task = None
 
 
 class CallbackIterator:

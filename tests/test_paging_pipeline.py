@@ -6,8 +6,9 @@ import anyio
 import pytest
 from _support import ListFetch, numbered, random_ticks
 
-from ameyo_callbacks import CallbackIterator, CustomerCallback
+from ameyo_callbacks import CallbackFilter, CallbackIterator, CustomerCallback
 from ameyo_callbacks.exceptions import ServerError
+from ameyo_callbacks.testing import FakeAmeyo
 
 DATA = tuple(numbered(i, user=None) for i in range(1000))
 
@@ -171,3 +172,24 @@ async def test_base_exception_in_a_fetch_comes_out_unwrapped(piped: bool) -> Non
     with pytest.raises(Fatal):
         await (drain if piped else walk_plain)(CallbackIterator(fetch, prefetch=1), got)
     assert got == (list(DATA[:199]) if piped else [])
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_client_entered_in_one_task_closes_in_another(anyio_backend: str) -> None:
+    """A client entered in one task and left in another (a pytest-asyncio fixture does
+    this) closes cleanly and cancels the prefetch its plain ``async for`` left running."""
+    fake = FakeAmeyo.seeded(2_000, latency=0.01)
+    client = fake.client()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.__aenter__)
+    seen = 0
+    async for _ in client.iter_callbacks(CallbackFilter.tenant(), prefetch=8):
+        seen += 1
+        if seen == 150:
+            break
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(client.__aexit__, None, None, None)
+    await anyio.sleep(0.05)
+    assert fake.in_flight == 0
+    assert "closed" in repr(client)
