@@ -6,40 +6,38 @@ sessions. ``ameyo_callbacks.testing`` holds a fake Ameyo server to test
 against. The error tree is drawn in ``ameyo_callbacks.exceptions``.
 """
 
-# First, before anything imports httpx: httpx without its command line (see there).
-from . import _httpx_import  # noqa: F401
+import importlib as _importlib
+import logging as _logging
+import typing as _typing
 
-# isort: split
-import logging
-
-import httpx
-
-from ._bulk import BulkDeleteResult, BulkProgress, BulkTally
-from ._client import DEFAULT_TIMEOUT, AmeyoCallbacksClient, HttpBackend
-from ._convert import make_converter
-from ._filters import CallbackFilter, DateBound
-from ._models import CustomerCallback, Page
-from ._paging import CallbackIterator
-from ._retry import AnyioClock, BackoffGate, Clock, RetryPolicy
-from ._session import LoginSession, SessionProvider, StaticSession
 from ._version import __version__
-from .exceptions import (
-    AmeyoError,
-    AnswerTimeoutError,
-    APIError,
-    AuthenticationError,
-    CallbackNotFoundError,
-    ConnectionFailedError,
-    ConnectionLostError,
-    ConsistencyError,
-    IncompleteDeleteError,
-    RateLimitedError,
-    ResponseFormatError,
-    ResponseTooLargeError,
-    ServerError,
-    TLSError,
-    TransportError,
-)
+
+if _typing.TYPE_CHECKING:
+    from ._bulk import BulkDeleteResult, BulkProgress, BulkTally
+    from ._client import DEFAULT_TIMEOUT, AmeyoCallbacksClient, HttpBackend
+    from ._convert import make_converter
+    from ._filters import CallbackFilter, DateBound
+    from ._models import CustomerCallback, Page
+    from ._paging import CallbackIterator
+    from ._retry import AnyioClock, BackoffGate, Clock, RetryPolicy
+    from ._session import LoginSession, SessionProvider, StaticSession
+    from .exceptions import (
+        AmeyoError,
+        AnswerTimeoutError,
+        APIError,
+        AuthenticationError,
+        CallbackNotFoundError,
+        ConnectionFailedError,
+        ConnectionLostError,
+        ConsistencyError,
+        IncompleteDeleteError,
+        RateLimitedError,
+        ResponseFormatError,
+        ResponseTooLargeError,
+        ServerError,
+        TLSError,
+        TransportError,
+    )
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -80,15 +78,58 @@ __all__ = [
 ]
 
 
-def _publish() -> None:
-    """Show every public name at its public path (httpx does this): reprs, tracebacks, docs."""
-    for name in __all__:
-        value = globals()[name]
-        if not isinstance(value, (str, httpx.Timeout)):
+# Where each public name lives. Importing the package loads none of them (style
+# habit 15: `import ameyo_callbacks` costs nothing until a name is used); the
+# first use imports its module, and with it httpx (without httpx's command
+# line: see _httpx_import). aiohttp waits until a client builds its transport.
+_HOME = {
+    "BulkDeleteResult": "._bulk",
+    "BulkProgress": "._bulk",
+    "BulkTally": "._bulk",
+    "DEFAULT_TIMEOUT": "._client",
+    "AmeyoCallbacksClient": "._client",
+    "HttpBackend": "._client",
+    "make_converter": "._convert",
+    "CallbackFilter": "._filters",
+    "DateBound": "._filters",
+    "CustomerCallback": "._models",
+    "Page": "._models",
+    "CallbackIterator": "._paging",
+    "AnyioClock": "._retry",
+    "BackoffGate": "._retry",
+    "Clock": "._retry",
+    "RetryPolicy": "._retry",
+    "LoginSession": "._session",
+    "SessionProvider": "._session",
+    "StaticSession": "._session",
+    **{name: ".exceptions" for name in __all__ if name.endswith("Error")},
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name not in _HOME:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    _load()
+    return globals()[name]
+
+
+def _load() -> None:
+    """Import every public name at once, and show each at its public path (httpx does
+    this: reprs, tracebacks and docs say ``ameyo_callbacks.X``)."""
+    from . import _httpx_import  # noqa: F401, PLC0415  (before the first httpx import)
+
+    for name, home in _HOME.items():
+        value = getattr(_importlib.import_module(home, __name__), name)
+        if not isinstance(value, str) and type(value).__module__ != "httpx._config":
             value.__module__ = __name__
+        globals()[name] = value
 
 
-_publish()
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 # A library logs, the application decides where to: without its own logging
 # set up, our retry warnings are not printed (the stdlib's "last resort").
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())

@@ -37,13 +37,21 @@ def loaded(modules: set[str], *roots: str) -> list[str]:
     return sorted(m for m in modules if m.split(".")[0] in roots)
 
 
-def test_import_package_loads_neither_aiohttp_nor_cli_libraries() -> None:
-    """`import ameyo_callbacks` loads httpx but not aiohttp, click, rich nor httpx's own CLI."""
+def test_import_package_loads_no_dependency() -> None:
+    """`import ameyo_callbacks` loads none of its dependencies: names load on first use."""
     modules = modules_after("import ameyo_callbacks")
-    assert "httpx" in modules  # the check can see an import
+    assert "ameyo_callbacks" in modules  # the check can see an import
+    assert loaded(modules, "httpx", "httpcore", "attrs", "attr", "cattrs", "stamina") == []
+    assert loaded(modules, *ASYNC_HTTP_STACK, *CLI_LIBRARIES) == []
+    assert not {"ameyo_callbacks.cli", "ameyo_callbacks.testing"} & modules
+
+
+def test_first_name_used_loads_httpx_but_neither_aiohttp_nor_cli_libraries() -> None:
+    """Using a public name loads httpx, but not aiohttp, click, rich nor httpx's own CLI."""
+    modules = modules_after("import ameyo_callbacks\nameyo_callbacks.CallbackFilter")
+    assert "httpx" in modules
     assert loaded(modules, *ASYNC_HTTP_STACK, *CLI_LIBRARIES) == []
     assert "httpx._main" not in modules
-    assert not {"ameyo_callbacks.cli", "ameyo_callbacks.testing"} & modules
 
 
 def test_client_names_load_neither_aiohttp_nor_cli_libraries() -> None:
@@ -65,7 +73,10 @@ def test_httpx_loaded_first_is_left_alone() -> None:
 
 def test_httpx_command_line_still_runs_after_our_import() -> None:
     """`httpx.main` still runs httpx's real command line once our package is imported."""
-    code = "import ameyo_callbacks, httpx\nhttpx.main(['--help'])\n"
+    code = (
+        "import ameyo_callbacks, httpx\nameyo_callbacks.AmeyoCallbacksClient\n"
+        "httpx.main(['--help'])\n"
+    )
     out = subprocess.run(  # noqa: S603
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
