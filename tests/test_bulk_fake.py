@@ -96,8 +96,10 @@ async def test_client_reports_unknown_ids_as_not_found() -> None:
 @pytest.mark.parametrize("concurrency", [1, 4, 12])
 async def test_client_high_water_mark_equals_concurrency(concurrency: int) -> None:
     """With server latency, the fake sees exactly ``concurrency`` deletes in flight at the peak."""
-    fake = FakeAmeyo.seeded(60, latency=0.01)
-    ids = _some_ids(fake, 4 * concurrency)  # four rounds of 10 ms
+    # 50 ms: long enough that every worker has sent before the first answer
+    # lands, even on a loaded machine (at 10 ms, 12 workers sometimes were not).
+    fake = FakeAmeyo.seeded(60, latency=0.05)
+    ids = _some_ids(fake, 4 * concurrency)  # four rounds of 50 ms
     async with fake.client() as client:
         result = await client.delete_callbacks(ids, concurrency=concurrency)
     assert fake.max_concurrency == concurrency
