@@ -124,15 +124,10 @@ class RawServer:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._server is not None
-        self._server.close()
-        await _stop(self._tasks)
-        await self._server.wait_closed()
+        await _shut_down(self._server, self._tasks)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+        task = _tracked(self._tasks)
         self.connections += 1
         try:
             while True:
@@ -158,6 +153,22 @@ class RawServer:
 def _hang_up(writer: asyncio.StreamWriter) -> None:
     writer.transport.abort()
     writer.close()
+
+
+def _tracked(tasks: set[asyncio.Task[Any]]) -> asyncio.Task[Any]:
+    """The running connection task, added to ``tasks`` (it discards itself at its end)."""
+    task = asyncio.current_task()
+    assert task is not None
+    tasks.add(task)
+    return task
+
+
+async def _shut_down(server: asyncio.Server | None, tasks: set[asyncio.Task[Any]]) -> None:
+    """Stop listening, end the connection tasks (see _stop), wait for the server to close."""
+    assert server is not None
+    server.close()
+    await _stop(tasks)
+    await server.wait_closed()
 
 
 async def _stop(tasks: set[asyncio.Task[Any]]) -> None:
@@ -273,15 +284,10 @@ class RecordingProxy:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await _stop(self._tasks)
-        await self._server.wait_closed()
+        await _shut_down(self._server, self._tasks)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+        task = _tracked(self._tasks)
         try:
             while True:
                 request = await read_request(reader)

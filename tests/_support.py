@@ -6,10 +6,13 @@ on ``sys.path``) and never import one another. Fixtures live in ``conftest.py``.
 
 from __future__ import annotations
 
+import json
 import random
+import signal
+import subprocess
 from collections.abc import AsyncIterable, Callable, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import httpx
@@ -17,6 +20,9 @@ import respx
 
 from ameyo_callbacks import CustomerCallback
 from ameyo_callbacks._protocol import CALLBACKS_PREFIX, NOT_FOUND_KEY
+
+if TYPE_CHECKING:
+    from ameyo_callbacks.testing import FakeAmeyo
 
 __all__ = [
     "BASE",
@@ -34,11 +40,16 @@ __all__ = [
     "TOKEN",
     "ListFetch",
     "drain_into",
+    "expected_row",
+    "fake_http",
     "ids",
+    "interrupt",
+    "iso_z",
     "last_request",
     "make_callback",
     "numbered",
     "random_ticks",
+    "reap",
     "spec_record",
 ]
 
@@ -117,6 +128,51 @@ def numbered(i: int, prefix: str = "cb", **fields: Any) -> CustomerCallback:
     """Callback number ``i``: id ``<prefix>-<i:05d>``, customer ``i``, added ``i`` s after T0."""
     fields.setdefault("seconds", i)
     return make_callback(f"{prefix}-{i:05d}", customer_id=i, **fields)
+
+
+def iso_z(moment: datetime) -> str:
+    """``moment`` as the CLI writes it: ISO-8601 UTC with milliseconds and a ``Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def expected_row(cb: CustomerCallback) -> list[str]:
+    """The CSV row the CLI's export writes for ``cb``."""
+    return [
+        cb.customer_callback_id,
+        str(cb.campaign_id),
+        iso_z(cb.callback_time),
+        "true" if cb.self_callback else "false",
+        cb.user_id or "",
+        cb.phone,
+        "" if cb.customer_id is None else str(cb.customer_id),
+        iso_z(cb.date_added),
+        json.dumps(dict(cb.extra), separators=(",", ":")) if cb.extra else "{}",
+    ]
+
+
+def fake_http(app: FakeAmeyo, *, session: bool = True) -> httpx.AsyncClient:
+    """An httpx client on ``app`` in-process (ASGITransport: no socket).
+
+    It sends ``app``'s sessionId on every request unless ``session`` is False.
+    """
+    headers = {"sessionId": app.session_id} if session else {}
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://ameyo.invalid", headers=headers
+    )
+
+
+def interrupt(proc: subprocess.Popen[str], timeout: float) -> str:
+    """Send ``proc`` a SIGINT (Ctrl-C), wait up to ``timeout`` s for its exit; its stderr."""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=timeout)
+    return err
+
+
+def reap(proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc`` if it still runs and wait for it: the ``finally`` of a test that started it."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate(timeout=10)
 
 
 def ids(records: Sequence[CustomerCallback]) -> list[str]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 import respx
 import stamina
-from _support import BASE
+from _support import BASE, fake_http
+
+if TYPE_CHECKING:
+    from ameyo_callbacks.testing import FakeAmeyo
 
 
 @pytest.fixture
@@ -25,3 +30,10 @@ def zero_backoff() -> Iterator[None]:
     """
     with stamina.set_testing(True, attempts=1000, cap=True):
         yield
+
+
+@pytest.fixture
+async def http(fake: FakeAmeyo) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client (:func:`_support.fake_http`) on the module's own ``fake`` fixture."""
+    async with fake_http(fake) as client:
+        yield client

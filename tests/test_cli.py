@@ -32,6 +32,7 @@ import httpx
 import pytest
 import stamina
 import trustme
+from _support import expected_row
 from click.testing import CliRunner, Result
 
 import ameyo_callbacks
@@ -62,24 +63,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 def ms(moment: datetime) -> int:
     return (moment - EPOCH) // (datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc) - EPOCH)
-
-
-def iso_z(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def expected_row(cb: CustomerCallback) -> list[str]:
-    return [
-        cb.customer_callback_id,
-        str(cb.campaign_id),
-        iso_z(cb.callback_time),
-        "true" if cb.self_callback else "false",
-        cb.user_id or "",
-        cb.phone,
-        "" if cb.customer_id is None else str(cb.customer_id),
-        iso_z(cb.date_added),
-        json.dumps(dict(cb.extra), separators=(",", ":")) if cb.extra else "{}",
-    ]
 
 
 def in_campaign(fake: FakeAmeyo, *campaigns: int) -> list[CustomerCallback]:

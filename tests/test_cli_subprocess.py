@@ -12,13 +12,12 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 import pytest
+from _support import expected_row, interrupt, reap
 
-from ameyo_callbacks import CustomerCallback
 from ameyo_callbacks.testing import FakeAmeyo, serve
 
 SEED = 7
@@ -42,24 +41,6 @@ def line_reader(stream: IO[str]) -> tuple[queue.Queue[str], threading.Thread]:
     thread = threading.Thread(target=pump, daemon=True)
     thread.start()
     return lines, thread
-
-
-def iso_z(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def row(cb: CustomerCallback) -> list[str]:
-    return [
-        cb.customer_callback_id,
-        str(cb.campaign_id),
-        iso_z(cb.callback_time),
-        "true" if cb.self_callback else "false",
-        cb.user_id or "",
-        cb.phone,
-        "" if cb.customer_id is None else str(cb.customer_id),
-        iso_z(cb.date_added),
-        "{}",
-    ]
 
 
 @pytest.mark.integration
@@ -139,7 +120,7 @@ def test_export_process_reads_the_https_fake_server_process(tmp_path: Path) -> N
     ]
     with out.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
-    assert rows[1:] == [row(cb) for cb in expected]
+    assert rows[1:] == [expected_row(cb) for cb in expected]
     assert export.stderr.startswith(f"exported {len(expected)} records")
     assert session not in export.stdout + export.stderr
     assert server.returncode == 0
@@ -186,12 +167,9 @@ def test_sigint_mid_export_then_resume_writes_every_callback_once(tmp_path: Path
                 except (OSError, ValueError):
                     continue
             assert 5_000 <= records < 20_000, "the export did not get halfway in time"
-            first.send_signal(signal.SIGINT)
-            _, err = first.communicate(timeout=30)
+            err = interrupt(first, 30)
         finally:
-            if first.poll() is None:
-                first.kill()
-                first.communicate(timeout=10)
+            reap(first)
         assert first.returncode == 130, err
         assert "interrupted" in err
         assert not out.exists()
@@ -267,9 +245,7 @@ def test_closed_stdout_ends_quietly_with_status_0(tmp_path: Path) -> None:
         try:
             _, err = proc.communicate(timeout=60)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate(timeout=10)
+            reap(proc)
     assert header.startswith("customer_callback_id,")
     assert (proc.returncode, err) == (0, "")
 

@@ -20,6 +20,7 @@ import anyio
 import httpx
 import pytest
 import trio
+from _support import fake_http
 
 import ameyo_callbacks.testing as testing
 from ameyo_callbacks import CallbackFilter, CustomerCallback
@@ -64,16 +65,6 @@ WIRE_TYPES = {
 @pytest.fixture
 def fake() -> FakeAmeyo:
     return FakeAmeyo.seeded(300)
-
-
-@pytest.fixture
-async def http(fake: FakeAmeyo) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fake.session_id},
-    ) as client:
-        yield client
 
 
 def page_params(campaign: int | None = 6, limit: int = 100, offset: int = 0, **more: Any) -> Any:
@@ -183,11 +174,7 @@ def test_fake_rooms_are_under_400_lines() -> None:
 async def test_tenant_list_is_where_the_clients_rule_puts_it(tenant_path: str) -> None:
     """The fake serves the tenant list at _protocol.tenant_list_path, the client's rule."""
     fake = FakeAmeyo.seeded(5, tenant_path=tenant_path)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fake.session_id},
-    ) as http:
+    async with fake_http(fake) as http:
         response = await http.post(tenant_list_path(tenant_path), params=page_params(None))
     assert response.status_code == 200
     assert len(response.json()) == 5
@@ -317,11 +304,7 @@ async def test_cached_filters_follow_adds_and_removes(
     fake.add(newcomer)
     after = await walk(http, campaign=7)
     fresh = FakeAmeyo(fake.callbacks)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fresh),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fresh.session_id},
-    ) as other:
+    async with fake_http(fresh) as other:
         expected = await walk(other, campaign=7)
     assert after == expected
     assert {r["customerCallbackId"] for r in after} == (
@@ -368,11 +351,7 @@ def test_fake_serves_under_trio() -> None:
     async def main() -> list[tuple[str | None, int | None]]:
         fake = FakeAmeyo.seeded(20, latency=0.01)
         fake.script("list", "drop")
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=fake),
-            base_url="http://ameyo.invalid",
-            headers={"sessionId": fake.session_id},
-        ) as http:
+        async with fake_http(fake) as http:
             with pytest.raises(httpx.RemoteProtocolError):
                 await http.post(LIST, params=page_params())
             assert (await http.post(LIST, params=page_params())).status_code == 200
@@ -423,9 +402,7 @@ async def test_limit_above_the_maximum_is_served_as_the_maximum(fake: FakeAmeyo)
     """A limit above 100 is served as 100 (spec 5.1.5.2); max_limit changes the cap."""
     big = FakeAmeyo.seeded(1000)
     for app, cap in ((big, 100), (FakeAmeyo.seeded(1000, max_limit=7), 7)):
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://ameyo.invalid"
-        ) as http:
+        async with fake_http(app, session=False) as http:
             response = await http.post(
                 LIST, params=page_params(limit=500), headers={"sessionId": app.session_id}
             )
@@ -545,11 +522,7 @@ async def test_info_true_adds_an_info_field(http: httpx.AsyncClient) -> None:
 async def test_info_unsupported_answers_405() -> None:
     """With info_supported=False, info=true answers 405 method.not.allowed."""
     fake = FakeAmeyo.seeded(10, info_supported=False)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fake.session_id},
-    ) as http:
+    async with fake_http(fake) as http:
         response = await http.post(LIST, params=page_params(info="true"))
     assert response.status_code == 405
     assert response.json()["message"] == "method.not.allowed"
@@ -567,11 +540,7 @@ async def test_list_accepts_post_and_get_by_default(http: httpx.AsyncClient) -> 
 async def test_list_methods_switch_refuses_the_other_with_405(allowed: str, refused: str) -> None:
     """list_methods={"POST"} answers GET with a 405 envelope (and vice versa)."""
     fake = FakeAmeyo.seeded(10, list_methods={allowed})
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fake.session_id},
-    ) as http:
+    async with fake_http(fake) as http:
         ok = await http.request(allowed, LIST, params=page_params())
         no = await http.request(refused, LIST, params=page_params())
     assert ok.status_code == 200
@@ -602,11 +571,7 @@ async def test_tenant_endpoint_spans_campaigns_with_the_same_filters(
 async def test_tenant_path_is_configurable() -> None:
     """tenant_path moves the tenant endpoint (a segment or an absolute path)."""
     fake = FakeAmeyo.seeded(10, tenant_path="/ameyorestapi/voice/tenantCallbacks")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fake.session_id},
-    ) as http:
+    async with fake_http(fake) as http:
         moved = await http.post("/ameyorestapi/voice/tenantCallbacks", params=page_params(None))
         old = await http.post(TENANT, params=page_params(None))
     assert moved.status_code == 200
@@ -643,11 +608,7 @@ async def test_delete_removes_and_answers_quoted_ok(
 async def test_delete_ok_body_is_selectable(body: Any) -> None:
     """delete_ok_body picks the bare or quoted OK of the servers in the field."""
     fake = FakeAmeyo.seeded(3, delete_ok_body=body)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fake.session_id},
-    ) as http:
+    async with fake_http(fake) as http:
         response = await http.delete(f"{CALLBACKS_PREFIX}/{fake.callbacks[0].customer_callback_id}")
     assert response.text == body
     assert len(fake) == 2
@@ -716,9 +677,7 @@ INVALID_SESSION = {"message": None, "code": 99999, "info": "invalid.session.id",
 async def test_missing_or_unknown_session_is_403(fake: FakeAmeyo, header: str | None) -> None:
     """Every call checks sessionId: missing or unknown answers 403 invalid.session.id."""
     headers = {} if header is None else {"sessionId": header}
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake), base_url="http://ameyo.invalid"
-    ) as http:
+    async with fake_http(fake, session=False) as http:
         listing = await http.post(LIST, params=page_params(), headers=headers)
         deleting = await http.delete(f"{CALLBACKS_PREFIX}/{fake.callbacks[0].customer_callback_id}")
     assert listing.status_code == deleting.status_code == 403
@@ -748,11 +707,7 @@ async def test_expired_session_is_403_and_a_new_one_works(
 async def test_session_ttl_expires_unused_sessions() -> None:
     """With session_ttl, a session unused for longer than that expires."""
     fake = FakeAmeyo.seeded(5, session_ttl=0.05)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fake.session_id},
-    ) as http:
+    async with fake_http(fake) as http:
         assert (await http.post(LIST, params=page_params())).status_code == 200
         await anyio.sleep(0.1)
         assert (await http.post(LIST, params=page_params())).status_code == 403
@@ -761,9 +716,7 @@ async def test_session_ttl_expires_unused_sessions() -> None:
 async def test_secure_mode_answers_401() -> None:
     """secure_mode=True answers a bad session with 401 invalid.authentication.token."""
     fake = FakeAmeyo.seeded(5, secure_mode=True)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake), base_url="http://ameyo.invalid"
-    ) as http:
+    async with fake_http(fake, session=False) as http:
         response = await http.post(LIST, params=page_params(), headers={"sessionId": "nope"})
         login = await http.post(DEFAULT_LOGIN_PATH, json={"userId": "x", "token": "y"})
     assert response.status_code == login.status_code == 401
@@ -779,9 +732,7 @@ async def test_secure_mode_answers_401() -> None:
 async def test_login_gives_a_working_session_and_is_counted(fake: FakeAmeyo) -> None:
     """POST userLogin/login with configured credentials answers a usable session id."""
     fake.add_user("admin", "s3cret-token", domain="acme")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake), base_url="http://ameyo.invalid"
-    ) as http:
+    async with fake_http(fake, session=False) as http:
         body = {"domain": "acme", "userId": "admin", "token": "s3cret-token", "forceLogin": True}
         response = await http.post(DEFAULT_LOGIN_PATH, json=body)
         assert response.status_code == 200
@@ -809,9 +760,7 @@ async def test_login_gives_a_working_session_and_is_counted(fake: FakeAmeyo) -> 
 async def test_login_with_bad_credentials_is_401(fake: FakeAmeyo, body: dict[str, str]) -> None:
     """Unknown user, wrong token or wrong domain answers 401 invalid.authentication.token."""
     fake.add_user("admin", "s3cret-token", domain="acme")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake), base_url="http://ameyo.invalid"
-    ) as http:
+    async with fake_http(fake, session=False) as http:
         response = await http.post(DEFAULT_LOGIN_PATH, json=body)
     assert response.status_code == 401
     assert response.json()["message"] == "invalid.authentication.token"
@@ -823,11 +772,7 @@ def test_log_never_holds_the_session_id(fake: FakeAmeyo) -> None:
     """The request log labels the session header, it never stores it."""
 
     async def go() -> None:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=fake),
-            base_url="http://ameyo.invalid",
-            headers={"sessionId": fake.session_id},
-        ) as http:
+        async with fake_http(fake) as http:
             await http.post(LIST, params=page_params())
 
     anyio.run(go)
@@ -972,11 +917,7 @@ async def test_fault_plan_rate_is_deterministic_per_seed() -> None:
             20,
             faults=FaultPlan(rate=0.5, kinds=["unavailable", "empty", "html_500"], seed=seed),
         )
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=fake),
-            base_url="http://ameyo.invalid",
-            headers={"sessionId": fake.session_id},
-        ) as http:
+        async with fake_http(fake) as http:
             for _ in range(60):
                 await http.post(LIST, params=page_params())
         return [e.fault for e in fake.requests]
@@ -993,11 +934,7 @@ async def test_fault_plan_endpoints_limit_where_faults_fall() -> None:
     fake = FakeAmeyo.seeded(
         20, faults=FaultPlan(rate=1.0, kinds=["html_500"], endpoints={"delete"})
     )
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fake.session_id},
-    ) as http:
+    async with fake_http(fake) as http:
         listing = await http.post(LIST, params=page_params())
         deleting = await http.delete(f"{CALLBACKS_PREFIX}/{fake.callbacks[0].customer_callback_id}")
     assert listing.status_code == 200

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 import pytest
+from _support import fake_http
 
 from ameyo_callbacks import CallbackFilter, CustomerCallback
 from ameyo_callbacks._convert import datetime_to_epoch_ms
@@ -31,16 +31,6 @@ class ManualClock:
 @pytest.fixture
 def fake() -> FakeAmeyo:
     return FakeAmeyo.seeded(400)
-
-
-@pytest.fixture
-async def http(fake: FakeAmeyo) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fake),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fake.session_id},
-    ) as client:
-        yield client
 
 
 async def page(http: httpx.AsyncClient, campaign: int, offset: int = 0) -> list[dict[str, Any]]:
@@ -113,11 +103,7 @@ async def test_unstable_order_shuffles_each_answer_reproducibly() -> None:
     answers = []
     for seed in (5, 5, 6):
         fake = FakeAmeyo.seeded(300, order="unstable", seed=seed, max_limit=1000)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=fake),
-            base_url="http://ameyo.invalid",
-            headers={"sessionId": fake.session_id},
-        ) as http:
+        async with fake_http(fake) as http:
             params = {"limit": 1000, "campaignId": 6, "offset": 0}
             got = [served((await http.post(CAMPAIGN_LIST_PATH, params=params)).json())]
             got += [served((await http.post(CAMPAIGN_LIST_PATH, params=params)).json())]
@@ -238,11 +224,7 @@ async def test_pages_after_many_changes_match_a_fresh_fake(
     fake.live(0, seed=4)
     fake.change(150)
     fresh = FakeAmeyo(fake.callbacks, order=order)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=fresh),
-        base_url="http://ameyo.invalid",
-        headers={"sessionId": fresh.session_id},
-    ) as other:
+    async with fake_http(fresh) as other:
         expected = await walk(other, 6)
     assert await walk(http, 6) == expected
     assert served(expected) == campaign_ids(fresh, 6)

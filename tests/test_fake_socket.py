@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import logging
 import queue
-import signal
 import ssl
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import anyio
 import httpx
 import pytest
 import trustme
+from _support import interrupt, reap
 
 from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter
 from ameyo_callbacks._protocol import CALLBACKS_PREFIX
@@ -342,11 +342,8 @@ def test_command_line_prints_url_and_session_and_stops_on_ctrl_c(https: bool) ->
             response = http.post(LIST, params=PARAMS, timeout=10)
         assert response.status_code == 200
         assert len(response.json()) == 10
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
+        err = interrupt(proc, 20)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=10)
+        reap(proc)
     assert proc.returncode == 0, err
     assert "Ctrl-C" in err

@@ -15,7 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 import httpx
@@ -93,6 +93,30 @@ def client(url: str, backend: HttpBackend, **kwargs: Any) -> AmeyoCallbacksClien
     return AmeyoCallbacksClient(url, http_backend=backend, **kwargs)
 
 
+async def _tls_failure(url: str, backend: HttpBackend, **kwargs: Any) -> TLSError:
+    """The TLSError that one listing through ``client(url, backend, **kwargs)`` raises."""
+    async with client(url, backend, **kwargs) as c:
+        with pytest.raises(TLSError) as info:
+            await c.get_callbacks(WHERE)
+    return info.value
+
+
+E = TypeVar("E", bound=Exception)
+
+
+async def _timed_failure(
+    kind: type[E], url: str, backend: HttpBackend, **kwargs: Any
+) -> tuple[E, float]:
+    """The ``kind`` error one listing through ``client(url, backend, **kwargs)`` raises,
+    and the seconds that listing took."""
+    async with client(url, backend, **kwargs) as c:
+        started = time.perf_counter()
+        with pytest.raises(kind) as info:
+            await c.get_callbacks(WHERE)
+        elapsed = time.perf_counter() - started
+    return info.value, elapsed
+
+
 async def answer_page(
     request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 ) -> bool:
@@ -155,12 +179,10 @@ async def test_connect_timeout_is_its_own_kind(backend: HttpBackend) -> None:
 async def test_untrusted_certificate_is_not_retried(backend: HttpBackend, ca: trustme.CA) -> None:
     """A certificate the client does not trust: TLSError tls_certificate, one attempt."""
     async with RawServer(answer_page, ssl_context=_server_context(ca, "127.0.0.1")) as server:
-        async with client(server.url, backend) as c:
-            with pytest.raises(TLSError) as info:
-                await c.get_callbacks(WHERE)
-    assert info.value.kind == "tls_certificate"
-    assert "not trusted: pass verify= a CA bundle" in str(info.value)
-    assert info.value.attempts == 1
+        error = await _tls_failure(server.url, backend)
+    assert error.kind == "tls_certificate"
+    assert "not trusted: pass verify= a CA bundle" in str(error)
+    assert error.attempts == 1
     assert server.requests == []
 
 
@@ -170,12 +192,10 @@ async def test_hostname_mismatch_is_not_retried(
     """A trusted certificate for another name: TLSError tls_hostname, one attempt."""
     context = _server_context(ca, "other.example")
     async with RawServer(answer_page, ssl_context=context) as server:
-        async with client(server.url, backend, verify=ca_file) as c:
-            with pytest.raises(TLSError) as info:
-                await c.get_callbacks(WHERE)
-    assert info.value.kind == "tls_hostname"
-    assert "not valid for that host" in str(info.value)
-    assert info.value.attempts == 1
+        error = await _tls_failure(server.url, backend, verify=ca_file)
+    assert error.kind == "tls_hostname"
+    assert "not valid for that host" in str(error)
+    assert error.attempts == 1
     assert server.requests == []
 
 
@@ -183,12 +203,10 @@ async def test_https_to_a_plain_port_is_a_protocol_mismatch(backend: HttpBackend
     """https:// to a port that speaks plain HTTP: TLSError tls_protocol, one attempt."""
     async with RawServer(answer_page) as server:
         url = server.url.replace("http://", "https://")
-        async with client(url, backend) as c:
-            with pytest.raises(TLSError) as info:
-                await c.get_callbacks(WHERE)
-    assert info.value.kind == "tls_protocol"
-    assert "check that this port speaks https" in str(info.value)
-    assert info.value.attempts == 1
+        error = await _tls_failure(url, backend)
+    assert error.kind == "tls_protocol"
+    assert "check that this port speaks https" in str(error)
+    assert error.attempts == 1
 
 
 async def test_trusted_certificate_works_with_a_ca_file(
@@ -209,10 +227,8 @@ async def test_ssl_cert_file_is_read_unless_trust_env_is_off(
     async with RawServer(answer_page, ssl_context=_server_context(ca, "127.0.0.1")) as server:
         async with client(server.url, backend) as c:
             assert len(await c.get_callbacks(WHERE)) == 1
-        async with client(server.url, backend, trust_env=False) as c:
-            with pytest.raises(TLSError) as info:
-                await c.get_callbacks(WHERE)
-    assert info.value.kind == "tls_certificate"
+        error = await _tls_failure(server.url, backend, trust_env=False)
+    assert error.kind == "tls_certificate"
 
 
 # --------------------------------------------------------------------------
@@ -302,14 +318,10 @@ async def test_trickling_answer_meets_the_attempt_deadline(
     """One byte every 0.1 s (never a read timeout): the attempt ends at attempt_timeout."""
     policy = RetryPolicy(attempts=1, attempt_timeout=0.5, timeout=None)
     async with trickler(status_line=status_line) as server:
-        async with client(server.url, backend, retry=policy) as c:
-            started = time.perf_counter()
-            with pytest.raises(AnswerTimeoutError) as info:
-                await c.get_callbacks(WHERE)
-            elapsed = time.perf_counter() - started
-    assert info.value.kind == "attempt_deadline"
-    assert info.value.seconds == 0.5
-    assert "RetryPolicy.attempt_timeout" in str(info.value)
+        error, elapsed = await _timed_failure(AnswerTimeoutError, server.url, backend, retry=policy)
+    assert error.kind == "attempt_deadline"
+    assert error.seconds == 0.5
+    assert "RetryPolicy.attempt_timeout" in str(error)
     assert 0.5 <= elapsed < 1.5
 
 
@@ -319,15 +331,11 @@ async def test_trickling_answer_ends_the_call_within_its_budget(backend: HttpBac
         attempts=10, timeout=1.5, attempt_timeout=0.6, wait_initial=0.05, wait_jitter=0
     )
     async with trickler(status_line=False) as server:
-        async with client(server.url, backend, retry=policy) as c:
-            started = time.perf_counter()
-            with pytest.raises(AnswerTimeoutError) as info:
-                await c.get_callbacks(WHERE)
-            elapsed = time.perf_counter() - started
+        error, elapsed = await _timed_failure(AnswerTimeoutError, server.url, backend, retry=policy)
     assert elapsed < 1.5 + 1.0
-    assert info.value.kind in {"call_deadline", "attempt_deadline"}
-    assert info.value.attempts >= 2
-    assert len(server.requests) == info.value.attempts
+    assert error.kind in {"call_deadline", "attempt_deadline"}
+    assert error.attempts >= 2
+    assert len(server.requests) == error.attempts
 
 
 @pytest.mark.parametrize("announced", [True, False], ids=["content-length", "chunked"])

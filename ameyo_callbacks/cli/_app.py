@@ -32,7 +32,7 @@ from ._delete import (
 )
 from ._export import FORMATS, ExportPlan, output_format, run_export
 from ._files import check_writable, describe, is_special
-from ._params import DATES_HELP, Concurrency, FilterBounds, filter_options
+from ._params import DATES_HELP, Concurrency, FilterBounds, campaign_ids_option, filter_options
 from ._ui import count, logging_to_stderr
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -119,14 +119,7 @@ def cli(conn: ConnectionOptions) -> None:
 
 
 @cli.command(epilog=DATES_HELP + "\n\n" + _CONFIG_HELP)
-@click.option(
-    "--campaign-id",
-    "campaign_ids",
-    type=click.IntRange(min=1),
-    multiple=True,
-    metavar="ID",
-    help="Export this campaign's callbacks (repeat for several).",
-)
+@campaign_ids_option("Export this campaign's callbacks (repeat for several).")
 @click.option("--tenant", is_flag=True, help="Export every callback of the tenant instead.")
 @filter_options
 @click.option(
@@ -260,13 +253,8 @@ def _wheres(bounds: FilterBounds, campaign_ids: tuple[int, ...]) -> tuple[Callba
     help="Delete the ids in FILE (- for stdin): one per line; blank lines and # comments "
     "(whole lines, or after an id) are skipped. A file with no id is an error.",
 )
-@click.option(
-    "--campaign-id",
-    "campaign_ids",
-    type=click.IntRange(min=1),
-    multiple=True,
-    metavar="ID",
-    help="Delete every callback of this campaign that matches the filters (repeatable).",
+@campaign_ids_option(
+    "Delete every callback of this campaign that matches the filters (repeatable)."
 )
 @click.option(
     "--tenant", is_flag=True, help="Delete every callback of the tenant matching the filters."

@@ -20,9 +20,9 @@ import stat
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from ._config import ConfigError
 
@@ -93,14 +93,19 @@ def check_writable(output: str, flag: str) -> None:
 
 
 @contextmanager
-def _direct(output: str) -> Iterator[TextIO]:
+def _open_text(output: str, mode: Literal["w", "a"], what: str) -> Iterator[TextIO]:
+    """``output`` opened as UTF-8 text in ``mode``; ``what`` names it in the error."""
     try:
-        stream = open(output, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        stream = open(output, mode, encoding="utf-8", newline="")  # noqa: SIM115
     except OSError as exc:
-        msg = f"cannot write {output}: {_reason(exc)}"
+        msg = f"cannot write {what}: {_reason(exc)}"
         raise ConfigError(msg) from None
     with stream:
         yield stream
+
+
+def _direct(output: str) -> AbstractContextManager[TextIO]:
+    return _open_text(output, "w", output)
 
 
 @contextmanager
@@ -155,13 +160,6 @@ def finish_file(done: Path, target: Path, output: str) -> None:
         raise ConfigError(msg) from None
 
 
-@contextmanager
-def append_output(output: str, flag: str) -> Iterator[TextIO]:
+def append_output(output: str, flag: str) -> AbstractContextManager[TextIO]:
     """A UTF-8 text stream appending to ``output`` (a backup: written as it goes)."""
-    try:
-        stream = open(output, "a", encoding="utf-8", newline="")  # noqa: SIM115
-    except OSError as exc:
-        msg = f"cannot write {flag} {output}: {_reason(exc)}"
-        raise ConfigError(msg) from None
-    with stream:
-        yield stream
+    return _open_text(output, "a", f"{flag} {output}")

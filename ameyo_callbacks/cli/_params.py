@@ -20,7 +20,14 @@ from click.shell_completion import CompletionItem
 from .. import CallbackFilter
 from ._dates import DATE_FORMS, DateError, iso_ms, parse_bound
 
-__all__ = ["DATES_HELP", "Concurrency", "DateBound", "FilterBounds", "filter_options"]
+__all__ = [
+    "DATES_HELP",
+    "Concurrency",
+    "DateBound",
+    "FilterBounds",
+    "campaign_ids_option",
+    "filter_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -115,6 +122,19 @@ _FLAGS = (
     ("--scheduled-to", "to_date_scheduled"),
 )
 
+#: (flag, field name, a day means its end, what it keeps) of each date option, in --help order.
+_DATE_OPTIONS = (
+    ("--scheduled-from", "from_date_scheduled", False, "scheduled at or after this time."),
+    (
+        "--scheduled-to",
+        "to_date_scheduled",
+        True,
+        "scheduled at or before this time (a day: its end).",
+    ),
+    ("--added-from", "from_date_added", False, "added at or after this time."),
+    ("--added-to", "to_date_added", True, "added at or before this time (a day: its end)."),
+)
+
 _FILTER_OPTIONS = (
     click.option(
         "--user-id",
@@ -123,33 +143,15 @@ _FILTER_OPTIONS = (
         metavar="USER",
         help="Only callbacks of this agent (repeat for several).",
     ),
-    click.option(
-        "--scheduled-from",
-        "from_date_scheduled",
-        type=DateBound(end_of_day=False),
-        metavar="DATE",
-        help="Only callbacks scheduled at or after this time.",
-    ),
-    click.option(
-        "--scheduled-to",
-        "to_date_scheduled",
-        type=DateBound(end_of_day=True),
-        metavar="DATE",
-        help="Only callbacks scheduled at or before this time (a day: its end).",
-    ),
-    click.option(
-        "--added-from",
-        "from_date_added",
-        type=DateBound(end_of_day=False),
-        metavar="DATE",
-        help="Only callbacks added at or after this time.",
-    ),
-    click.option(
-        "--added-to",
-        "to_date_added",
-        type=DateBound(end_of_day=True),
-        metavar="DATE",
-        help="Only callbacks added at or before this time (a day: its end).",
+    *(
+        click.option(
+            flag,
+            name,
+            type=DateBound(end_of_day=end_of_day),
+            metavar="DATE",
+            help=f"Only callbacks {keeps}",
+        )
+        for flag, name, end_of_day, keeps in _DATE_OPTIONS
     ),
 )
 _FILTER_NAMES = tuple(f.name for f in attrs.fields(FilterBounds))
@@ -169,6 +171,18 @@ def _check_range(bounds: FilterBounds) -> None:
         if lo is not None and hi is not None and lo > hi:
             msg = f"{lo_flag} ({iso_ms(lo)}) is after {hi_flag} ({iso_ms(hi)}): swap them"
             raise click.UsageError(msg)
+
+
+def campaign_ids_option(help_text: str) -> Callable[[F], F]:
+    """The repeatable ``--campaign-id ID`` option (``campaign_ids``), with its own help."""
+    return click.option(
+        "--campaign-id",
+        "campaign_ids",
+        type=click.IntRange(min=1),
+        multiple=True,
+        metavar="ID",
+        help=help_text,
+    )
 
 
 def filter_options(func: F) -> F:
