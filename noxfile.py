@@ -55,8 +55,8 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.12")
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    # exceptiongroup: mypy checks the Python 3.10 branch (python_version = "3.10")
-    session.install("-e", ".[cli]", "mypy>=1.13", "exceptiongroup>=1.2", *TEST_DEPS)
+    # exceptiongroup, tomli: mypy checks the Python 3.10 branches (python_version = "3.10")
+    session.install("-e", ".[cli]", "mypy>=1.13", "exceptiongroup>=1.2", "tomli>=1.1", *TEST_DEPS)
     session.run("mypy", "--strict", "ameyo_callbacks", "_ameyo_callbacks_pytestplugin.py")
 
 

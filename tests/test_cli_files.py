@@ -1,0 +1,72 @@
+"""The CLI's output files: refusals before any request, and nothing half-written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ameyo_callbacks.cli._errors import ConfigError
+from ameyo_callbacks.cli._files import atomic_output, check_writable, is_special
+
+
+def test_a_directory_is_refused_as_an_output(tmp_path: Path) -> None:
+    """An output naming a directory is a one-line error naming the flag."""
+    with pytest.raises(ConfigError, match=r"cannot write --backup .*: it is a directory"):
+        check_writable(str(tmp_path), "--backup")
+    with pytest.raises(ConfigError, match="it is a directory"):
+        with atomic_output(str(tmp_path)):
+            pass
+
+
+def test_an_output_in_a_missing_directory_is_refused(tmp_path: Path) -> None:
+    """A file in a directory that does not exist is refused before anything is written."""
+    missing = tmp_path / "nowhere" / "out.csv"
+    with pytest.raises(ConfigError, match=r"the directory .*nowhere does not exist"):
+        check_writable(str(missing), "--output")
+    with pytest.raises(ConfigError, match=r"cannot write .*out\.csv"):
+        with atomic_output(str(missing)):
+            pass
+    assert not missing.parent.exists()
+
+
+def test_a_writable_file_and_stdout_pass_the_check(tmp_path: Path) -> None:
+    """A new file in an existing directory, and stdout, are accepted."""
+    check_writable(str(tmp_path / "new.jsonl"), "--output")
+    check_writable("-", "--output")
+    assert not (tmp_path / "new.jsonl").exists()  # the check creates nothing
+
+
+def test_special_paths_are_written_directly_and_open_errors_are_one_line() -> None:
+    """Paths under /dev are never renamed over; one that cannot be opened is a ConfigError."""
+    assert is_special("-")
+    assert is_special("/dev/stdout")
+    with pytest.raises(ConfigError, match=r"cannot write /dev/no-such-dir/x"):
+        with atomic_output("/dev/no-such-dir/x"):
+            pass
+
+
+def test_a_failed_export_leaves_the_old_file_and_no_temporary(tmp_path: Path) -> None:
+    """An exception inside the block keeps the existing output and removes the part file."""
+    out = tmp_path / "out.csv"
+    out.write_text("old\n", encoding="utf-8")
+
+    def half_written() -> None:
+        with atomic_output(str(out)) as stream:
+            stream.write("new, half")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        half_written()
+    assert out.read_text(encoding="utf-8") == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_a_complete_export_replaces_the_file(tmp_path: Path) -> None:
+    """The block's text replaces the output only when the block completes."""
+    out = tmp_path / "out.csv"
+    out.write_text("old\n", encoding="utf-8")
+    with atomic_output(str(out)) as stream:
+        stream.write("new\n")
+        assert out.read_text(encoding="utf-8") == "old\n"
+    assert out.read_text(encoding="utf-8") == "new\n"
