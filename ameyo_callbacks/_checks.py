@@ -11,18 +11,14 @@ character).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
 
 __all__ = [
     "check_bool",
     "check_choice",
     "check_float",
     "check_int",
-    "check_optional_int",
     "check_strings",
 ]
-
-T = TypeVar("T")
 
 
 def check_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
@@ -35,15 +31,6 @@ def check_int(name: str, value: object, *, minimum: int, maximum: int | None = N
         msg = f"{name} must be {bounds}, got {value}"
         raise ValueError(msg)
     return value
-
-
-def check_optional_int(
-    name: str, value: object, *, minimum: int, maximum: int | None = None
-) -> int | None:
-    """None, or what :func:`check_int` accepts."""
-    if value is None:
-        return None
-    return check_int(name, value, minimum=minimum, maximum=maximum)
 
 
 def check_float(
