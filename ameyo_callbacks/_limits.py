@@ -47,6 +47,7 @@ from typing import Protocol
 import anyio
 
 from ._checks import check_float, check_int
+from ._fifo import wait_turn
 from ._retry import BackoffGate, Clock
 
 __all__ = [
@@ -366,17 +367,12 @@ class AdaptiveConcurrency:
 
     async def __aenter__(self) -> AdaptiveConcurrency:
         if self._waiters or self._in_use >= int(self._limit):
-            turn = anyio.Event()
-            self._waiters.append(turn)
-            try:
-                await turn.wait()  # _hand_over() counts the permit as taken for us
-            except BaseException:
-                if turn in self._waiters:
-                    self._waiters.remove(turn)
-                else:  # handed a permit as we were cancelled: pass it on
-                    self._in_use -= 1
-                    self._hand_over()
-                raise
+
+            def pass_on() -> None:
+                self._in_use -= 1
+                self._hand_over()
+
+            await wait_turn(self._waiters, pass_on)  # _hand_over() counts the permit as taken
         else:
             self._in_use += 1
         if self._in_use >= int(self._limit):

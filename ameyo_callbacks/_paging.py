@@ -97,6 +97,13 @@ AHEAD_LIMIT = 1024
 MAX_BRIDGES = 16
 #: Pages the overlap looks back over when it adapts to the drift.
 _DRIFT_MEMORY = 8
+#: Yielded records kept at least, whatever the page size (small pages join
+#: against more than four pages: a burst of deletes rarely removes them all).
+WINDOW_MIN = 256
+
+
+def _window_size(page_size: int) -> int:
+    return max(WINDOW_PAGES * page_size, WINDOW_MIN)
 
 
 def walk_scope(campaign_id: int | None, params: Iterable[tuple[str, str]]) -> str:
@@ -427,7 +434,7 @@ class CallbackIterator:
         check_choice("on_inconsistency", on_inconsistency, ("raise", "warn"))
         self._strict = on_inconsistency == "raise"
         self._scope = scope
-        self._window = _Window(WINDOW_PAGES * self._page_size)
+        self._window = _Window(_window_size(self._page_size))
         # The position (in the last answer that showed it) of the last record
         # yielded; -1 before any. Planned requests start from _plan_offset.
         self._frontier = start - 1
@@ -675,7 +682,7 @@ class CallbackIterator:
                 # walk stays exact): keep this page, plan again at that size.
                 self._accept(records, head.offset, joined)
                 self._page_size = len(records)
-                self._window._limit = WINDOW_PAGES * self._page_size
+                self._window._limit = _window_size(self._page_size)
                 self._replan()
                 return
         self._accept(records, head.offset, joined)
@@ -708,12 +715,24 @@ class CallbackIterator:
         anchor: int | None = None
         anchor_seq: int | None = None
         previous = -(1 << 62)
+        # Evidence for the join: pairs of unchanged yielded records listed in
+        # the order they were yielded in (records that may sit ahead count
+        # too: among themselves and after earlier ones their order holds).
+        agree = 0
+        last = -(1 << 62)
+        loose = 0  # unchanged yielded records known only by fingerprint (a checkpoint's)
         for i, seq in hits:
             record = records[i]
             if not window.valid(record, seq):
                 continue
             anchor, anchor_seq = i, seq
-            if seq is None or record.customer_callback_id in ahead:
+            if seq is None:
+                loose += 1
+                continue
+            if seq > last:
+                agree += last != -(1 << 62)
+                last = seq
+            if record.customer_callback_id in ahead:
                 continue
             if seq < previous:
                 self._inconsistent(
@@ -725,17 +744,29 @@ class CallbackIterator:
                     "unstable_order",
                 )
             previous = seq
-        if anchor is None:
-            if not (
-                offset == 0
-                and window.whole
-                and window.restarts == 0
-                and window.next_seq < self._page_size
-            ):
+        # A join must be confirmed: one record alone, found somewhere in a
+        # page, proves nothing (in a shuffled list any page holds one now and
+        # then). Either the last record yielded is exactly where the last
+        # answer put it (nothing moved), or two unchanged yielded records
+        # agree with the order they were yielded in.
+        confirmed = (
+            agree > 0
+            or (loose > 0 and last != -(1 << 62))
+            or (
+                anchor is not None
+                and anchor_seq is not None
+                and anchor_seq == window.next_seq - 1
+                and offset + anchor == self._frontier
+                and records[anchor].customer_callback_id not in ahead
+            )
+        )
+        if not confirmed:
+            if not (offset == 0 and window.whole):
                 return None
-            window.restarts += 1  # once per walk: twice means the order is not stable
-            # Every record before the walk's start is known: the page starts
-            # the list, and yielded records not in it may sit after it.
+            # Every record yielded is known and the page starts the list: a
+            # record in it the walk does not know was added during the walk,
+            # and yielded records not in it may sit after it.
+            window.restarts += 1
             anchor, anchor_seq = -1, -(1 << 62)
         if anchor_seq is not None and anchor_seq < window.next_seq - 1:
             # Records yielded after the anchor and not in this page: deleted,

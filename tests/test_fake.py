@@ -23,7 +23,7 @@ import trio
 from _support import fake_http
 
 import ameyo_callbacks.testing as testing
-from ameyo_callbacks import CallbackFilter, CustomerCallback
+from ameyo_callbacks import CallbackFilter, CustomerCallback, RetryPolicy, exceptions
 from ameyo_callbacks._convert import make_converter
 from ameyo_callbacks._protocol import (
     CALLBACKS_PREFIX,
@@ -31,15 +31,6 @@ from ameyo_callbacks._protocol import (
     NOT_FOUND_KEY,
     build_delete_request,
     tenant_list_path,
-)
-from ameyo_callbacks._retry import RetryPolicy
-from ameyo_callbacks.exceptions import (
-    AuthenticationError,
-    CallbackNotFoundError,
-    RateLimitedError,
-    ResponseFormatError,
-    ServerError,
-    TransportError,
 )
 from ameyo_callbacks.testing import (
     DroppedConnection,
@@ -1035,11 +1026,11 @@ async def test_client_maps_each_fault_to_its_error(fake: FakeAmeyo) -> None:
     """Without retries, each fault surfaces as the client's matching exception."""
     fake.script("list", "drop", "html_500", "truncated", "empty", Fault.rate_limited(3))
     expected = [
-        TransportError,
-        ServerError,
-        ResponseFormatError,
-        ResponseFormatError,
-        RateLimitedError,
+        exceptions.TransportError,
+        exceptions.ServerError,
+        exceptions.ResponseFormatError,
+        exceptions.ResponseFormatError,
+        exceptions.RateLimitedError,
     ]
     async with fake.client(retry=RetryPolicy.none()) as client:
         for error in expected:
@@ -1051,11 +1042,11 @@ async def test_client_maps_each_fault_to_its_error(fake: FakeAmeyo) -> None:
 async def test_client_maps_session_and_missing_id_errors(fake: FakeAmeyo) -> None:
     """An expired session is AuthenticationError; an unknown id CallbackNotFoundError."""
     async with fake.client(retry=RetryPolicy.none()) as client:
-        with pytest.raises(CallbackNotFoundError) as caught:
+        with pytest.raises(exceptions.CallbackNotFoundError) as caught:
             await client.delete_callback("d8-gone")
         assert caught.value.callback_id == "d8-gone"
         fake.expire_session()
-        with pytest.raises(AuthenticationError):
+        with pytest.raises(exceptions.AuthenticationError):
             await client.get_callbacks(CallbackFilter.campaign(6))
 
 

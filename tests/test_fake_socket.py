@@ -126,6 +126,22 @@ async def test_serve_async_runs_beside_the_event_loop(fake: FakeAmeyo) -> None:
     assert server_threads() == []
 
 
+@pytest.mark.integration
+async def test_one_serve_works_with_and_async_with_one_block_at_a_time(fake: FakeAmeyo) -> None:
+    """The same serve(...) serves under ``with`` and ``async with``, but not twice at once."""
+    serving = serve(fake)
+    assert serve_async is serve
+    with serving as first:
+        with pytest.raises(RuntimeError, match="serving already"):
+            await serving.__aenter__()
+        assert len(server_threads()) == 1
+    async with serving as second:
+        assert second.startswith("http://127.0.0.1:")
+        assert len(server_threads()) == 1
+    assert first.startswith("http://127.0.0.1:")
+    assert server_threads() == []
+
+
 # ----------------------------------------------------------------------
 # Faults on the wire
 

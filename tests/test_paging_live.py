@@ -297,13 +297,8 @@ class LiveWalk(RuleBasedStateMachine):
         counts = Counter(self.got)
         for cb_id, count in counts.items():
             assert count <= 1 + self.touched[cb_id], f"{cb_id} came out {count} times"
-        if isinstance(self.error, ConsistencyError):
-            # Allowed on a stable order only when the evidence is gone: every
-            # record the walk could join on was deleted or changed (tiny pages,
-            # heavy change). It stops; what it yielded before is still right.
-            assert self.error.reason == "no_join", f"on a stable order: {self.error}"
-            return
-        assert self.error is None
+        # The order is stable: the walk must succeed, exactly.
+        assert self.error is None, f"ConsistencyError on a stable order: {self.error!r}"
         if self.max_items is not None and len(self.got) >= self.max_items:
             assert len(self.got) == self.max_items
             return

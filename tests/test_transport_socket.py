@@ -9,6 +9,7 @@ the server really got.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 import ssl
@@ -34,6 +35,7 @@ from _support import CALLBACK_ID, spec_record
 
 from ameyo_callbacks import (
     AmeyoCallbacksClient,
+    AmeyoError,
     AnswerTimeoutError,
     CallbackFilter,
     ConnectionFailedError,
@@ -338,6 +340,17 @@ async def test_trickling_answer_ends_the_call_within_its_budget(backend: HttpBac
     assert len(server.requests) == error.attempts
 
 
+async def test_a_call_ended_by_its_budget_names_that_budget(backend: HttpBackend) -> None:
+    """The budget runs out mid-attempt: kind call_deadline, ``seconds`` is RetryPolicy.timeout."""
+    policy = RetryPolicy(attempts=2, timeout=0.8, attempt_timeout=5.0)
+    async with trickler(status_line=False) as server:
+        error, elapsed = await _timed_failure(AnswerTimeoutError, server.url, backend, retry=policy)
+    assert error.kind == "call_deadline"
+    assert error.seconds == 0.8
+    assert "time budget of 0.8 s ran out" in str(error)
+    assert 0.8 <= elapsed < 1.8
+
+
 @pytest.mark.parametrize("announced", [True, False], ids=["content-length", "chunked"])
 async def test_oversized_answer_stops_reading_at_the_cap(
     backend: HttpBackend, announced: bool
@@ -373,6 +386,64 @@ async def test_oversized_answer_stops_reading_at_the_cap(
     assert len(server.requests) == 1
     assert "max_response_bytes=262,144" in str(info.value)
     assert not sent or sent[-1] < 65536 * 1000, "the client must stop reading, not drain it"
+
+
+async def test_a_gzip_answer_is_decoded(backend: HttpBackend) -> None:
+    """A gzip-encoded page (what nginx's gzip sends) decodes to the same records."""
+    packed = gzip.compress(PAGE)
+
+    async def handler(
+        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(respond(200, packed, extra="Content-Encoding: gzip\r\n"))
+        await writer.drain()
+        return True
+
+    async with RawServer(handler) as server, client(server.url, backend) as c:
+        records = await c.get_callbacks(WHERE)
+    assert [r.customer_callback_id for r in records] == [CALLBACK_ID]
+    assert "gzip" in server.requests[0].headers.get("accept-encoding", "")
+
+
+async def test_the_size_cap_counts_decompressed_bytes(backend: HttpBackend) -> None:
+    """A small gzip body that inflates past max_response_bytes is refused, not inflated whole."""
+    packed = gzip.compress(b"[" + b" " * 2_000_000 + b"]")
+    assert len(packed) < 10_000
+
+    async def handler(
+        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(respond(200, packed, extra="Content-Encoding: gzip\r\n"))
+        await writer.drain()
+        return True
+
+    async with (
+        RawServer(handler) as server,
+        client(server.url, backend, max_response_bytes=100_000) as c,
+    ):
+        with pytest.raises(ResponseTooLargeError) as info:
+            await c.get_callbacks(WHERE)
+    assert info.value.limit == 100_000
+    assert "more than 100,000 bytes arrived" in str(info.value)
+
+
+async def test_a_redirect_is_not_followed(backend: HttpBackend) -> None:
+    """A 302 is the server's answer, not a second request somewhere else (on either stack)."""
+
+    async def handler(
+        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        writer.write(respond(302, b"", extra="Location: /elsewhere\r\n"))
+        await writer.drain()
+        return True
+
+    async with RawServer(handler) as server, client(server.url, backend) as c:
+        with pytest.raises(AmeyoError) as info:
+            await c.get_callbacks(WHERE)
+    assert [r.target.split("?")[0] for r in server.requests] == [
+        "/ameyorestapi/voice/customerCallbacks/getFiltered"
+    ]
+    assert "302" in str(info.value)
 
 
 # --------------------------------------------------------------------------

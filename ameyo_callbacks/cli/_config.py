@@ -88,6 +88,13 @@ class Connection:
     max_concurrency: int | None = None
 
 
+def _optional_positive(name: str, metavar: str, text: str) -> Callable[[F], F]:
+    """A number > 0, or unset (None: the library's default)."""
+    return click.option(
+        name, type=click.FloatRange(min=0, min_open=True), metavar=metavar, help=text
+    )
+
+
 _OPTIONS = (
     click.option(
         "--base-url",
@@ -115,11 +122,8 @@ _OPTIONS = (
         metavar="FILE",
         help="Trust the CAs in this PEM file for HTTPS. [env: AMEYO_CA_BUNDLE]",
     ),
-    click.option(
-        "--timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        metavar="SECONDS",
-        help="Timeout of each request (default: connect 10 s, read 30 s).",
+    _optional_positive(
+        "--timeout", "SECONDS", "Timeout of each request (default: connect 10 s, read 30 s)."
     ),
     click.option(
         "--retries",
@@ -129,11 +133,10 @@ _OPTIONS = (
         metavar="N",
         help="Retries of a failed request (after the first attempt); 0 turns retries off.",
     ),
-    click.option(
+    _optional_positive(
         "--max-rate",
-        type=click.FloatRange(min=0, min_open=True),
-        metavar="N",
-        help="At most N requests a second to the server, evenly spaced, across the whole "
+        "N",
+        "At most N requests a second to the server, evenly spaced, across the whole "
         "command (listing, deletes, retries and logins count); e.g. 0.5 is one every 2 s. "
         "Default: no limit.",
     ),

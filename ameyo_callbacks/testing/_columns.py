@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, Literal
 
+import attrs
+
 from .._filters import CallbackFilter
 
-__all__ = ["LIST_ORDERS", "SORT_ORDERS", "Columns", "ListOrder", "SortOrder"]
+__all__ = ["LIST_ORDERS", "SORT_ORDERS", "Columns", "ListOrder", "Rows", "SortOrder"]
 
 #: The stable orders the fake can serve: by this wire field, then by id.
 SortOrder = Literal["dateAdded", "callbackTime"]
@@ -28,6 +30,23 @@ ListOrder = Literal["dateAdded", "callbackTime", "unstable"]
 LIST_ORDERS: tuple[ListOrder, ...] = (*SORT_ORDERS, "unstable")
 
 NO_CUSTOMER = -(2**63)  # customerId null
+
+
+@attrs.frozen
+class Rows:
+    """Many trusted rows as columns, one sequence a wire field (the seeding path's batch).
+
+    ``customers`` holds ints (no null); ``users`` None for a campaign callback.
+    """
+
+    ids: Sequence[str]
+    campaigns: Sequence[int]
+    callback_times: Sequence[int]
+    self_callbacks: Sequence[bool]
+    users: Sequence[str | None]
+    phones: Sequence[str]
+    customers: Sequence[int]
+    added: Sequence[int]
 
 
 def _quote_user(user: str | None) -> str:
@@ -80,30 +99,19 @@ class Columns:
             self.extra[row] = extra
         return row
 
-    def extend(
-        self,
-        *,
-        ids: Sequence[str],
-        campaigns: Sequence[int],
-        callback_times: Sequence[int],
-        self_callbacks: Sequence[bool],
-        users: Sequence[str | None],
-        phones: Sequence[str],
-        customers: Sequence[int],
-        added: Sequence[int],
-    ) -> None:
+    def extend(self, rows: Rows) -> None:
         """Append many trusted rows at once (the seeding path)."""
-        distinct = list(dict.fromkeys(users))
+        distinct = list(dict.fromkeys(rows.users))
         table = dict(zip(distinct, [self.user_no(u) for u in distinct], strict=True))
-        self.ids.extend(ids)
-        self.campaign.extend(campaigns)
-        self.callback_time.extend(callback_times)
-        self.self_callback.extend(self_callbacks)
-        self.user.extend(map(table.__getitem__, users))
-        self.phone.extend(phones)
-        self.customer.extend(customers)
-        self.added.extend(added)
-        self.alive.extend(b"\x01" * len(ids))
+        self.ids.extend(rows.ids)
+        self.campaign.extend(rows.campaigns)
+        self.callback_time.extend(rows.callback_times)
+        self.self_callback.extend(rows.self_callbacks)
+        self.user.extend(map(table.__getitem__, rows.users))
+        self.phone.extend(rows.phones)
+        self.customer.extend(rows.customers)
+        self.added.extend(rows.added)
+        self.alive.extend(b"\x01" * len(rows.ids))
 
     def kill(self, row: int) -> None:
         """Tombstone a row (O(1))."""

@@ -15,10 +15,10 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -142,84 +142,58 @@ def _exit_quietly(signum: int, frame: FrameType | None) -> None:
 
 
 _KINDS = ", ".join(FAULT_KINDS)
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _off_by_default(name: str, text: str, most: float | None = None) -> Callable[[_F], _F]:
+    """A number >= 0 (at most ``most``) whose default, 0, leaves the feature off."""
+    return click.option(name, type=click.FloatRange(0, most), default=0.0, help=text)
 
 
 @click.command(
     "fake-server",
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "show_default": True,  # every option with a default shows it
+    },
 )
 @click.option(
     "--host",
     default="127.0.0.1",
-    show_default=True,
     callback=_loopback,
     help="Loopback address to bind (127.0.0.1, ::1).",
 )
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=8888,
-    show_default=True,
-    help="Port (0: a free one).",
-)
-@click.option(
-    "--callbacks",
-    type=click.IntRange(min=0),
-    default=1000,
-    show_default=True,
-    help="Seeded callbacks.",
-)
+@click.option("--port", type=click.IntRange(0, 65535), default=8888, help="Port (0: a free one).")
+@click.option("--callbacks", type=click.IntRange(min=0), default=1000, help="Seeded callbacks.")
 @click.option(
     "--campaigns",
     default=",".join(map(str, DEFAULT_CAMPAIGNS)),
-    show_default=True,
     callback=_campaigns,
     help="Campaign ids, comma-separated.",
 )
 @click.option(
     "--users",
     default=",".join(DEFAULT_USERS),
-    show_default=True,
     callback=_users,
     help="Agent user ids, comma-separated.",
 )
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of the data, sessions and jitter."
-)
-@click.option(
-    "--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Added to every request."
-)
-@click.option(
-    "--jitter-ms",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    help="Extra random latency, up to this.",
-)
-@click.option(
-    "--fault-rate",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    help="Share of requests answered with an injected fault (503, 429, drops, ...).",
+@click.option("--seed", type=int, default=0, help="Seed of the data, sessions and jitter.")
+@_off_by_default("--latency-ms", "Added to every request.")
+@_off_by_default("--jitter-ms", "Extra random latency, up to this.")
+@_off_by_default(
+    "--fault-rate", "Share of requests answered with an injected fault (503, 429, drops, ...).", 1
 )
 @click.option(
     "--fault-kinds",
     callback=_choices(FAULT_KINDS),
     help=f"Comma-separated fault mix (default all but slow): {_KINDS}.",
 )
-@click.option(
-    "--fault-seed", type=int, default=0, show_default=True, help="Seed of the fault plan."
-)
-@click.option(
-    "--max-limit",
-    type=click.IntRange(min=1),
-    default=100,
-    show_default=True,
-    help="Largest page served.",
-)
+@click.option("--fault-seed", type=int, default=0, help="Seed of the fault plan.")
+@click.option("--max-limit", type=click.IntRange(min=1), default=100, help="Largest page served.")
 @click.option(
     "--list-methods",
     default="POST,GET",
-    show_default=True,
     callback=_choices(("POST", "GET"), upper=True),
     help="Methods the list endpoints accept.",
 )
@@ -246,41 +220,29 @@ _KINDS = ", ".join(FAULT_KINDS)
     "--order",
     type=click.Choice(LIST_ORDERS),
     default="dateAdded",
-    show_default=True,
     help="Order of list answers (unstable: shuffled per answer).",
 )
-@click.option(
-    "--live-rate",
-    type=click.FloatRange(min=0),
-    default=0.0,
-    help="Live mode: change the list this many times a second.",
-)
+@_off_by_default("--live-rate", "Live mode: change the list this many times a second.")
 @click.option(
     "--live-mix",
     callback=_mix,
     metavar="KIND[=W],...",
     help=f"Live changes and their weights (default all alike): {', '.join(CHANGE_KINDS)}.",
 )
-@click.option("--live-seed", type=int, default=0, show_default=True, help="Seed of live changes.")
+@click.option("--live-seed", type=int, default=0, help="Seed of live changes.")
 @click.option(
-    "--log-limit",
-    type=click.IntRange(min=0),
-    default=10_000,
-    show_default=True,
-    help="Request log entries kept.",
+    "--log-limit", type=click.IntRange(min=0), default=10_000, help="Request log entries kept."
 )
 @click.option(
     "--loop",
     type=click.Choice(["auto", "asyncio", "uvloop"]),
     default="auto",
-    show_default=True,
     help="uvicorn's event loop.",
 )
 @click.option(
     "--http",
     type=click.Choice(["auto", "h11", "httptools"]),
     default="auto",
-    show_default=True,
     help="uvicorn's HTTP parser.",
 )
 def fake_server(

@@ -36,6 +36,7 @@ from typing import Any
 
 import anyio
 
+from .._fifo import wait_turn
 from ._answers import Answer
 from ._faults import Fault, fault_response
 from ._log import Exchange
@@ -159,17 +160,7 @@ class ServerLimits:
         """Hold a worker while the block runs (waiting in arrival order); yields the wait."""
         arrived = self._clock()
         if self.workers is not None and (self._busy >= self.workers or self._waiting):
-            turn = anyio.Event()
-            self._waiting.append(turn)
-            try:
-                await turn.wait()
-            except BaseException:
-                if turn in self._waiting:
-                    self._waiting.remove(turn)
-                else:  # handed a worker as it was cancelled: pass it on
-                    self._busy -= 1
-                    self._next()
-                raise
+            await wait_turn(self._waiting, self._release)  # _next() counts the worker taken
         else:
             self._busy += 1
         waited = self._clock() - arrived
@@ -178,8 +169,12 @@ class ServerLimits:
         try:
             yield waited
         finally:
-            self._busy -= 1
-            self._next()
+            self._release()
+
+    def _release(self) -> None:
+        """Free a worker and hand it on."""
+        self._busy -= 1
+        self._next()
 
     def _next(self) -> None:
         """Hand a free worker to the longest-waiting request."""

@@ -40,7 +40,7 @@ from ._routing import Request
 from ._seed import DEFAULT_CAMPAIGNS
 from ._store import CallbackStore
 
-__all__ = ["CHANGE_KINDS", "Change", "ChangeKind", "LiveChanges", "LiveControls"]
+__all__ = ["CHANGE_KINDS", "Change", "ChangeKind", "LiveChanges", "LiveControls", "LiveSettings"]
 
 ChangeKind = Literal["delete_due", "delete_random", "add", "reschedule"]
 CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
@@ -94,6 +94,39 @@ def check_mix(mix: Mapping[str, float] | None) -> dict[ChangeKind, float]:
     return checked
 
 
+def _rate(rate: float) -> float:
+    return check_float("rate", rate) or 0.0
+
+
+def _where(where: CallbackFilter | None) -> CallbackFilter | None:
+    if where is not None and not isinstance(where, CallbackFilter):
+        msg = f"where must be a CallbackFilter or None, got {type(where).__name__}"
+        raise TypeError(msg)
+    return where
+
+
+def _add_at(add_at: AddAt) -> AddAt:
+    if add_at not in get_args(AddAt):
+        msg = f"add_at must be 'anywhere' or 'end', got {add_at!r}"
+        raise ValueError(msg)
+    return add_at
+
+
+@attrs.frozen(kw_only=True)
+class LiveSettings:
+    """What live mode does, checked when built (see :meth:`LiveControls.live`).
+
+    The converters check in this order: ``rate``, ``where``, ``add_at``, ``mix``.
+    """
+
+    rate: float = attrs.field(default=0.0, converter=_rate)
+    where: CallbackFilter | None = attrs.field(default=None, converter=_where)
+    add_at: AddAt = attrs.field(default="anywhere", converter=_add_at)
+    mix: dict[ChangeKind, float] = attrs.field(default=None, converter=check_mix)
+    seed: int = 0
+    clock: Callable[[], float] = time.monotonic
+
+
 class LiveChanges:
     """The live-mode state of one fake: settings, its random stream, the record."""
 
@@ -101,33 +134,16 @@ class LiveChanges:
         self._store = store
         self._lock = threading.Lock()
         self.changes: list[Change] = []
-        self.configure()
+        self.configure(LiveSettings())
 
-    def configure(
-        self,
-        *,
-        rate: float = 0.0,
-        mix: Mapping[str, float] | None = None,
-        seed: int = 0,
-        where: CallbackFilter | None = None,
-        add_at: AddAt = "anywhere",
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        """Set the changes to come; the time-based count restarts from now (0: none)."""
-        rate = check_float("rate", rate) or 0.0
-        if where is not None and not isinstance(where, CallbackFilter):
-            msg = f"where must be a CallbackFilter or None, got {type(where).__name__}"
-            raise TypeError(msg)
-        if add_at not in get_args(AddAt):
-            msg = f"add_at must be 'anywhere' or 'end', got {add_at!r}"
-            raise ValueError(msg)
-        kinds = check_mix(mix)
+    def configure(self, settings: LiveSettings) -> None:
+        """Set the changes to come; the time-based count restarts from now (rate 0: none)."""
         with self._lock:
-            self.rate, self.mix, self.seed, self.where = rate, kinds, seed, where
-            self.add_at: AddAt = add_at
-            self._clock = clock
-            self._rng = random.Random(f"ameyo-fake-live-{seed}")
-            self._started = clock()
+            self.rate, self.mix, self.seed = settings.rate, settings.mix, settings.seed
+            self.where, self.add_at = settings.where, settings.add_at
+            self._clock = settings.clock
+            self._rng = random.Random(f"ameyo-fake-live-{settings.seed}")
+            self._started = settings.clock()
             self._timed = 0  # changes made for the elapsed time so far
             self._added = 0
 
@@ -283,7 +299,9 @@ class LiveControls:
         only those of :meth:`change`. Calling it again restarts the count and
         the stream. Each change is kept in :attr:`changes` as a :class:`Change`.
         """
-        self._live.configure(rate=rate, mix=mix, seed=seed, where=where, add_at=add_at, clock=clock)
+        self._live.configure(
+            LiveSettings(rate=rate, mix=mix, seed=seed, where=where, add_at=add_at, clock=clock)
+        )
 
     def stop_live(self) -> None:
         """No more changes as requests arrive (:meth:`change` still makes some)."""

@@ -6,6 +6,8 @@ import random
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+from ._columns import Rows
+
 if TYPE_CHECKING:
     from ._store import CallbackStore
 
@@ -65,7 +67,7 @@ def seed_store(
             f"d8{c % 100:02d}-{cust}-cm-{i}"
             for i, c, cust in zip(range(first, first + k), camp, customers, strict=True)
         ]
-        store.bulk_load(
+        rows = Rows(
             ids=ids,
             campaigns=camp,
             callback_times=times,
@@ -75,4 +77,5 @@ def seed_store(
             customers=customers,
             added=added,
         )
+        store.bulk_load(rows)
         done += k

@@ -1,20 +1,20 @@
 """Serve the fake on a real loopback socket with uvicorn (the ``fake`` extra).
 
-:func:`serve` runs uvicorn in a background thread and yields the base URL;
-:func:`serve_async` is the same for ``async with`` (startup and shutdown run
-in a worker thread, so the event loop is never blocked). Only loopback
-addresses are accepted: the fake is a test double, not a service.
+:class:`serve` runs uvicorn in a background thread and gives the block the
+base URL, under ``with`` or ``async with`` (then startup and shutdown run in a
+worker thread, so the event loop is never blocked; ``serve_async`` is the
+same class). Only loopback addresses are accepted: the fake is a test
+double, not a service.
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from types import ModuleType
 from typing import Any
 
@@ -184,18 +184,8 @@ class _ServerThread:
             logging.getLogger("uvicorn.error").removeFilter(self._filter)
 
 
-@contextmanager
-def serve(
-    app: Any,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    ssl_certfile: str | None = None,
-    ssl_keyfile: str | None = None,
-    startup_timeout: float = 10.0,
-    shutdown_timeout: float = 5.0,
-) -> Iterator[str]:
-    """Serve ``app`` (a :class:`FakeAmeyo`) on a loopback socket; yield its base URL.
+class serve:  # noqa: N801  (a context manager named like a function, as contextlib's are)
+    """Serve ``app`` (a :class:`FakeAmeyo`) on a loopback socket; the block gets its base URL.
 
     uvicorn runs in a background thread on ``host`` (loopback only) and
     ``port`` (0: a free one). With ``ssl_certfile`` (and ``ssl_keyfile``, or a
@@ -204,38 +194,76 @@ def serve(
     ``shutdown_timeout`` seconds twice (graceful, then forced). Needs the
     ``fake`` extra: ``pip install 'ameyo-callbacks[fake]'``.
 
+    Use it with ``with`` or with ``async with`` (:data:`serve_async` is the
+    same): the same server thread, started and stopped from a worker thread
+    under ``async with``, so the event loop keeps running.
+
     >>> with serve(FakeAmeyo.seeded(100)) as url:  # doctest: +SKIP
     ...     ...  # AmeyoCallbacksClient(url, session_id=fake.session_id)
     """
-    server = _ServerThread(
-        app, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile
-    )
-    server.start(startup_timeout)
-    try:
-        yield server.url
-    finally:
-        server.stop(shutdown_timeout)
 
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        startup_timeout: float = 10.0,
+        shutdown_timeout: float = 5.0,
+    ) -> None:
+        self._make = functools.partial(
+            _ServerThread,
+            app,
+            host=host,
+            port=port,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+        )
+        self._startup_timeout = startup_timeout
+        self._shutdown_timeout = shutdown_timeout
+        self._server: _ServerThread | None = None
 
-@asynccontextmanager
-async def serve_async(
-    app: Any,
-    *,
-    host: str = "127.0.0.1",
-    port: int = 0,
-    ssl_certfile: str | None = None,
-    ssl_keyfile: str | None = None,
-    startup_timeout: float = 10.0,
-    shutdown_timeout: float = 5.0,
-) -> AsyncIterator[str]:
-    """:func:`serve` for ``async with``: the same server thread, started and
-    stopped from a worker thread so the event loop keeps running."""
-    server = _ServerThread(
-        app, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile
-    )
-    await anyio.to_thread.run_sync(server.start, startup_timeout)
-    try:
-        yield server.url
-    finally:
+    def _bind(self) -> _ServerThread:
+        """The server thread for a block, its socket bound (not started yet)."""
+        if self._server is not None:
+            msg = "this serve() is serving already: enter a new serve(...) for a second server"
+            raise RuntimeError(msg)
+        self._server = self._make()
+        return self._server
+
+    def _unbind(self) -> _ServerThread:
+        server, self._server = self._server, None
+        assert server is not None  # noqa: S101  (exit follows a successful enter)
+        return server
+
+    def __enter__(self) -> str:
+        server = self._bind()
+        try:
+            server.start(self._startup_timeout)
+        except BaseException:
+            self._server = None
+            raise
+        return server.url
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._unbind().stop(self._shutdown_timeout)
+
+    async def __aenter__(self) -> str:
+        server = self._bind()
+        try:
+            await anyio.to_thread.run_sync(server.start, self._startup_timeout)
+        except BaseException:
+            self._server = None
+            raise
+        return server.url
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        server = self._unbind()
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(server.stop, shutdown_timeout)
+            await anyio.to_thread.run_sync(server.stop, self._shutdown_timeout)
+
+
+#: :class:`serve` under the name an ``async with`` reads best with (the same class).
+serve_async = serve

@@ -27,7 +27,7 @@ import attrs
 from .._convert import make_converter
 from .._filters import CallbackFilter
 from .._models import WIRE_NAMES, CustomerCallback
-from ._columns import SORT_ORDERS, Columns, SortOrder
+from ._columns import SORT_ORDERS, Columns, Rows, SortOrder
 
 __all__ = ["CallbackStore"]
 
@@ -238,35 +238,15 @@ class CallbackStore:
             self._reset()
             self.version += 1
 
-    def bulk_load(
-        self,
-        *,
-        ids: Sequence[str],
-        campaigns: Sequence[int],
-        callback_times: Sequence[int],
-        self_callbacks: Sequence[bool],
-        users: Sequence[str | None],
-        phones: Sequence[str],
-        customers: Sequence[int],
-        added: Sequence[int],
-    ) -> None:
+    def bulk_load(self, rows: Rows) -> None:
         """Append many rows at once (trusted values, unique new ids): the seeding path."""
         with self.lock:
             start = len(self.cols)
-            new = dict(zip(ids, range(start, start + len(ids)), strict=True))
-            if len(new) != len(ids) or not new.keys().isdisjoint(self._row_of):
+            new = dict(zip(rows.ids, range(start, start + len(rows.ids)), strict=True))
+            if len(new) != len(rows.ids) or not new.keys().isdisjoint(self._row_of):
                 msg = "bulk_load needs unique ids not already held"
                 raise ValueError(msg)
-            self.cols.extend(
-                ids=ids,
-                campaigns=campaigns,
-                callback_times=callback_times,
-                self_callbacks=self_callbacks,
-                users=users,
-                phones=phones,
-                customers=customers,
-                added=added,
-            )
+            self.cols.extend(rows)
             self._row_of.update(new)
             self._orders.clear()
             self._cache.clear()
