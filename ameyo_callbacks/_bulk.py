@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from types import MappingProxyType
 
@@ -10,13 +9,11 @@ import anyio
 import attrs
 
 from ._checks import check_bool, check_int, check_strings
+from ._compat import ExceptionGroup
 from ._limits import AdaptiveConcurrency
 from ._paging import CallbackIterator, PageFetcher
 from ._protocol import check_callback_id
 from .exceptions import AmeyoError, CallbackNotFoundError, IncompleteDeleteError
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import ExceptionGroup
 
 __all__ = [
     "BulkDeleteResult",

@@ -26,7 +26,6 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
-from types import TracebackType
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -311,12 +310,7 @@ class AmeyoCallbacksClient:
             self._background = background
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         background, self._background = self._background, None
         try:
             if background is not None:

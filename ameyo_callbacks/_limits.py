@@ -41,7 +41,6 @@ import math
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from types import TracebackType
 from typing import Protocol
 
 import anyio
@@ -379,12 +378,7 @@ class AdaptiveConcurrency:
             self._saturated = True
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         self._in_use -= 1
         self._hand_over()
 

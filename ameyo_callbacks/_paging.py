@@ -60,22 +60,18 @@ as themselves, never wrapped in an ``ExceptionGroup``.
 
 from __future__ import annotations
 
-import sys
 import warnings
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from types import TracebackType
 from typing import Any, Literal
 
 import anyio
 import sniffio
 from anyio.abc import TaskGroup
 
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
-
 from ._checks import check_choice, check_int
+from ._compat import BaseExceptionGroup
 from ._models import Cursor, CustomerCallback, Page, fingerprint
 from ._protocol import MAX_LIMIT
 from .exceptions import ConsistencyError
@@ -509,12 +505,7 @@ class CallbackIterator:
         self._group = group
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         group = self._group
         await self.aclose()
         if group is not None:

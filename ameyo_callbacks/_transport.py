@@ -1,8 +1,8 @@
 """The HTTP stack: which one, one request, what kind of failure it was.
 
 - Which one (:meth:`Transport.open`): a caller's ``httpx.AsyncClient`` (used
-  as is) or transport (wrapped); otherwise ``http_backend="auto"`` builds
-  aiohttp through httpx-aiohttp on asyncio and plain httpx on trio.
+  as is) or transport (wrapped); otherwise ``http_backend="auto"`` drives
+  aiohttp directly on asyncio (:class:`_AiohttpStack`) and plain httpx on trio.
   aiohttp is imported here, when the first client builds its stack, never
   by ``import ameyo_callbacks``. Proxies and CA files come from the
   environment when ``trust_env`` (as httpx does), the same on both stacks.
@@ -38,6 +38,7 @@ import attrs
 import httpx
 import sniffio
 
+from ._compat import BaseExceptionGroup
 from ._protocol import RequestSpec, scrub
 from ._version import __version__
 from .exceptions import (
@@ -48,9 +49,6 @@ from .exceptions import (
     TLSError,
     TransportError,
 )
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
@@ -484,6 +482,23 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
+# aiohttp's exceptions by name (aiohttp loads lazily), the first match wins:
+# subclasses before their bases (ClientConnectorError is a ClientOSError).
+_AIOHTTP_KINDS: tuple[tuple[str, str | Callable[[Any], str]], ...] = (
+    ("ClientConnectorCertificateError", lambda exc: _certificate_kind(exc.certificate_error)),
+    ("ClientProxyConnectionError", "proxy_error"),
+    ("ClientHttpProxyError", "proxy_error"),
+    ("ClientConnectorSSLError", "tls_protocol"),
+    ("ConnectionTimeoutError", "connect_timeout"),
+    ("SocketTimeoutError", "read_timeout"),
+    ("ClientConnectorError", lambda exc: _os_kind(exc.os_error) or "connect_error"),
+    ("ClientResponseError", "protocol_error"),  # the parser refused the status line or headers
+    ("ClientOSError", "connection_lost"),
+    ("ClientPayloadError", "connection_lost"),
+    ("ServerDisconnectedError", "connection_lost"),
+)
+
+
 def _aiohttp_kind(chain: list[BaseException]) -> str | None:
     aiohttp = sys.modules.get("aiohttp")
     if aiohttp is None:
@@ -491,24 +506,9 @@ def _aiohttp_kind(chain: list[BaseException]) -> str | None:
     for exc in chain:
         if not isinstance(exc, aiohttp.ClientError):
             continue
-        if isinstance(exc, (aiohttp.ClientProxyConnectionError, aiohttp.ClientHttpProxyError)):
-            return "proxy_error"
-        if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-            return _certificate_kind(exc.certificate_error)
-        if isinstance(exc, aiohttp.ClientConnectorSSLError):
-            return "tls_protocol"
-        if isinstance(exc, aiohttp.ConnectionTimeoutError):
-            return "connect_timeout"
-        if isinstance(exc, aiohttp.SocketTimeoutError):
-            return "read_timeout"
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            return _os_kind(exc.os_error) or "connect_error"
-        if isinstance(exc, aiohttp.ClientResponseError):
-            return "protocol_error"  # aiohttp's parser refused the status line or headers
-        if isinstance(exc, (aiohttp.ClientOSError, aiohttp.ClientPayloadError)):
-            return "connection_lost"
-        if isinstance(exc, aiohttp.ServerDisconnectedError):
-            return "connection_lost"
+        for name, kind in _AIOHTTP_KINDS:
+            if isinstance(exc, getattr(aiohttp, name)):
+                return kind if isinstance(kind, str) else kind(exc)
         if type(exc).__name__ == "AnswerLostError":
             return "connection_lost"
     return None
@@ -520,7 +520,7 @@ def _connect_phase(chain: list[BaseException]) -> bool:
         if aiohttp is not None and isinstance(exc, aiohttp.ClientConnectorError):
             return True
         if aiohttp is not None and isinstance(exc, aiohttp.ClientError):
-            return False  # httpx_aiohttp's outer httpx type would mislead (see below)
+            return False  # a ClientError that is no connector error came after connecting
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
             return True
     return False
@@ -549,6 +549,15 @@ def _os_kind(exc: BaseException) -> str | None:
     return None
 
 
+# httpx's timeouts, subclasses first; TimeoutError: an OS or asyncio timeout.
+_TIMEOUT_KINDS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (httpx.ConnectTimeout, "connect_timeout"),
+    (httpx.PoolTimeout, "pool_timeout"),
+    (httpx.WriteTimeout, "write_timeout"),
+    ((httpx.ReadTimeout, httpx.TimeoutException, TimeoutError), "read_timeout"),
+)
+
+
 def _kind(chain: list[BaseException]) -> str:
     """What happened, from the exception chain; the same answer for either stack."""
     for exc in chain:
@@ -556,8 +565,7 @@ def _kind(chain: list[BaseException]) -> str:
             return _certificate_kind(exc)
     if any(isinstance(exc, httpx.ProxyError) for exc in chain[:1]):
         return "proxy_error"
-    # httpx_aiohttp maps every aiohttp connection error to httpx.ConnectTimeout;
-    # the aiohttp exception under it says which one it was.
+    # An aiohttp exception anywhere in the chain says what happened.
     found = _aiohttp_kind(chain)
     if found is not None:
         return found
@@ -570,14 +578,9 @@ def _kind(chain: list[BaseException]) -> str:
         if isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED:
             return "connection_refused"
     top = chain[0]
-    if isinstance(top, httpx.ConnectTimeout):
-        return "connect_timeout"
-    if isinstance(top, httpx.PoolTimeout):
-        return "pool_timeout"
-    if isinstance(top, httpx.WriteTimeout):
-        return "write_timeout"
-    if isinstance(top, (httpx.ReadTimeout, httpx.TimeoutException, TimeoutError)):
-        return "read_timeout"
+    for types, kind in _TIMEOUT_KINDS:
+        if isinstance(top, types):
+            return kind
     if connecting:
         return "connect_error"
     if isinstance(top, httpx.RemoteProtocolError):
@@ -673,8 +676,8 @@ def classify(
     """The :class:`TransportError` for what an HTTP stack raised, or None if it is no such failure.
 
     ``where`` is ``host:port`` for the message. The kind is read from the
-    whole exception chain, so the aiohttp exception under httpx-aiohttp's
-    approximate mapping decides, as the ssl or OS error under httpx's does.
+    whole exception chain, so an aiohttp exception decides, as the ssl or OS
+    error under httpx's does.
     """
     if not isinstance(exc, Exception) or not _is_transport_failure(exc):
         return None

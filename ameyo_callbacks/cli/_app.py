@@ -16,6 +16,7 @@ from typing import Any, Literal
 import click
 
 from .. import CallbackFilter, __version__
+from .._compat import BaseExceptionGroup
 from ..testing._command import fake_server as fake_server_command
 from . import _ui
 from ._config import ConfigError, ConnectionOptions, connect, connection_options, library_errors
@@ -34,9 +35,6 @@ from ._export import FORMATS, ExportPlan, output_format, run_export
 from ._files import check_writable, describe, is_special
 from ._params import DATES_HELP, Concurrency, FilterBounds, campaign_ids_option, filter_options
 from ._ui import count, logging_to_stderr
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 __all__ = ["cli", "run"]
 

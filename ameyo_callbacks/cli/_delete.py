@@ -20,7 +20,6 @@ deleted, not found, failed, or not attempted.
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, nullcontext
@@ -34,15 +33,13 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import AmeyoError, BulkDeleteResult, BulkProgress, BulkTally, CallbackFilter
+from .._compat import BaseExceptionGroup
 from ._config import Connection, open_client
 from ._errors import EXIT_INTERRUPTED, ConfigError, explain
 from ._export import wire_line
 from ._files import append_output, atomic_output
 from ._summary import emit_json
 from ._ui import bar, count, progress, stderr_console
-
-if sys.version_info < (3, 11):  # pragma: no cover
-    from exceptiongroup import BaseExceptionGroup
 
 __all__ = [
     "EXIT_INTERRUPTED",
