@@ -748,7 +748,6 @@ class CallbackIterator:
                 and anchor_seq is not None
                 and anchor_seq == window.next_seq - 1
                 and offset + anchor == self._frontier
-                and records[anchor].customer_callback_id not in ahead
             )
         )
         if not confirmed:

@@ -70,3 +70,40 @@ def test_a_complete_export_replaces_the_file(tmp_path: Path) -> None:
         stream.write("new\n")
         assert out.read_text(encoding="utf-8") == "old\n"
     assert out.read_text(encoding="utf-8") == "new\n"
+
+
+def test_a_file_export_commits_about_once_a_second_and_at_once_when_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No fsync and progress file per page: within the interval a commit waits; now=True doesn't."""
+    from ameyo_callbacks.cli import _export  # noqa: PLC0415
+    from ameyo_callbacks.cli._jobs import Progress, ResumeFiles  # noqa: PLC0415
+
+    clock = [100.0]
+    monkeypatch.setattr(_export.time, "monotonic", lambda: clock[0])
+    files = ResumeFiles(tmp_path / "out.jsonl")
+    progress = Progress(key={"k": 1})
+    with files.partial.open("w", encoding="utf-8") as stream:
+        sink = _export._FileSink(stream, _export.JsonlWriter(stream), files)
+        stream.write("one page\n")
+        progress.records = 1
+        sink.commit(progress)  # the first page commits at once
+        committed = files.load()
+        assert committed is not None
+        assert (committed.records, committed.size) == (1, len("one page\n"))
+        stream.write("more\n")
+        progress.records = 2
+        clock[0] += _export.COMMIT_INTERVAL / 2
+        sink.commit(progress)
+        assert files.load() == committed  # within the interval: nothing recorded
+        clock[0] += _export.COMMIT_INTERVAL / 2
+        sink.commit(progress)
+        committed = files.load()
+        assert committed is not None
+        assert committed.records == 2
+        stream.write("two\n")
+        progress.records = 3
+        sink.commit(progress, now=True)
+    committed = files.load()
+    assert committed is not None
+    assert (committed.records, committed.size) == (3, len("one page\nmore\ntwo\n"))
