@@ -3,8 +3,8 @@
 Also a few outcomes of finished runs that users script against: the JSON
 dry run of an ids file, the summary of many failures, ``--resume`` with
 nothing to resume, ``--max-items`` across campaigns, ``--json`` with
-``--state``, a closed stdout, and outputs on a full disk (``/dev/full``:
-those are known bugs, marked xfail). Commands reach an in-process
+``--state``, a closed stdout, and outputs on a full disk (``/dev/full``).
+Commands reach an in-process
 ``FakeAmeyo`` through the command line's one seam, ``_config.build_client``
 (httpx.ASGITransport: no socket).
 """
@@ -369,12 +369,6 @@ def test_a_closed_stdout_ends_the_export_quietly_with_status_0(
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
 @pytest.mark.parametrize("flag", ["--failed-out", "--not-found-out"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: an OSError while writing --failed-out/--not-found-out after the deletes "
-    "(a full disk: ENOSPC at write or fsync) escapes _finish as a traceback with exit 1; "
-    "atomic_output only turns open/rename errors into a ConfigError, so the summary is lost",
-)
 def test_an_id_list_that_cannot_be_written_after_the_deletes_is_one_line_and_exit_2(
     session: FakeAmeyo, tmp_path: Path, flag: str
 ) -> None:
@@ -412,11 +406,6 @@ def test_a_backup_that_cannot_be_written_deletes_nothing(session: FakeAmeyo) -> 
             ["delete", "--campaign-id", "7", "--yes", "--backup", "/dev/full"], id="delete-backup"
         ),
     ],
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a write error on an output (ENOSPC on /dev/full or a full disk) escapes as a "
-    "raw OSError traceback, exit 1, instead of the CLI's one-line 'cannot write' and exit 2",
 )
 def test_a_full_disk_under_an_output_is_one_line_and_exit_2(
     session: FakeAmeyo, args: list[str]

@@ -8,13 +8,14 @@
   ``/dev`` or ``/proc`` such as ``/dev/stdout``) is opened and written
   directly: it is never renamed over.
 
-Every failure to open, write or replace is a :class:`ConfigError`: one line,
-exit status 2.
+Every failure to open, write (a full disk, a quota, an I/O error) or replace
+is a :class:`ConfigError`: one line, exit status 2.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import sys
@@ -92,6 +93,23 @@ def check_writable(output: str, flag: str) -> None:
         raise ConfigError(msg)
 
 
+# What a write, flush or close can fail with: a full disk or quota, a file
+# too large, an I/O error, a file system gone read-only.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS})
+
+
+@contextmanager
+def _writing(what: str) -> Iterator[None]:
+    """A failed write (flush, close) in the block: one line naming ``what``, exit status 2."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        msg = f"cannot write {what}: {_reason(exc)}"
+        raise ConfigError(msg) from None
+
+
 @contextmanager
 def _open_text(output: str, mode: Literal["w", "a"], what: str) -> Iterator[TextIO]:
     """``output`` opened as UTF-8 text in ``mode``; ``what`` names it in the error."""
@@ -100,7 +118,7 @@ def _open_text(output: str, mode: Literal["w", "a"], what: str) -> Iterator[Text
     except OSError as exc:
         msg = f"cannot write {what}: {_reason(exc)}"
         raise ConfigError(msg) from None
-    with stream:
+    with _writing(what), stream:
         yield stream
 
 
@@ -139,7 +157,7 @@ def atomic_output(output: str) -> Iterator[TextIO]:
         msg = f"cannot write {output}: {_reason(exc)}"
         raise ConfigError(msg) from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+        with _writing(output), os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
