@@ -121,8 +121,8 @@ def _load() -> None:
 
     for name, home in _HOME.items():
         value = getattr(_importlib.import_module(home, __name__), name)
-        if not isinstance(value, str) and type(value).__module__ != "httpx._config":
-            value.__module__ = __name__
+        if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):
+            value.__module__ = __name__  # classes, functions and aliases; never a value
         globals()[name] = value
 
 

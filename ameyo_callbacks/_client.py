@@ -116,9 +116,20 @@ def normalize_base_url(base_url: str) -> str:
     if url.query or url.fragment:
         msg = f"base_url must not have a query or fragment: {expected}"
         raise ValueError(msg)
+    if "%" in url.host or any(c.isspace() for c in url.host):
+        msg = f"base_url {_shown(base_url)!r} has a space or an escape in its host: {expected}"
+        raise ValueError(msg)
     # httpx.URL drops a port equal to the scheme's usual one (":80", ":443"),
     # but an explicit port is kept: read it back from the text.
-    port = url.port or urlsplit(base_url.strip()).port or _DEFAULT_PORTS[url.scheme]
+    try:
+        written = urlsplit(base_url.strip()).port
+    except ValueError:
+        written = -1
+    port = url.port if url.port is not None else written
+    if port is not None and not 0 < port < 65536:
+        msg = f"base_url {_shown(base_url)!r} has no valid port (1 to 65535): {expected}"
+        raise ValueError(msg)
+    port = port or _DEFAULT_PORTS[url.scheme]
     host = f"[{url.host}]" if ":" in url.host else url.host
     return f"{url.scheme}://{host}:{port}{url.raw_path.decode('ascii').rstrip('/')}"
 

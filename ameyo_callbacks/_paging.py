@@ -10,7 +10,14 @@ sees and shrinks back when the list is still). A page is accepted only once
 it *joins*: its anchor is the last record in it that the walk already yielded
 and that is unchanged; only the records after the anchor are new. Any
 yielded record of the window (the last few pages) can anchor, so a deleted
-last record falls back to the one before it, and so on.
+last record falls back to the one before it, and so on. A join needs
+evidence, though: the walk's last record unchanged exactly where the last
+answer put it, or two yielded records in the order they were yielded in
+(or listed side by side as they were). One yielded record found somewhere
+proves nothing: a reshuffled list shows one now and then, most often with
+small pages, and joining on it ended such walks early without an error.
+The exception is a page at offset 0 while the window still holds every
+record yielded: anything in it the walk does not know was added meanwhile.
 
 Why that is exact, for any stable server order (the server sorts by some key
 we need not know): a page is a contiguous slice of the list as it was when
@@ -36,8 +43,9 @@ the walk cannot tell where it stands. Either raises
 :class:`~ameyo_callbacks.exceptions.ConsistencyError`, or with
 ``on_inconsistency="warn"`` warns once and goes on as plain offset paging.
 
-Memory: the window holds the last ``WINDOW_PAGES`` pages of records and a
-few "maybe ahead" ids: flat over a million records.
+Memory: the window holds the last ``WINDOW_PAGES`` pages of records (at
+least ``WINDOW_MIN`` records) and a few "maybe ahead" ids: flat over a
+million records.
 
 Prefetch and the iteration forms. Up to ``prefetch`` requests are
 outstanding (launched, not yet taken by the consumer), and requests are
@@ -92,7 +100,7 @@ AHEAD_LIMIT = 1024
 #: Re-reads tried for one page that does not join, before giving up.
 MAX_BRIDGES = 16
 #: Pages the overlap looks back over when it adapts to the drift.
-_DRIFT_MEMORY = 8
+_DRIFT_MEMORY = 64
 #: Yielded records kept at least, whatever the page size (small pages join
 #: against more than four pages: a burst of deletes rarely removes them all).
 WINDOW_MIN = 256
@@ -387,8 +395,10 @@ class CallbackIterator:
         "_fetch",
         "_flights",
         "_frontier",
+        "_frontier_id",
         "_group",
         "_items",
+        "_joined",
         "_max_items",
         "_mode",
         "_outstanding",
@@ -434,6 +444,8 @@ class CallbackIterator:
         # The position (in the last answer that showed it) of the last record
         # yielded; -1 before any. Planned requests start from _plan_offset.
         self._frontier = start - 1
+        self._frontier_id: str | None = None  # the record at _frontier in that answer
+        self._joined: tuple[list[CustomerCallback], int, bool] | None = None
         self._anchored = False  # the next page must join (False: take it as it comes)
         if resume_from is not None:
             cursor = Cursor.decode(resume_from)
@@ -450,6 +462,7 @@ class CallbackIterator:
             self._window.resume(anchors, cursor.ahead)
             self._window.whole = cursor.whole
             self._frontier = cursor.offset - 1
+            self._frontier_id = anchors[-1][0] if anchors else None
             self._anchored = bool(anchors)
         elif start != 0:
             self._window.whole = False
@@ -706,12 +719,14 @@ class CallbackIterator:
         anchor: int | None = None
         anchor_seq: int | None = None
         previous = -(1 << 62)
-        # Evidence for the join: pairs of unchanged yielded records listed in
-        # the order they were yielded in (records that may sit ahead count
-        # too: among themselves and after earlier ones their order holds).
+        # Evidence for the join: two unchanged yielded records listed in the
+        # order they were yielded in and checked against it, or listed next
+        # to each other as they were yielded (records that may sit ahead
+        # count only so: their order against later ones is not kept).
         agree = 0
-        last = -(1 << 62)
+        ordered = 0
         loose = 0  # unchanged yielded records known only by fingerprint (a checkpoint's)
+        last_i, last_seq = -2, -2
         for i, seq in hits:
             record = records[i]
             if not window.valid(record, seq):
@@ -720,11 +735,12 @@ class CallbackIterator:
             if seq is None:
                 loose += 1
                 continue
-            if seq > last:
-                agree += last != -(1 << 62)
-                last = seq
+            if i == last_i + 1 and seq == last_seq + 1:
+                agree += 1
+            last_i, last_seq = i, seq
             if record.customer_callback_id in ahead:
                 continue
+            ordered += 1
             if seq < previous:
                 self._inconsistent(
                     f"the server listed callbacks in another order than before (at offset "
@@ -742,22 +758,20 @@ class CallbackIterator:
         # agree with the order they were yielded in.
         confirmed = (
             agree > 0
-            or (loose > 0 and last != -(1 << 62))
-            or (
-                anchor is not None
-                and anchor_seq is not None
-                and anchor_seq == window.next_seq - 1
-                and offset + anchor == self._frontier
-            )
+            or ordered >= 2
+            or (loose > 0 and ordered > 0)
+            or self._in_place(records, offset)
         )
         if not confirmed:
             if not (offset == 0 and window.whole):
                 return None
             # Every record yielded is known and the page starts the list: a
-            # record in it the walk does not know was added during the walk,
-            # and yielded records not in it may sit after it.
+            # record in it the walk does not know was added during the walk
+            # (one present throughout before a yielded one was yielded
+            # before it), and yielded records not in it may sit after it.
             window.restarts += 1
-            anchor, anchor_seq = -1, -(1 << 62)
+            if anchor is None:
+                anchor, anchor_seq = -1, -(1 << 62)
         if anchor_seq is not None and anchor_seq < window.next_seq - 1:
             # Records yielded after the anchor and not in this page: deleted,
             # or still ahead of it (inserts pushed them past the page's end).
@@ -765,7 +779,22 @@ class CallbackIterator:
             maybe = [(i, p) for i, p in window.after(anchor_seq) if i not in listed]
             if maybe:
                 window.mark_ahead(maybe)
+        # Whether a record after the anchor is known (for _accept: no rescan).
+        if anchor is not None:
+            self._joined = (records, anchor, bool(hits) and hits[-1][0] > anchor)
         return anchor
+
+    def _in_place(self, records: list[CustomerCallback], offset: int) -> bool:
+        """Whether the walk's last record is, unchanged, where the last answer put it."""
+        at = self._frontier - offset
+        if not 0 <= at < len(records):
+            return False
+        record = records[at]
+        cb_id = record.customer_callback_id
+        if cb_id != self._frontier_id:
+            return False
+        seq = self._window.seqs.get(cb_id)
+        return (seq is not None or cb_id in self._window.ahead) and self._window.valid(record, seq)
 
     def _inconsistent(self, text: str, offset: int, reason: str) -> None:
         if self._strict:
@@ -806,9 +835,15 @@ class CallbackIterator:
         if tail and (window.seqs or window.ahead):
             get = window.seqs.get
             ahead = window.ahead
-            if any(
-                get(r.customer_callback_id) is not None or r.customer_callback_id in ahead
-                for r in tail
+            last = self._joined
+            self._joined = None
+            if (
+                last[2]
+                if last is not None and last[0] is records and last[1] == joined
+                else any(
+                    get(r.customer_callback_id) is not None or r.customer_callback_id in ahead
+                    for r in tail
+                )
             ):
                 new = [
                     r
@@ -827,6 +862,7 @@ class CallbackIterator:
                     tail = tail[: tail.index(new[-1]) + 1] if new else []
         end = start + len(tail)
         self._frontier = offset + end - 1
+        self._frontier_id = records[end - 1].customer_callback_id if end > 0 else None
         self._anchored = True
         if tail:
             window.add(tuple(tail))

@@ -57,11 +57,6 @@ def test_an_ipv6_host_keeps_its_brackets_and_gets_the_default_port() -> None:
     assert build("http://[::1]/gateway/").base_url == "http://[::1]:8888/gateway"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a port above 65535 escapes as urllib's bare 'Port out of range 0-65535' "
-    "(raised in _transport.Transport.__init__), not naming base_url or the expected form",
-)
 def test_a_port_out_of_range_is_refused_naming_base_url() -> None:
     """Port 99999 is a ValueError that names base_url and the expected form."""
     with pytest.raises(ValueError, match="base_url") as caught:
@@ -69,22 +64,12 @@ def test_a_port_out_of_range_is_refused_naming_base_url() -> None:
     assert EXPECTED_FORM in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: normalize_base_url reads port 0 as 'no port' (`url.port or ...`) and "
-    "silently sends to 8888 instead of refusing it",
-)
 def test_port_zero_is_refused_not_replaced_by_the_default() -> None:
     """``:0`` is no port a server listens on: refused, not silently turned into 8888."""
     with pytest.raises(ValueError, match="base_url"):
         build("http://ameyo.example:0")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: httpx percent-encodes a space in an ASCII host; normalize_base_url accepts "
-    "'http://ameyo%20example.com:8888' and the mistake only shows as a DNS failure later",
-)
 def test_a_space_in_the_host_is_refused_when_the_client_is_built() -> None:
     """A host with a space (a typo) is refused at once, not at the first request."""
     with pytest.raises(ValueError, match="base_url"):

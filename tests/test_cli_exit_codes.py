@@ -416,3 +416,22 @@ def test_a_full_disk_under_an_output_is_one_line_and_exit_2(
     assert "cannot write" in result.stderr
     assert "/dev/full" in result.stderr
     assert "No space left on device" in result.stderr
+
+
+def test_an_export_whose_partial_file_cannot_be_made_is_refused_before_any_request(
+    session: FakeAmeyo, tmp_path: Path
+) -> None:
+    """A directory where the export keeps its partial data: exit 2 and nothing asked."""
+    (tmp_path / ".out.csv.partial").mkdir()
+    result = run("export", "--campaign-id", "6", "-o", str(tmp_path / "out.csv"))
+    refused(result, session, "cannot write", "Is a directory")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_the_refusal_names_the_partial_file_that_cannot_be_made(
+    session: FakeAmeyo, tmp_path: Path
+) -> None:
+    """The message names the file to check: the hidden partial file, not the absent output."""
+    (tmp_path / ".out.csv.partial").mkdir()
+    result = run("export", "--campaign-id", "6", "-o", str(tmp_path / "out.csv"))
+    assert ".out.csv.partial" in result.stderr

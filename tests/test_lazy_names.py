@@ -3,12 +3,14 @@
 ``import ameyo_callbacks`` (and ``ameyo_callbacks.testing``) loads no public
 name until one is used; ``dir()`` (what a REPL or an IDE completes from) lists
 them all the same, without loading any. Fresh interpreters show this, since
-this test process has long loaded everything.
+this test process has long loaded everything. httpx, which we import without
+its command line, still runs that command line when ``httpx.main()`` is called.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -67,11 +69,39 @@ def test_default_timeout_is_httpxs_timeout() -> None:
     assert httpx.Timeout(timeout) == timeout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: __init__._load skips values whose type's __module__ is 'httpx._config', but "
-    "httpx shows Timeout as 'httpx', so DEFAULT_TIMEOUT gets an instance __module__ stamped",
-)
 def test_default_timeout_carries_no_module_of_its_own() -> None:
     """A value (not a class) is exported as it is: no ``__module__`` is set on the instance."""
     assert "__module__" not in vars(ameyo_callbacks.DEFAULT_TIMEOUT)
+
+
+HTTPX_CLI_ON_FIRST_USE = """
+import sys
+import ameyo_callbacks
+ameyo_callbacks.CallbackFilter  # loads httpx, without its command line
+import httpx
+print("loaded before:", "httpx._main" in sys.modules)
+sys.argv = ["httpx", "--help"]
+try:
+    httpx.main()
+except SystemExit as exc:
+    print("exit:", exc.code)
+print("loaded after:", "httpx._main" in sys.modules)
+"""
+
+
+def test_httpx_command_line_still_runs_when_called() -> None:
+    """httpx loads without its CLI through us, yet ``httpx.main()`` loads and runs the real one."""
+    for needed in ("click", "rich", "pygments"):  # httpx's CLI extra (our cli extra has them)
+        pytest.importorskip(needed)
+    done = subprocess.run(  # noqa: S603  (our own interpreter, our own code)
+        [sys.executable, "-c", HTTPX_CLI_ON_FIRST_USE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1"},
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "loaded before: False"
+    assert "Usage: httpx <URL> [OPTIONS]" in done.stdout
+    assert lines[-2:] == ["exit: 0", "loaded after: True"]

@@ -35,7 +35,7 @@ from rich.progress import TaskID
 from .. import CallbackFilter, CustomerCallback, make_converter
 from ._config import Connection, open_client
 from ._errors import ConfigError
-from ._files import atomic_output, check_writable, describe, finish_file, is_special
+from ._files import atomic_output, check_writable, describe, finish_file, is_special, writing
 from ._jobs import Progress, ResumeFiles, State, Watermark
 from ._summary import emit_json
 from ._ui import count
@@ -434,9 +434,12 @@ def _sink(output: str, files: ResumeFiles | None, progress: Progress, fmt: str) 
     try:
         stream = open(files.partial, "r+" if progress.size else "w", encoding="utf-8", newline="")  # noqa: SIM115
     except OSError as exc:
-        msg = f"cannot write {output}: {exc.strerror or exc}"
+        msg = (
+            f"cannot write {output}: its partial file {files.partial} cannot be opened: "
+            f"{exc.strerror or exc} (remove or fix it, or write elsewhere)"
+        )
         raise ConfigError(msg) from None
-    with stream:
+    with writing(f"{output} (its partial file {files.partial})"), stream:
         stream.truncate(progress.size)  # drop what a stopped run wrote after its last progress
         stream.seek(progress.size)
         sink = _FileSink(stream, _writer(fmt, stream, header_written=progress.size > 0), files)

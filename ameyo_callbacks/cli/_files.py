@@ -34,6 +34,7 @@ __all__ = [
     "describe",
     "finish_file",
     "is_special",
+    "writing",
 ]
 
 
@@ -99,7 +100,7 @@ _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, e
 
 
 @contextmanager
-def _writing(what: str) -> Iterator[None]:
+def writing(what: str) -> Iterator[None]:
     """A failed write (flush, close) in the block: one line naming ``what``, exit status 2."""
     try:
         yield
@@ -118,7 +119,7 @@ def _open_text(output: str, mode: Literal["w", "a"], what: str) -> Iterator[Text
     except OSError as exc:
         msg = f"cannot write {what}: {_reason(exc)}"
         raise ConfigError(msg) from None
-    with _writing(what), stream:
+    with writing(what), stream:
         yield stream
 
 
@@ -157,7 +158,7 @@ def atomic_output(output: str) -> Iterator[TextIO]:
         msg = f"cannot write {output}: {_reason(exc)}"
         raise ConfigError(msg) from None
     try:
-        with _writing(output), os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
+        with writing(output), os.fdopen(fd, "w", encoding="utf-8", newline="") as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())

@@ -7,9 +7,10 @@ mode plays that against the store:
 - ``delete_due``: remove the callback due first (smallest ``callbackTime``);
 - ``delete_random``: remove one at random;
 - ``add``: add a new callback (a copy of a random one with a new id, a
-  ``dateAdded`` and a ``callbackTime`` drawn within the current ranges, so it
-  lands anywhere in either order, or at the end of the ``dateAdded`` order
-  with ``add_at="end"``);
+  ``dateAdded`` and a ``callbackTime`` drawn within the ranges the list had
+  when live mode was configured, widened by earlier changes, so it lands
+  anywhere in either order, or at the end of the ``dateAdded`` order with
+  ``add_at="end"``);
 - ``reschedule``: give a random callback a new ``callbackTime``.
 
 No thread runs: the changes the elapsed time owes (``rate`` per second,
@@ -47,6 +48,8 @@ CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
 AddAt = Literal["anywhere", "end"]
 
 _MINUTE_MS = 60_000
+#: Random draws of a row before live mode falls back to the filtered list.
+_PICK_TRIES = 64
 
 
 @attrs.frozen
@@ -146,6 +149,7 @@ class LiveChanges:
             self._started = settings.clock()
             self._timed = 0  # changes made for the elapsed time so far
             self._added = 0
+            self._spans: dict[str, tuple[int, int]] = {}
 
     def stop(self) -> None:
         """No more time-based changes (``apply`` still works)."""
@@ -194,23 +198,42 @@ class LiveChanges:
                 self.changes.append(made[-1])
         return made
 
-    def _one(self, kind: ChangeKind, request: int | None) -> Change:
+    def _pick(self) -> int | None:
+        """A row live mode may touch, drawn at random (None: there is none).
+
+        Rows are drawn among every row ever stored and redrawn while dead or
+        outside ``where``: no ordered list is rebuilt per change (that cost
+        O(n) after every delete and slowed the server under a high rate).
+        """
         store, rng, where = self._store, self._rng, self.where
-        rows = store.select(where, "dateAdded")
-        if not rows:
+        cols = store.cols
+        for _ in range(_PICK_TRIES):
+            row = rng.randrange(len(cols)) if len(cols) else -1
+            if row >= 0 and cols.alive[row] and (where is None or cols.keeps(where, row)):
+                return row
+        rows = store.select(where, "dateAdded")  # few rows match: draw among them
+        return rows[rng.randrange(len(rows))] if rows else None
+
+    def _one(self, kind: ChangeKind, request: int | None) -> Change:
+        store, where = self._store, self.where
+        row = self._pick()
+        if row is None:
             kind = "add"  # nothing to delete or reschedule
         seq, now = len(self.changes) + 1, self._clock()
         if kind == "delete_due":
-            row = store.select(where, "callbackTime")[0]
-            callback_id = store.cols.ids[row]
+            due = store.first(where, "callbackTime")
+            assert due is not None  # noqa: S101  (a row was picked: one is held)
+            callback_id = store.cols.ids[due]
             store.remove(callback_id)
             return Change(seq, kind, callback_id, now, request)
         if kind == "delete_random":
-            callback_id = store.cols.ids[rows[rng.randrange(len(rows))]]
+            assert row is not None  # noqa: S101  (kind is "add" otherwise)
+            callback_id = store.cols.ids[row]
             store.remove(callback_id)
             return Change(seq, kind, callback_id, now, request)
         if kind == "reschedule":
-            callback_id = store.cols.ids[rows[rng.randrange(len(rows))]]
+            assert row is not None  # noqa: S101
+            callback_id = store.cols.ids[row]
             when = self._callback_time()
             previous = store.reschedule(callback_id, when)
             return Change(seq, kind, callback_id, now, request, when, previous)
@@ -218,16 +241,31 @@ class LiveChanges:
         return Change(seq, "add", callback_id, now, request, when)
 
     def _span(self, order: Literal["dateAdded", "callbackTime"]) -> tuple[int, int]:
-        """The smallest and largest value of the field among the rows live mode touches."""
-        rows = self._store.select(self.where, order)
-        column = self._store.cols.added if order == "dateAdded" else self._store.cols.callback_time
-        if not rows:
-            return 1_704_067_200_000, 1_704_067_200_000 + 30 * 1440 * _MINUTE_MS
-        return column[rows[0]], column[rows[-1]]
+        """The smallest and largest value of the field among the rows live mode touches.
+
+        Measured once per :meth:`configure` (and when the list was empty then),
+        widened by the values live mode adds: not rebuilt per change.
+        """
+        span = self._spans.get(order)
+        if span is None:
+            rows = self._store.select(self.where, order)
+            cols = self._store.cols
+            column = cols.added if order == "dateAdded" else cols.callback_time
+            if not rows:
+                return 1_704_067_200_000, 1_704_067_200_000 + 30 * 1440 * _MINUTE_MS
+            span = self._spans[order] = (column[rows[0]], column[rows[-1]])
+        return span
+
+    def _widen(self, order: Literal["dateAdded", "callbackTime"], value: int) -> None:
+        span = self._spans.get(order)
+        if span is not None:
+            self._spans[order] = (min(span[0], value), max(span[1], value))
 
     def _callback_time(self) -> int:
         low, high = self._span("callbackTime")
-        return self._bounded(self._rng.randint(low, high + _MINUTE_MS), "scheduled")
+        when = self._bounded(self._rng.randint(low, high + _MINUTE_MS), "scheduled")
+        self._widen("callbackTime", when)
+        return when
 
     def _bounded(self, value: int, what: str) -> int:
         """``value`` moved within the ``where`` filter's bounds, so the change stays in scope."""
@@ -242,10 +280,12 @@ class LiveChanges:
         store, rng = self._store, self._rng
         low, high = self._span("dateAdded")
         added = rng.randint(low, high) if self.add_at == "anywhere" else high + rng.randint(1, 999)
+        added = self._bounded(added, "added")
+        self._widen("dateAdded", added)
         when = self._callback_time()
-        template = store.select(self.where, "dateAdded")
-        if template:
-            wire = store.cols.wire(template[rng.randrange(len(template))])
+        template = self._pick()
+        if template is not None:
+            wire = store.cols.wire(template)
         else:
             where = self.where or CallbackFilter.tenant()
             user = where.user_ids[0] if where.user_ids else None
@@ -265,7 +305,7 @@ class LiveChanges:
             {
                 **wire,
                 "customerCallbackId": callback_id,
-                "dateAdded": self._bounded(added, "added"),
+                "dateAdded": added,
                 "callbackTime": when,
             }
         )

@@ -14,11 +14,12 @@ Rescheduling is a removal and an add of the same id with the new time.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import random
 import threading
 from array import array
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -34,6 +35,8 @@ __all__ = ["CallbackStore"]
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 _CACHE_SIZE = 64
+#: Removals an ordered list catches up on one by one; more, and it is rebuilt.
+_FEW_REMOVALS = 32
 _KNOWN_WIRE = frozenset(WIRE_NAMES.values())
 _EVERYTHING = CallbackFilter.tenant()
 
@@ -67,6 +70,7 @@ class CallbackStore:
         self._orders: dict[SortOrder, _Ordered] = {}
         self._cache: OrderedDict[tuple[SortOrder, CallbackFilter], _Ordered] = OrderedDict()
         self._removals = 0
+        self._removed: deque[int] = deque(maxlen=_FEW_REMOVALS)  # the last rows removed
 
     # ------------------------------------------------------------------
     # Reading
@@ -165,6 +169,23 @@ class CallbackStore:
                 self._cache.move_to_end(key)
             return self._compacted(cached)
 
+    def first(self, flt: CallbackFilter | None, order: SortOrder = "dateAdded") -> int | None:
+        """The first row of ``select(flt, order)`` (None: none), without compacting it.
+
+        O(rows removed since the last read) instead of O(n): live mode's
+        "delete the callback due first" runs per change.
+        """
+        with self.lock:
+            if flt is None or flt == _EVERYTHING:
+                ordered = self._orders.get(order)
+            else:
+                ordered = self._cache.get((order, flt))
+            if ordered is None:  # not built yet: build it (compacted) once
+                rows = self.select(flt, order)
+                return rows[0] if rows else None
+            alive = self.cols.alive
+            return next((row for row in ordered.rows if alive[row]), None)
+
     # ------------------------------------------------------------------
     # Writing
 
@@ -212,6 +233,7 @@ class CallbackStore:
             # O(1): the row is only marked; ordered lists drop it when next read.
             self.cols.kill(row)
             self._removals += 1
+            self._removed.append(row)
             self.version += 1
 
     def remove_all(self, callback_ids: Iterable[str]) -> None:
@@ -267,7 +289,16 @@ class CallbackStore:
 
     def _compacted(self, ordered: _Ordered) -> array[int]:
         """The rows of ``ordered``, with rows removed since its last read dropped."""
-        if ordered.clean_at != self._removals:
+        missed = self._removals - ordered.clean_at
+        if 0 < missed <= len(self._removed):
+            # A few removals since (live mode: one or two per request): drop
+            # those rows one by one (a C-level search each), not a rebuild.
+            rows = ordered.rows
+            for row in list(self._removed)[-missed:]:
+                with contextlib.suppress(ValueError):  # not kept by this filter
+                    del rows[rows.index(row)]
+            ordered.clean_at = self._removals
+        elif missed:
             ordered.rows = array("q", filter(self.cols.alive.__getitem__, ordered.rows))
             ordered.clean_at = self._removals
         return ordered.rows
