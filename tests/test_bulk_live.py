@@ -40,8 +40,20 @@ def sent_deletes(fake: FakeAmeyo) -> list[str]:
 
 
 def walks(fake: FakeAmeyo) -> int:
-    """List requests at offset 0: one per walk (round) of delete_matching."""
-    return sum(1 for r in fake.requests if r.endpoint == "list" and r.params("offset") == ["0"])
+    """The walks (rounds) of delete_matching: each starts at offset 0 after the deletes before it.
+
+    A walk may re-read offset 0 itself (a list emptied at its head restarts
+    the join there), so a second offset-0 request with no DELETE since the
+    last one is the same walk, not a new round.
+    """
+    count, deleted_since = 0, True
+    for r in fake.requests:
+        if r.method == "DELETE":
+            deleted_since = True
+        elif r.endpoint == "list" and r.params("offset") == ["0"] and deleted_since:
+            count += 1
+            deleted_since = False
+    return count
 
 
 def check_contract(fake: FakeAmeyo, before: set[str], deleted: tuple[str, ...]) -> None:
