@@ -314,16 +314,32 @@ def trickler(*, status_line: bool, every: float = 0.1) -> RawServer:
 
 
 @pytest.mark.parametrize("status_line", [False, True], ids=["body", "status-line"])
-async def test_trickling_answer_meets_the_attempt_deadline(
-    backend: HttpBackend, status_line: bool
+@pytest.mark.parametrize(
+    ("policy", "kind", "says"),
+    [
+        pytest.param(
+            RetryPolicy(attempts=1, attempt_timeout=0.5, timeout=None),
+            "attempt_deadline",
+            "RetryPolicy.attempt_timeout",
+            id="attempt",
+        ),
+        pytest.param(
+            RetryPolicy(attempts=2, attempt_timeout=5.0, timeout=0.5),
+            "call_deadline",
+            "the call's time budget of 0.5 s ran out",
+            id="call",
+        ),
+    ],
+)
+async def test_trickling_answer_meets_the_deadline_that_comes_first(
+    backend: HttpBackend, status_line: bool, policy: RetryPolicy, kind: str, says: str
 ) -> None:
-    """One byte every 0.1 s (never a read timeout): the attempt ends at attempt_timeout."""
-    policy = RetryPolicy(attempts=1, attempt_timeout=0.5, timeout=None)
+    """One byte every 0.1 s (never a read timeout): the sooner deadline ends it, and is named."""
     async with trickler(status_line=status_line) as server:
         error, elapsed = await _timed_failure(AnswerTimeoutError, server.url, backend, retry=policy)
-    assert error.kind == "attempt_deadline"
+    assert error.kind == kind
     assert error.seconds == 0.5
-    assert "RetryPolicy.attempt_timeout" in str(error)
+    assert says in str(error)
     assert 0.5 <= elapsed < 1.5
 
 
@@ -338,17 +354,6 @@ async def test_trickling_answer_ends_the_call_within_its_budget(backend: HttpBac
     assert error.kind in {"call_deadline", "attempt_deadline"}
     assert error.attempts >= 2
     assert len(server.requests) == error.attempts
-
-
-async def test_a_call_ended_by_its_budget_names_that_budget(backend: HttpBackend) -> None:
-    """The budget runs out mid-attempt: kind call_deadline, ``seconds`` is RetryPolicy.timeout."""
-    policy = RetryPolicy(attempts=2, timeout=0.8, attempt_timeout=5.0)
-    async with trickler(status_line=False) as server:
-        error, elapsed = await _timed_failure(AnswerTimeoutError, server.url, backend, retry=policy)
-    assert error.kind == "call_deadline"
-    assert error.seconds == 0.8
-    assert "time budget of 0.8 s ran out" in str(error)
-    assert 0.8 <= elapsed < 1.8
 
 
 @pytest.mark.parametrize("announced", [True, False], ids=["content-length", "chunked"])
@@ -388,9 +393,9 @@ async def test_oversized_answer_stops_reading_at_the_cap(
     assert not sent or sent[-1] < 65536 * 1000, "the client must stop reading, not drain it"
 
 
-async def test_a_gzip_answer_is_decoded(backend: HttpBackend) -> None:
-    """A gzip-encoded page (what nginx's gzip sends) decodes to the same records."""
-    packed = gzip.compress(PAGE)
+def gzip_server(body: bytes) -> RawServer:
+    """A server answering every request with ``body`` gzip-encoded (as nginx's gzip does)."""
+    packed = gzip.compress(body)
 
     async def handler(
         request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -399,7 +404,12 @@ async def test_a_gzip_answer_is_decoded(backend: HttpBackend) -> None:
         await writer.drain()
         return True
 
-    async with RawServer(handler) as server, client(server.url, backend) as c:
+    return RawServer(handler)
+
+
+async def test_a_gzip_answer_is_decoded(backend: HttpBackend) -> None:
+    """A gzip-encoded page (what nginx's gzip sends) decodes to the same records."""
+    async with gzip_server(PAGE) as server, client(server.url, backend) as c:
         records = await c.get_callbacks(WHERE)
     assert [r.customer_callback_id for r in records] == [CALLBACK_ID]
     assert "gzip" in server.requests[0].headers.get("accept-encoding", "")
@@ -407,18 +417,10 @@ async def test_a_gzip_answer_is_decoded(backend: HttpBackend) -> None:
 
 async def test_the_size_cap_counts_decompressed_bytes(backend: HttpBackend) -> None:
     """A small gzip body that inflates past max_response_bytes is refused, not inflated whole."""
-    packed = gzip.compress(b"[" + b" " * 2_000_000 + b"]")
-    assert len(packed) < 10_000
-
-    async def handler(
-        request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
-        writer.write(respond(200, packed, extra="Content-Encoding: gzip\r\n"))
-        await writer.drain()
-        return True
-
+    body = b"[" + b" " * 2_000_000 + b"]"
+    assert len(gzip.compress(body)) < 10_000
     async with (
-        RawServer(handler) as server,
+        gzip_server(body) as server,
         client(server.url, backend, max_response_bytes=100_000) as c,
     ):
         with pytest.raises(ResponseTooLargeError) as info:
