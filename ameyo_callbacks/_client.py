@@ -121,15 +121,12 @@ def normalize_base_url(base_url: str) -> str:
         raise ValueError(msg)
     # httpx.URL drops a port equal to the scheme's usual one (":80", ":443"),
     # but an explicit port is kept: read it back from the text.
-    try:
-        written = urlsplit(base_url.strip()).port
-    except ValueError:
-        written = -1
-    port = url.port if url.port is not None else written
-    if port is not None and not 0 < port < 65536:
+    port = url.port if url.port is not None else urlsplit(base_url.strip()).port
+    if port is None:
+        port = _DEFAULT_PORTS[url.scheme]
+    elif not 0 < port < 65536:
         msg = f"base_url {_shown(base_url)!r} has no valid port (1 to 65535): {expected}"
         raise ValueError(msg)
-    port = port or _DEFAULT_PORTS[url.scheme]
     host = f"[{url.host}]" if ":" in url.host else url.host
     return f"{url.scheme}://{host}:{port}{url.raw_path.decode('ascii').rstrip('/')}"
 

@@ -261,7 +261,7 @@ class Transport:
         self.open()
         aio = self._aio
         if aio is not None:
-            return await aio.exchange(spec, session_id, self._settings)
+            return await aio.exchange(spec, session_id)
         url = self._base + spec.path
         params = spec.params or None
         transport = self._direct
@@ -366,7 +366,7 @@ class _AiohttpStack:
     httpx stack) and gzip answers are decompressed before the size cap.
     """
 
-    __slots__ = ("_base", "_headers", "_proxy", "_session", "_url")
+    __slots__ = ("_base", "_headers", "_proxy", "_session", "_settings", "_url")
 
     def __init__(
         self,
@@ -378,6 +378,7 @@ class _AiohttpStack:
         import aiohttp  # noqa: PLC0415  (loaded when a client first builds its stack)
         import yarl  # noqa: PLC0415
 
+        self._settings = settings
         self._url = yarl.URL
         # The base URL once parsed and encoded; each request appends its
         # (already percent-encoded) path and query to it as text.
@@ -403,7 +404,7 @@ class _AiohttpStack:
         )
 
     async def exchange(
-        self, spec: RequestSpec, session_id: str | None, settings: StackSettings
+        self, spec: RequestSpec, session_id: str | None
     ) -> tuple[int, Mapping[str, str], bytes]:
         text = self._base + spec.path
         if spec.params:
@@ -426,7 +427,7 @@ class _AiohttpStack:
             allow_redirects=False,
         ) as response:
             body = await _capped(
-                spec, settings, response.content_length, response.content.iter_any()
+                spec, self._settings, response.content_length, response.content.iter_any()
             )
             return response.status, response.headers, body
 
