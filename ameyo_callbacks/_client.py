@@ -25,7 +25,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,6 +43,7 @@ from ._models import CustomerCallback
 from ._paging import Background, CallbackIterator, OnInconsistency, PageFetcher, walk_scope
 from ._protocol import (
     MAX_LIMIT,
+    Answer,
     RequestSpec,
     build_delete_request,
     build_list_request,
@@ -73,7 +74,7 @@ __all__ = ["DEFAULT_TIMEOUT", "AmeyoCallbacksClient", "HttpBackend"]
 logger = logging.getLogger("ameyo_callbacks")
 
 T = TypeVar("T")
-Decoder = Callable[[RequestSpec, int, Mapping[str, str], bytes], T]
+Decoder = Callable[[Answer], T]
 OnFailure = Callable[[AmeyoError], None]
 
 #: Connections per client: above any sensible concurrency, below a server's patience.
@@ -407,7 +408,7 @@ class AmeyoCallbacksClient:
         as done: the first attempt did it.
         """
         spec = build_delete_request(customer_callback_id)
-        rule = _DeleteRule(self._decode_delete)
+        rule = _DeleteRule(decode_delete_response)
         await self._call(spec, rule.decode, on_failure=rule.attempt_failed)
 
     async def delete_callbacks(
@@ -501,36 +502,12 @@ class AmeyoCallbacksClient:
 
         return fetch
 
-    def _decode_list(
-        self, spec: RequestSpec, status: int, headers: Mapping[str, str], body: bytes
-    ) -> list[CustomerCallback]:
-        return decode_list_response(
-            status,
-            headers,
-            body,
-            spec=spec,
-            converter=self._converter,
-            now=time.time(),
-            secrets=self._session.secrets(),
-        )
-
-    def _decode_delete(
-        self, spec: RequestSpec, status: int, headers: Mapping[str, str], body: bytes
-    ) -> None:
-        decode_delete_response(
-            status, headers, body, spec=spec, now=time.time(), secrets=self._session.secrets()
-        )
-
-    def _decode_login(
-        self, spec: RequestSpec, status: int, headers: Mapping[str, str], body: bytes
-    ) -> str:
-        return decode_login_response(
-            status, headers, body, spec=spec, now=time.time(), secrets=self._session.secrets()
-        )
+    def _decode_list(self, answer: Answer) -> list[CustomerCallback]:
+        return decode_list_response(answer, self._converter)
 
     async def _login(self, spec: RequestSpec) -> str:
         """Send a session provider's login request (no session header), with retries."""
-        return await self._with_retries(spec, self._decode_login, None)
+        return await self._with_retries(spec, decode_login_response, None)
 
     async def _call(
         self, spec: RequestSpec, decode: Decoder[T], on_failure: OnFailure | None = None
@@ -656,7 +633,7 @@ class AmeyoCallbacksClient:
                 status,
                 (time.perf_counter() - started) * 1000,
             )
-        return decode(spec, status, headers, body)
+        return decode(Answer(status, headers, body, spec, time.time(), self._session.secrets()))
 
 
 def _spent(call_end: float | None) -> bool:
@@ -704,17 +681,15 @@ class _DeleteRule:
         elif isinstance(exc, ServerError):
             self._answer_lost |= exc.status_code in _AMBIGUOUS_STATUSES
 
-    def decode(
-        self, spec: RequestSpec, status: int, headers: Mapping[str, str], body: bytes
-    ) -> None:
+    def decode(self, answer: Answer) -> None:
         """The delete's decoder; not-found after a lost answer is success."""
         try:
-            self._decode(spec, status, headers, body)
+            self._decode(answer)
         except CallbackNotFoundError:
             if not self._answer_lost:
                 raise
             logger.info(
                 "%s %s: gone after an attempt whose answer was lost; counted as deleted",
-                spec.method,
-                spec.path,
+                answer.spec.method,
+                answer.spec.path,
             )

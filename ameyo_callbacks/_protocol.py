@@ -39,6 +39,7 @@ __all__ = [
     "MAX_LIMIT",
     "NOT_FOUND_KEY",
     "SESSION_INVALID_KEYS",
+    "Answer",
     "RequestSpec",
     "build_delete_request",
     "build_list_request",
@@ -288,21 +289,32 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return value
 
 
-def decode_error(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    spec: RequestSpec,
-    now: float,
-    secrets: Sequence[str] = (),
-) -> AmeyoError:
+@attrs.frozen
+class Answer:
+    """One HTTP answer, and what the decoders read it against.
+
+    ``spec`` is the request it answers (its method, path and kind go into
+    errors); ``now`` is the wall-clock time it arrived (an HTTP-date
+    ``Retry-After`` counts from it); ``secrets`` are the strings no error may
+    quote (the session id, the login token).
+    """
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    spec: RequestSpec
+    now: float
+    secrets: Sequence[str] = ()
+
+
+def decode_error(answer: Answer) -> AmeyoError:
     """The exception for an error answer (or a 2xx that carries an Ameyo envelope).
 
     Decodes the envelope of WIRE_NOTES (``errorCode`` or ``code``; the key in
     ``message`` or ``info``, JSON-array strings split into key and args);
     the body may be anything, including HTML, empty or not UTF-8.
     """
+    status, body, spec, secrets = answer.status, answer.body, answer.spec, answer.secrets
     snippet = _snippet(body, secrets)
     try:
         payload = _loads(scrub(body.decode("utf-8"), secrets).encode()) if body else None
@@ -327,7 +339,7 @@ def decode_error(
         envelope_status = _int_or_none(payload.get("status"))
         if 200 <= status < 300 and envelope_status is not None and envelope_status >= 400:
             status = envelope_status
-    retry_after = parse_retry_after(_header(headers, "retry-after"), now=now)
+    retry_after = parse_retry_after(_header(answer.headers, "retry-after"), now=answer.now)
 
     summary = key or (f"{snippet!r}" if snippet and not envelope else "")
     if key_args:
@@ -381,10 +393,9 @@ def decode_error(
     return APIError(text, **common)
 
 
-def _format_error(
-    status: int, body: bytes, spec: RequestSpec, reason: str, secrets: Sequence[str]
-) -> ResponseFormatError:
-    snippet = _snippet(body, secrets)
+def _format_error(answer: Answer, reason: str) -> ResponseFormatError:
+    status, spec = answer.status, answer.spec
+    snippet = _snippet(answer.body, answer.secrets)
     return ResponseFormatError(
         f"{spec.method} {spec.path} answered HTTP {status} with {reason}: {snippet!r}",
         method=spec.method,
@@ -394,50 +405,35 @@ def _format_error(
     )
 
 
-def decode_list_response(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    spec: RequestSpec,
-    converter: cattrs.Converter,
-    now: float,
-    secrets: Sequence[str] = (),
-) -> list[CustomerCallback]:
+def decode_list_response(answer: Answer, converter: cattrs.Converter) -> list[CustomerCallback]:
     """A list call's answer -> records, or raise the matching AmeyoError."""
-    if not 200 <= status < 300:
-        raise decode_error(status, headers, body, spec=spec, now=now, secrets=secrets)
+    body = answer.body
+    if not 200 <= answer.status < 300:
+        raise decode_error(answer)
     if not body.strip():
-        raise _format_error(status, body, spec, "an empty body", secrets)
+        raise _format_error(answer, "an empty body")
     try:
         payload = _loads(body)
     except ValueError:
-        raise _format_error(status, body, spec, "a body that is not JSON", secrets) from None
+        raise _format_error(answer, "a body that is not JSON") from None
     if _is_envelope(payload):
-        raise decode_error(status, headers, body, spec=spec, now=now, secrets=secrets)
+        raise decode_error(answer)
     try:
         return structure_callbacks(converter, payload)
     except RecordError as exc:
         where = f"record {exc.index}: " if exc.index is not None else ""
         reason = f"a body that does not fit ({where}{exc})"
-        error = _format_error(status, body, spec, reason, secrets)
+        error = _format_error(answer, reason)
         error.field = exc.field
         error.index = exc.index
         raise error from None
 
 
-def decode_delete_response(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    spec: RequestSpec,
-    now: float,
-    secrets: Sequence[str] = (),
-) -> None:
+def decode_delete_response(answer: Answer) -> None:
     """A delete's answer: a 2xx ``OK``/``ok`` (bare or JSON-quoted) is success."""
-    if not 200 <= status < 300:
-        raise decode_error(status, headers, body, spec=spec, now=now, secrets=secrets)
+    body = answer.body
+    if not 200 <= answer.status < 300:
+        raise decode_error(answer)
     if body.strip() in _OK_BODIES:
         return
     try:
@@ -445,28 +441,21 @@ def decode_delete_response(
     except ValueError:
         payload = None
     if _is_envelope(payload):
-        raise decode_error(status, headers, body, spec=spec, now=now, secrets=secrets)
-    raise _format_error(status, body, spec, 'a body other than "OK"', secrets)
+        raise decode_error(answer)
+    raise _format_error(answer, 'a body other than "OK"')
 
 
-def decode_login_response(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    spec: RequestSpec,
-    now: float,
-    secrets: Sequence[str] = (),
-) -> str:
+def decode_login_response(answer: Answer) -> str:
     """The login answer -> the new session id.
 
     Accepts both shapes seen in the field: ``{"userSessionInfo": {"sessionId": ...}}``
     and ``{"sessionId": ...}``.
     """
+    status, spec = answer.status, answer.spec
     if not 200 <= status < 300:
-        raise decode_error(status, headers, body, spec=spec, now=now, secrets=secrets)
+        raise decode_error(answer)
     try:
-        payload = _loads(body)
+        payload = _loads(answer.body)
     except ValueError:
         payload = None
     if isinstance(payload, dict):
@@ -482,7 +471,7 @@ def decode_login_response(
                 ):
                     return session_id
         if _is_envelope(payload):
-            raise decode_error(status, headers, body, spec=spec, now=now, secrets=secrets)
+            raise decode_error(answer)
     # The body may hold a session id in an unexpected place: never quote it.
     msg = (
         f"{spec.method} {spec.path} answered HTTP {status} without a sessionId "

@@ -227,13 +227,19 @@ class DeleteServer(RawServer):
 
     ``mode`` is "after" (carry the delete out, then close the connection
     without answering), "before" (close without carrying it out) or "none".
-    ``rate`` is the share of requests that meet the fault (seeded); a fault
-    closes the connection, which is how the aiohttp stack's own re-send
-    would be triggered. Every answer is kept-alive otherwise. One id meets
-    the fault at most ``max_faults_per_id`` times, so a client that retries
-    more often than that always gets an answer: without the cap, one id in
-    about 66,000 met eight faults in a row (the 25% rate, eight attempts)
-    and its outcome was an honest ``failed``, not a flaw of the client.
+    ``rate`` is the share of requests that meet the fault; a fault closes
+    the connection, which is how the aiohttp stack's own re-send would be
+    triggered. Every answer is kept-alive otherwise. Whether the n-th request
+    for an id meets the fault is drawn from ``random.Random`` seeded with
+    ``(seed, id, n)``, not from one stream shared by all requests: concurrent
+    requests arrive in an order that changes from run to run, and a shared
+    stream handed its faults to different ids each time, so ``faults`` and
+    ``faults_of`` are now the same on every run for a given seed. One id
+    meets the fault at most ``max_faults_per_id`` times, so a client that
+    retries more often than that always gets an answer: without the cap, one
+    id in about 66,000 met eight faults in a row (the 25% rate, eight
+    attempts) and its outcome was an honest ``failed``, not a flaw of the
+    client.
     """
 
     def __init__(
@@ -249,10 +255,11 @@ class DeleteServer(RawServer):
         self.ids = set(ids)
         self.mode = mode
         self.rate = rate
-        self.random = random.Random(seed)
+        self.seed = seed
         self.faults = 0
         self.max_faults_per_id = max_faults_per_id
         self.faults_of: dict[str, int] = {}
+        self.requests_of: dict[str, int] = {}
 
     async def __aenter__(self) -> DeleteServer:
         await super().__aenter__()
@@ -262,7 +269,10 @@ class DeleteServer(RawServer):
         self, request: Request, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         callback_id = request.target.rsplit("/", 1)[1]
-        fault = self.mode != "none" and self.random.random() < self.rate
+        nth = self.requests_of.get(callback_id, 0)
+        self.requests_of[callback_id] = nth + 1
+        draw = random.Random(f"{self.seed}:{callback_id}:{nth}").random()
+        fault = self.mode != "none" and draw < self.rate
         fault = fault and self.faults_of.get(callback_id, 0) < self.max_faults_per_id
         if fault:
             self.faults_of[callback_id] = self.faults_of.get(callback_id, 0) + 1

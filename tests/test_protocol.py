@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from email.utils import format_datetime, formatdate
 from typing import Any
@@ -42,6 +42,7 @@ from ameyo_callbacks._protocol import (
     NOT_FOUND_KEY,
     REDACTED,
     SNIPPET_CHARS,
+    Answer,
     RequestSpec,
     build_delete_request,
     build_list_request,
@@ -77,22 +78,30 @@ def envelope(**fields: Any) -> bytes:
     return json.dumps(fields).encode()
 
 
+def _answer(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    spec: RequestSpec = DELETE_SPEC,
+    secrets: Sequence[str] = (),
+) -> Answer:
+    return Answer(status, headers, body, spec=spec, now=NOW, secrets=secrets)
+
+
 def _list(status: int, headers: dict[str, str], body: bytes, **kw: Any) -> Any:
-    return decode_list_response(
-        status, headers, body, spec=LIST_SPEC, converter=CONVERTER, now=NOW, **kw
-    )
+    return decode_list_response(_answer(status, headers, body, LIST_SPEC, **kw), CONVERTER)
 
 
 def _delete(status: int, headers: dict[str, str], body: bytes, **kw: Any) -> Any:
-    return decode_delete_response(status, headers, body, spec=DELETE_SPEC, now=NOW, **kw)
+    return decode_delete_response(_answer(status, headers, body, **kw))
 
 
 def _login(status: int, headers: dict[str, str], body: bytes, **kw: Any) -> Any:
-    return decode_login_response(status, headers, body, spec=LOGIN_SPEC, now=NOW, **kw)
+    return decode_login_response(_answer(status, headers, body, LOGIN_SPEC, **kw))
 
 
-def _error(status: int, headers: dict[str, str], body: bytes, **kw: Any) -> AmeyoError:
-    return decode_error(status, headers, body, spec=DELETE_SPEC, now=NOW, **kw)
+def _error(status: int, headers: Mapping[str, str], body: bytes, **kw: Any) -> AmeyoError:
+    return decode_error(_answer(status, headers, body, **kw))
 
 
 DECODERS: dict[str, Callable[..., Any]] = {"list": _list, "delete": _delete, "login": _login}
@@ -394,7 +403,7 @@ def test_retry_after_header_name_is_case_insensitive(name: str) -> None:
 def test_retry_after_read_from_httpx_headers() -> None:
     """The decoders take httpx.Headers as they come from a response."""
     headers = httpx.Headers([("Retry-After", "11")])
-    assert decode_error(429, headers, b"", spec=DELETE_SPEC, now=NOW).retry_after == 11.0
+    assert _error(429, headers, b"").retry_after == 11.0
 
 
 @pytest.mark.parametrize("code", ["--5", "\u00b2", "9" * 5000, "5 5", "0x1F", 1.5, True])
@@ -1077,6 +1086,6 @@ def test_fuzz_login_decoder(status: int, headers: dict[str, str], body: bytes) -
 @given(status=statuses, headers=header_maps, body=bodies)
 def test_fuzz_decode_error(status: int, headers: dict[str, str], body: bytes) -> None:
     """decode_error always returns an AmeyoError for any status, headers and body."""
-    error = decode_error(status, headers, body, spec=DELETE_SPEC, now=NOW, secrets=(SESSION,))
+    error = _error(status, headers, body, secrets=(SESSION,))
     assert isinstance(error, AmeyoError)
     _check_error(error)
