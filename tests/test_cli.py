@@ -2115,6 +2115,49 @@ def test_fake_server_builds_the_fake_its_options_describe(served: list[Any]) -> 
     assert result.stderr.startswith("fake Ameyo server: 42 callbacks in campaigns 9, 10")
 
 
+def test_fake_server_writes_each_live_change_to_the_change_log(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """--change-log gets one JSON line per live change, as it is made, and is closed after."""
+    fakes: list[FakeAmeyo] = []
+    lines_while_serving: list[list[str]] = []
+    log = tmp_path / "changes.jsonl"
+
+    def serve(config: Any, sock: Any) -> None:
+        fakes.append(config.app)
+        config.app.change(2, "delete_random")
+        config.app.change(1, "add")
+        lines_while_serving.append(log.read_text().splitlines())  # written as made
+
+    monkeypatch.setattr(fake_command, "bind_loopback", lambda host, port: StubSocket())
+    monkeypatch.setattr(fake_command, "run_uvicorn", serve)
+    result = run("fake-server", "--callbacks", "30", "--live-rate", "5", "--change-log", str(log))
+    assert result.exit_code == 0, result.output
+    (fake,) = fakes
+    written = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines_while_serving == [log.read_text().splitlines()]
+    assert [(w["seq"], w["kind"], w["callback_id"]) for w in written] == [
+        (c.seq, c.kind, c.callback_id) for c in fake.changes
+    ]
+    assert [w["kind"] for w in written] == ["delete_random", "delete_random", "add"]
+    assert all(w["callback_id"] not in fake for w in written[:2])
+    assert written[2]["callback_id"] in fake
+
+
+def test_fake_server_change_log_needs_live_mode_and_a_writable_path(
+    served: list[Any], tmp_path: Path
+) -> None:
+    """Without --live-rate, or with a path that cannot be written, it says so and serves nothing."""
+    result = run("fake-server", "--change-log", str(tmp_path / "c.jsonl"))
+    assert result.exit_code == 2
+    assert "--change-log needs --live-rate" in result.output
+    missing = tmp_path / "no-such-dir" / "c.jsonl"
+    result = run("fake-server", "--live-rate", "5", "--change-log", str(missing))
+    assert result.exit_code == 2
+    assert f"cannot write the change log {missing}" in result.output
+    assert served == []
+
+
 def test_python_m_runs_the_same_command(
     served: list[Any], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -195,6 +195,23 @@ async def test_rate_applies_what_elapsed_time_owes_as_requests_arrive(
     assert len(fake.changes) == 7
 
 
+async def test_on_change_sees_each_change_as_it_is_made(
+    fake: FakeAmeyo, http: httpx.AsyncClient
+) -> None:
+    """on_change gets every change, in order, before the request that brought it is served."""
+    clock = ManualClock()
+    seen: list[tuple[Change, bool]] = []
+    fake.live(10, clock=clock, on_change=lambda ch: seen.append((ch, ch.callback_id in fake)))
+    clock.now += 0.35  # 3 changes owed
+    records = served(await page(http, 6))
+    fake.change(1, "add")
+    assert [ch for ch, _ in seen] == fake.changes
+    assert len(seen) == 4
+    assert [present for ch, present in seen] == [not ch.removes for ch, _ in seen]
+    gone = {ch.callback_id for ch, _ in seen[:3] if ch.removes}
+    assert not gone & set(records), "the page was served after the changes it brought"
+
+
 async def test_where_keeps_changes_to_the_filtered_callbacks(
     fake: FakeAmeyo, http: httpx.AsyncClient
 ) -> None:
@@ -252,6 +269,7 @@ def test_an_emptied_list_only_grows() -> None:
         ({"mix": ["add"]}, TypeError),
         ({"where": {"campaign_id": 6}}, TypeError),
         ({"add_at": "middle"}, ValueError),
+        ({"on_change": "print"}, TypeError),
     ],
 )
 def test_live_arguments_are_checked(

@@ -540,7 +540,7 @@ async def test_fake_close_after_acting_on_a_socket(backend: HttpBackend) -> None
     fake = FakeAmeyo.seeded(20, campaigns=(6,), seed=2)
     ids = sorted(fake.ids())
     fake.faults = FaultPlan(
-        rate=0.3, kinds=[Fault.close(apply_before_fault=True)], seed=4, endpoints=["delete"]
+        rate=0.3, kinds=[Fault.close(apply_before_fault=True)], seed=3, endpoints=["delete"]
     )
     policy = RetryPolicy(attempts=8, wait_initial=0.001, wait_max=0.005, wait_jitter=0)
     with serve(fake) as url:

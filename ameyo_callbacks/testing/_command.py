@@ -11,20 +11,22 @@ uvicorn missing or the port taken.
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+import attrs
 import click
 
 from ._columns import LIST_ORDERS, ListOrder
 from ._faults import FAULT_KINDS, FaultPlan
-from ._live import CHANGE_KINDS, check_mix
+from ._live import CHANGE_KINDS, Change, check_mix
 from ._seed import DEFAULT_CAMPAIGNS, DEFAULT_USERS
 from ._server import base_url, bind_loopback, check_loopback, require_uvicorn, uvicorn_config
 
@@ -137,6 +139,25 @@ def run_uvicorn(config: Any, sock: socket.socket) -> None:
         server.run(sockets=[sock])
 
 
+@contextlib.contextmanager
+def _change_writer(path: str | None) -> Iterator[Callable[[Change], None] | None]:
+    """``on_change`` for live mode that writes each change to ``path`` as a JSON line."""
+    if path is None:
+        yield None
+        return
+    try:
+        out = open(path, "w", encoding="utf-8", buffering=1)  # noqa: SIM115  (closed below)
+    except OSError as exc:
+        msg = f"cannot write the change log {path}: {exc.strerror or exc}"
+        raise ServeError(msg) from None
+
+    def write(change: Change) -> None:
+        out.write(json.dumps(attrs.asdict(change)) + "\n")
+
+    with out:
+        yield write
+
+
 def _exit_quietly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
@@ -231,6 +252,11 @@ def _off_by_default(name: str, text: str, most: float | None = None) -> Callable
 )
 @click.option("--live-seed", type=int, default=0, help="Seed of live changes.")
 @click.option(
+    "--change-log",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write each live change to this file as a JSON line (seq, kind, callback_id, ...).",
+)
+@click.option(
     "--log-limit", type=click.IntRange(min=0), default=10_000, help="Request log entries kept."
 )
 @click.option(
@@ -268,6 +294,7 @@ def fake_server(
     live_rate: float,
     live_mix: dict[str, float] | None,
     live_seed: int,
+    change_log: str | None,
     log_limit: int,
     loop: str,
     http: str,
@@ -280,6 +307,9 @@ def fake_server(
     """
     if keyfile is not None and certfile is None:
         msg = "--keyfile needs --certfile"
+        raise click.UsageError(msg)
+    if change_log is not None and live_rate <= 0:
+        msg = "--change-log needs --live-rate: without live mode nothing changes"
         raise click.UsageError(msg)
     try:
         require_uvicorn()
@@ -308,7 +338,11 @@ def fake_server(
     except OSError as exc:  # the port is taken
         msg = f"cannot serve on {host}:{port}: {exc.strerror or exc}"
         raise ServeError(msg) from None
-    with sock, tempfile.TemporaryDirectory(prefix="fake-ameyo-") as tmp:
+    with (
+        sock,
+        tempfile.TemporaryDirectory(prefix="fake-ameyo-") as tmp,
+        _change_writer(change_log) as on_change,
+    ):
         ca_file = None
         if https and certfile is None:
             certfile, ca_file = _throwaway_certificate(Path(tmp))
@@ -331,7 +365,7 @@ def fake_server(
             err=True,
         )
         if live_rate > 0:  # from now: changes owed since startup would all land at once
-            fake.live(live_rate, mix=live_mix, seed=live_seed)
+            fake.live(live_rate, mix=live_mix, seed=live_seed, on_change=on_change)
         run_uvicorn(config, sock)
 
 

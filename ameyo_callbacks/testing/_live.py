@@ -108,6 +108,13 @@ def _where(where: CallbackFilter | None) -> CallbackFilter | None:
     return where
 
 
+def _on_change(on_change: Callable[[Change], None] | None) -> Callable[[Change], None] | None:
+    if on_change is not None and not callable(on_change):
+        msg = f"on_change must be callable or None, got {type(on_change).__name__}"
+        raise TypeError(msg)
+    return on_change
+
+
 def _add_at(add_at: AddAt) -> AddAt:
     if add_at not in get_args(AddAt):
         msg = f"add_at must be 'anywhere' or 'end', got {add_at!r}"
@@ -119,7 +126,8 @@ def _add_at(add_at: AddAt) -> AddAt:
 class LiveSettings:
     """What live mode does, checked when built (see :meth:`LiveControls.live`).
 
-    The converters check in this order: ``rate``, ``where``, ``add_at``, ``mix``.
+    The converters check in this order: ``rate``, ``where``, ``add_at``, ``mix``,
+    ``on_change``.
     """
 
     rate: float = attrs.field(default=0.0, converter=_rate)
@@ -128,6 +136,7 @@ class LiveSettings:
     mix: dict[ChangeKind, float] = attrs.field(default=None, converter=check_mix)
     seed: int = 0
     clock: Callable[[], float] = time.monotonic
+    on_change: Callable[[Change], None] | None = attrs.field(default=None, converter=_on_change)
 
 
 class LiveChanges:
@@ -145,6 +154,7 @@ class LiveChanges:
             self.rate, self.mix, self.seed = settings.rate, settings.mix, settings.seed
             self.where, self.add_at = settings.where, settings.add_at
             self._clock = settings.clock
+            self._on_change = settings.on_change
             self._rng = random.Random(f"ameyo-fake-live-{settings.seed}")
             self._started = settings.clock()
             self._timed = 0  # changes made for the elapsed time so far
@@ -196,6 +206,8 @@ class LiveChanges:
                 kind = self._rng.choices(kinds, weights)[0]
                 made.append(self._one(kind, request))
                 self.changes.append(made[-1])
+                if self._on_change is not None:
+                    self._on_change(made[-1])
         return made
 
     def _pick(self) -> int | None:
@@ -326,6 +338,7 @@ class LiveControls:
         where: CallbackFilter | None = None,
         add_at: AddAt = "anywhere",
         clock: Callable[[], float] = time.monotonic,
+        on_change: Callable[[Change], None] | None = None,
     ) -> None:
         """Change the list ``rate`` times a second from now on, as requests arrive.
 
@@ -337,10 +350,21 @@ class LiveControls:
         anywhere in either order (``add_at="end"``: added last). The same data,
         ``seed`` and number of changes give the same changes; ``rate=0`` makes
         only those of :meth:`change`. Calling it again restarts the count and
-        the stream. Each change is kept in :attr:`changes` as a :class:`Change`.
+        the stream. Each change is kept in :attr:`changes` as a :class:`Change`,
+        and passed to ``on_change`` as it is made (under the store's lock, before
+        the request that brought it is served: keep it quick; an exception
+        from it reaches that request).
         """
         self._live.configure(
-            LiveSettings(rate=rate, mix=mix, seed=seed, where=where, add_at=add_at, clock=clock)
+            LiveSettings(
+                rate=rate,
+                mix=mix,
+                seed=seed,
+                where=where,
+                add_at=add_at,
+                clock=clock,
+                on_change=on_change,
+            )
         )
 
     def stop_live(self) -> None:
