@@ -26,6 +26,7 @@ import logging
 import ssl
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -76,6 +77,18 @@ logger = logging.getLogger("ameyo_callbacks")
 T = TypeVar("T")
 Decoder = Callable[[Answer], T]
 OnFailure = Callable[[AmeyoError], None]
+
+# stamina logs each retry of its loop on its own logger ("stamina.retry_scheduled",
+# at WARNING) and we log ours, with the reason: one warning a retry, so its line
+# for a retry of ours is dropped. Its lines for an application's own retries
+# pass, and its other hooks (metrics, structlog) still see ours.
+_RETRYING: ContextVar[bool] = ContextVar("ameyo_callbacks_retrying", default=False)
+
+
+def _not_ours(record: logging.LogRecord) -> bool:
+    """The ``stamina`` logger's filter: drop its line for a retry of this library's."""
+    return not _RETRYING.get()
+
 
 #: Connections per client: above any sensible concurrency, below a server's patience.
 DEFAULT_MAX_CONNECTIONS = 100
@@ -576,6 +589,8 @@ class AmeyoCallbacksClient:
             )
             return result
 
+        logging.getLogger("stamina").addFilter(_not_ours)  # once: a filter is added once
+        retrying = _RETRYING.set(True)
         try:
             async for attempt in stamina.retry_context(
                 on=backoff_hook,
@@ -602,6 +617,8 @@ class AmeyoCallbacksClient:
         except AmeyoError as exc:
             exc.attempts = max(number, 1)
             raise
+        finally:
+            _RETRYING.reset(retrying)
         msg = "unreachable: stamina either returns or raises"  # pragma: no cover
         raise AssertionError(msg)  # pragma: no cover
 

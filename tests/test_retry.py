@@ -602,6 +602,37 @@ async def test_logs_each_attempt_and_each_retry(
     assert all(SESSION not in r.getMessage() for r in caplog.records)
 
 
+async def test_one_warning_per_retry_whatever_logs_it(
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two retries give two WARNING records in all, ours: stamina's line for each is dropped."""
+    caplog.set_level(logging.WARNING)
+    router.post(LIST_PATH).mock(side_effect=[httpx.Response(503), httpx.Response(502), ok_list()])
+    await list_once(retry=NO_WAIT)
+    warnings = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [name for name, _ in warnings] == ["ameyo_callbacks", "ameyo_callbacks"]
+    assert ["HTTP 503" in text for _, text in warnings] == [True, False]
+
+
+async def test_an_applications_own_stamina_retries_are_still_logged(
+    router: respx.MockRouter, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a retry of ours, stamina still logs the retries of the application's own loops."""
+    caplog.set_level(logging.WARNING)
+    router.post(LIST_PATH).mock(side_effect=[httpx.Response(503), ok_list()])
+    await list_once(retry=NO_WAIT)
+    caplog.clear()
+    tries = 0
+    async for attempt in stamina.retry_context(on=ValueError, attempts=2, wait_initial=0):
+        with attempt:
+            tries += 1
+            if tries == 1:
+                raise ValueError
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("stamina", "stamina.retry_scheduled")
+    ]
+
+
 async def test_retry_warning_names_the_retry_after_wait(
     router: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:

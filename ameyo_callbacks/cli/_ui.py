@@ -133,14 +133,9 @@ def logging_to_stderr(*, verbose: bool) -> Iterator[None]:
     old_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(level)
-    # stamina logs each retry too ("stamina.retry_scheduled"), with no handler
-    # here it would print bare lines; the library's own WARNING says it better.
-    quiet = logging.NullHandler()
-    stamina_logger = logging.getLogger("stamina")
-    stamina_logger.addHandler(quiet)
+    # stamina's own line for each retry is dropped by the client (_client._not_ours).
     try:
         yield
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
-        stamina_logger.removeHandler(quiet)
