@@ -148,7 +148,11 @@ def jsonl_ids(path: Path) -> list[str]:
 @pytest.mark.integration
 def test_sigint_mid_export_then_resume_writes_every_callback_once(tmp_path: Path) -> None:
     """SIGINT halfway through 20,000 callbacks: exit 130, no output; --resume: each one once."""
-    fake = FakeAmeyo.seeded(20_000, latency=0.01)
+    # 50 ms a page, 2 in flight: at least 5 s in all. The progress file is
+    # committed about once a second, so the export must outlast the first
+    # commit past 5,000 records by more than that second (at 10 ms a page a
+    # loaded machine finished the export before the SIGINT arrived).
+    fake = FakeAmeyo.seeded(20_000, latency=0.05)
     out = tmp_path / "all.jsonl"
     progress = tmp_path / ".all.jsonl.progress.json"
     args = command("export", "--tenant", "--format", "jsonl", "-o", str(out), "--prefetch", "2")
