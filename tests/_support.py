@@ -161,6 +161,21 @@ def fake_http(app: FakeAmeyo, *, session: bool = True) -> httpx.AsyncClient:
     )
 
 
+def interruptible(args: Sequence[str], **kwargs: Any) -> subprocess.Popen[str]:
+    """``subprocess.Popen(args, **kwargs)`` for a Python child that a SIGINT interrupts.
+
+    A child inherits an ignored SIGINT (``nohup``, a job started with ``&``
+    from a script), and Python then leaves it ignored: Ctrl-C would do
+    nothing. Started while this process has a handler installed, the child
+    gets the default disposition at exec, and Python its KeyboardInterrupt.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(args, text=True, **kwargs)  # noqa: S603
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def interrupt(proc: subprocess.Popen[str], timeout: float) -> str:
     """Send ``proc`` a SIGINT (Ctrl-C), wait up to ``timeout`` s for its exit; its stderr."""
     proc.send_signal(signal.SIGINT)
