@@ -10,8 +10,9 @@ binds 127.0.0.1 on a free port, counts what it got, and stops itself.
   that can close the connection after carrying out a delete, or before.
 - :class:`RecordingProxy`: an HTTP proxy (absolute-form requests and
   CONNECT tunnels) that records what it forwarded.
-- :func:`closed_port`, :class:`BlackHole`: nothing listening; a listener
-  that never completes a connection (connect timeout).
+- :func:`closed_port`, :class:`BlackHole`: nothing listening (a port held
+  bound for a ``with`` block); a listener that never completes a
+  connection (connect timeout).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import random
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -181,11 +182,17 @@ async def _stop(tasks: set[asyncio.Task[Any]]) -> None:
             await task
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A loopback port nothing listens on, held for the ``with`` block.
+
+    The port stays bound (never listening) until the block ends: a connect
+    to it is refused, and no other server can take it meanwhile, as it
+    could a port bound and closed again before the client connects.
+    """
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+        yield int(sock.getsockname()[1])
 
 
 class BlackHole:

@@ -15,6 +15,19 @@ if TYPE_CHECKING:
     from ameyo_callbacks.testing import FakeAmeyo
 
 
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (either case) are unset in every test.
+
+    With trust_env (the default) httpx and aiohttp send even 127.0.0.1
+    through HTTP_PROXY: a CI machine that sets it for pip would send the
+    socket tests' requests to its proxy. Tests of proxy handling set them.
+    """
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+
+
 @pytest.fixture
 def router() -> Iterator[respx.MockRouter]:
     """A respx router answering at ``_support.BASE``; a request it has no route for fails."""

@@ -651,7 +651,9 @@ def test_prefetch_bounds_requests_in_flight(
     configured: list[Any], monkeypatch: pytest.MonkeyPatch, prefetch: int
 ) -> None:
     """--prefetch N puts at most (and here exactly) N page requests in flight."""
-    big = FakeAmeyo.seeded(1200, latency=0.005)
+    # 50 ms a page: every request is sent before the first answer lands, even on
+    # a loaded machine (at 5 ms, like the deletes below, a worker could be late).
+    big = FakeAmeyo.seeded(1200, latency=0.05)
     monkeypatch.setattr(
         _config,
         "build_client",
@@ -1035,7 +1037,9 @@ def test_concurrency_bounds_deletes_in_flight(
     monkeypatch: pytest.MonkeyPatch, configured: list[Any], fake: FakeAmeyo, tmp_path: Path
 ) -> None:
     """--concurrency N keeps N deletes in flight."""
-    fake.latency = 0.005
+    # 50 ms a delete (four rounds): at 5 ms, under coverage with a CPU hog, one
+    # run in 15 had only 5 of the 6 workers in flight at once.
+    fake.latency = 0.05
     ids = write_ids(tmp_path / "ids.txt", [cb.customer_callback_id for cb in fake.callbacks[:24]])
     result = run("delete", "--ids-file", str(ids), "--yes", "--concurrency", "6")
     assert result.exit_code == 0, result.output

@@ -47,7 +47,10 @@ async def test_a_delete_whose_answer_comes_too_late_is_retried_and_reported_dele
     fake = FakeAmeyo.seeded(10, campaigns=(6,))
     victim = fake.ordered_ids()[0]
     fake.script("delete", Fault.slow(5.0, apply_before_fault=True))
-    policy = RetryPolicy(attempts=3, attempt_timeout=0.05)
+    # 0.5 s: far below the 5 s of the slow answer, and room for the retry to be
+    # answered in time on a loaded machine (at 0.05 s a stall could time out
+    # the retry too, and the log would show a third delete).
+    policy = RetryPolicy(attempts=3, attempt_timeout=0.5)
     async with fake.client(retry=policy) as client:
         await client.delete_callback(victim)
     assert victim not in fake

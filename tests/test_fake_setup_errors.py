@@ -57,12 +57,15 @@ async def test_session_ttl_set_later_expires_unused_sessions() -> None:
     """session_ttl can be read and set on a running fake; a session unused longer is then 403."""
     fake = FakeAmeyo.seeded(5, campaigns=(6,))
     assert fake.session_ttl is None
-    fake.session_ttl = 0.05
-    assert fake.session_ttl == 0.05
     path = "/ameyorestapi/voice/customerCallbacks/getFiltered"
     params = {"campaignId": "6", "offset": "0", "limit": "1"}
     async with fake_http(fake) as http:
         assert (await http.post(path, params=params)).status_code == 200
+        # Set after the first use, not before it: the only timing left is the
+        # sleep outlasting the TTL, which it always does (set before, a stall
+        # of 50 ms ahead of the first request would expire the session unused).
+        fake.session_ttl = 0.05
+        assert fake.session_ttl == 0.05
         await anyio.sleep(0.1)
         assert (await http.post(path, params=params)).status_code == 403
 

@@ -352,7 +352,9 @@ async def test_cancellation_during_a_wave_leaves_no_request_in_flight() -> None:
     """move_on_after firing while a wave waits cancels its requests; none is left running."""
     fetch = ListFetch(DATA, block=frozenset({198}))  # the third request
     got: list[CustomerCallback] = []
-    with anyio.move_on_after(0.05) as scope:
+    # 0.5 s: the two pages before the block take ~3-7 ms under coverage on a
+    # loaded machine; the timeout must not fire before the walk reaches it.
+    with anyio.move_on_after(0.5) as scope:
         await drain_into(CallbackIterator(fetch, page_size=100, prefetch=2), got)
     assert scope.cancelled_caught
     assert got == list(DATA[:199])
@@ -364,7 +366,9 @@ async def test_cancellation_in_loop_body_leaves_no_request_in_flight() -> None:
     """move_on_after firing inside the loop body finds no request in flight."""
     fetch = ListFetch(DATA, ticks=random_ticks(11))
     in_flight_when_cancelled = []
-    with anyio.move_on_after(0.02) as scope:
+    # 0.5 s: the prefetch settles in ~3-8 ms under coverage on a loaded machine,
+    # which left a 20 ms timeout a margin one scheduler stall could eat.
+    with anyio.move_on_after(0.5) as scope:
         async for _cb in CallbackIterator(fetch, page_size=100, prefetch=4):
             try:
                 await anyio.sleep_forever()

@@ -58,6 +58,21 @@ def expected(fake: FakeAmeyo, campaign: int = CAMPAIGN) -> list[CustomerCallback
     return [cb for cb in fake.callbacks if cb.campaign_id == campaign]
 
 
+async def quiet(fake: FakeAmeyo) -> None:
+    """Wait (10 s at most) until nothing is in flight and 50 turns of the loop bring no request.
+
+    In-process, requests left running end in a number of turns, not of
+    seconds: a fixed sleep could end first on a loaded machine.
+    """
+    with anyio.fail_after(10):
+        while True:
+            made = len(fake.requests)
+            for _ in range(50):
+                await anyio.sleep(0)
+            if not fake.in_flight and len(fake.requests) == made:
+                return
+
+
 def assert_nothing_unfinished(fake: FakeAmeyo) -> None:
     """No request is being served and every logged request got a full answer."""
     assert fake.in_flight == 0
@@ -169,7 +184,7 @@ async def test_resume_from_page_checkpoint_yields_exactly_the_rest(prefetch: int
             if len(first) >= 180:
                 break
         assert checkpoint == len(first)
-        await anyio.sleep(0.05)  # the requests left running by the break finish
+        await quiet(fake)  # the requests left running by the break finish
         fake.clear_requests()
         rest = [
             cb
@@ -246,6 +261,12 @@ async def test_slow_consumer_holds_walk_back() -> None:
     async with client_of(fake) as client:
         it = client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), page_size=20, prefetch=3)
         async for _cb in it:
+            # Hold the record until the three requests ahead are answered (a fixed
+            # 10 ms could end before a loaded machine had sent them), then 10 ms
+            # more, in which a fourth request ahead would show up.
+            with anyio.fail_after(10):
+                while len(fake.requests) < 3 + 1 or fake.in_flight:
+                    await anyio.sleep(0.001)
             await anyio.sleep(0.01)
             break
     assert len(fake.requests) == 3 + 1  # the first page taken, then 3 outstanding
@@ -298,7 +319,9 @@ async def test_cancellation_during_a_wave_leaves_no_request_in_flight() -> None:
     got: list[CustomerCallback] = []
 
     async with client_of(fake) as client:
-        with anyio.move_on_after(0.1) as scope:
+        # 1 s, far below the slow answer's 30 s: the two pages before it must be
+        # walked first, through the fake, on a machine that may be loaded.
+        with anyio.move_on_after(1.0) as scope:
             await drain_into(
                 client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), prefetch=2), got
             )

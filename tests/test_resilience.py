@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter, LoginSession
+from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter, LoginSession, RetryPolicy
 from ameyo_callbacks.testing import FakeAmeyo, Fault, FaultPlan, serve
 
 pytestmark = pytest.mark.integration
@@ -40,8 +40,15 @@ async def test_faulty_walk_yields_every_record_once_and_logs_no_secret(
 
     with serve(fake) as url:
         session = LoginSession("agent", TOKEN)
-        # Default settings but the read timeout, which the slow fault must outlast.
-        async with AmeyoCallbacksClient(url, session_id=session, timeout=1.0) as client:
+        # Default settings but the read timeout, which the slow fault must outlast,
+        # and the attempts: a page fails if all six meet a fault (p = 0.2**6), and
+        # the ~100 pages draw from the plan in an order that changes from run to
+        # run, so about one run in 150 would fail honestly. Twelve: 100 * 0.2**12 = 4e-7;
+        # waits of at most 1 s keep twelve attempts inside the 60 s call budget.
+        retry = RetryPolicy(attempts=12, wait_max=1.0)
+        async with AmeyoCallbacksClient(
+            url, session_id=session, timeout=1.0, retry=retry
+        ) as client:
             ids = [
                 cb.customer_callback_id
                 async for cb in client.iter_callbacks(CallbackFilter.campaign(6))
