@@ -222,15 +222,17 @@ def test_seeded_takes_campaigns_users_and_options() -> None:
     assert fake.max_limit == 10
 
 
-def test_seeding_a_hundred_thousand_is_quick() -> None:
-    """Seeding scales: 100,000 callbacks (and their order) in well under 30 s."""
-    # About 0.7 s here, 1.3 s under coverage; CI's loaded 2-core machine can be a
-    # few times slower again, leaving a 5 s bound a thin margin. 30 s still
-    # fails any seeding that is quadratic in Python (10**10 steps take hours).
-    started = time.perf_counter()
+def test_seeding_a_hundred_thousand_gives_that_many_distinct_callbacks() -> None:
+    """100,000 callbacks seeded in chunks: every one there once, ids distinct, in order.
+
+    How fast seeding is belongs to the benchmarks (B4's server seeds a million),
+    not to a timed unit test.
+    """
     fake = FakeAmeyo.seeded(100_000)
-    assert time.perf_counter() - started < 30
-    assert len(fake) == 100_000
+    ids = fake.ordered_ids()
+    assert len(fake) == len(ids) == len(set(ids)) == 100_000
+    added = [cb.date_added for cb in fake.callbacks]
+    assert added == sorted(added)
 
 
 def test_callbacks_are_in_date_added_then_id_order() -> None:
