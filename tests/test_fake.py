@@ -1007,6 +1007,43 @@ async def test_request_log_records_each_request(fake: FakeAmeyo, http: httpx.Asy
     assert fake.requests == []
 
 
+async def test_a_request_is_logged_before_its_answer_body_goes_out(fake: FakeAmeyo) -> None:
+    """A client holding its whole answer finds the request in the log, once.
+
+    Over a socket the client reads the body as soon as the server sends it; a
+    log written after that is a race a test asserting ``fake.requests`` loses.
+    """
+    seen: list[list[int | None]] = []
+    sent: list[str] = []
+    delivered = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal delivered
+        if delivered:
+            await anyio.sleep_forever()  # pragma: no cover - the fake never reads twice
+        delivered = True
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(str(message["type"]))
+        if message["type"] == "http.response.body":
+            seen.append([e.status for e in fake.requests])
+
+    query = b"limit=3&campaignId=6&offset=0"
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": LIST,
+        "raw_path": LIST.encode(),
+        "query_string": query,
+        "headers": [(b"sessionid", fake.session_id.encode())],
+    }
+    await fake(scope, receive, send)
+    assert sent == ["http.response.start", "http.response.body"]
+    assert seen == [[200]]
+    assert [e.status for e in fake.requests] == [200]
+
+
 # ----------------------------------------------------------------------
 # Through the client, in-process
 

@@ -94,9 +94,17 @@ async def _start(send: Send, answer: Answer, length: int) -> None:
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
 
 
-async def send_answer(send: Send, answer: Answer) -> None:
-    """Send ``answer`` whole, with a matching ``Content-Length``."""
+async def send_answer(
+    send: Send, answer: Answer, *, before_last: Callable[[], None] | None = None
+) -> None:
+    """Send ``answer`` whole, with a matching ``Content-Length``.
+
+    ``before_last`` runs just before the body goes out: once the client has
+    the last byte, whatever it did (logging the request) is already done.
+    """
     await _start(send, answer, len(answer.body))
+    if before_last is not None:
+        before_last()
     await send({"type": "http.response.body", "body": answer.body})
 
 

@@ -46,7 +46,7 @@ class RequestLogEntry:
 
     @property
     def duration(self) -> float:
-        """Seconds from arrival to the last byte (or the drop)."""
+        """Seconds from arrival to the answer's body going out (or the drop)."""
         return self.ended - self.started
 
     def params(self, name: str) -> list[str]:
@@ -68,6 +68,7 @@ class Exchange:
     fault: str | None = None
     session: SessionState = "missing"
     body: bytes | None = None
+    logged: bool = False
 
 
 class RequestLog:
@@ -93,7 +94,10 @@ class RequestLog:
             return Exchange(self._seq, method, path, query, started)
 
     def finish(self, ex: Exchange) -> None:
-        """A request ended (answered, faulted or abandoned): log it."""
+        """A request ended (answered, faulted or abandoned): log it, once."""
+        if ex.logged:
+            return
+        ex.logged = True
         entry = RequestLogEntry(
             seq=ex.seq,
             method=ex.method,

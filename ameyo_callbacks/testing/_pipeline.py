@@ -5,7 +5,7 @@
     log.start -> read body -> route -> before_request hooks (live changes, a rate limit)
     -> pick a fault -> around_service hooks (a worker pool) wrapping:
        latency -> answer (handlers) or perform the fault
-    -> log.finish
+    -> log.finish (just before an answer's body goes out, or when the request ends)
 
 A new per-request behaviour hooks in at one of two points, for requests to a
 known endpoint: a :class:`RequestHook` in ``before_request`` runs once the
@@ -107,7 +107,7 @@ class Pipeline:
                     await stack.enter_async_context(around(req, ex))
                 await self._serve(req, ex, fault, receive, send)
         finally:
-            self.log.finish(ex)
+            self.log.finish(ex)  # no-op when the answer's send already logged it
 
     async def _serve(
         self, req: Request, ex: Exchange, fault: Fault | None, receive: Receive, send: Send
@@ -157,7 +157,12 @@ class Pipeline:
             status, headers, body = fault_response(fault)
             await self._send(send, Answer(status, tuple(headers), body), ex)
 
-    @staticmethod
-    async def _send(send: Send, answer: Answer, ex: Exchange) -> None:
-        await send_answer(send, answer)
-        ex.status = answer.status
+    async def _send(self, send: Send, answer: Answer, ex: Exchange) -> None:
+        # Logged before the body goes out, so a client that has its answer
+        # finds the request in ``fake.requests`` (over a socket, the client
+        # can otherwise read the log before the server has written to it).
+        def logged() -> None:
+            ex.status = answer.status
+            self.log.finish(ex)
+
+        await send_answer(send, answer, before_last=logged)
