@@ -66,6 +66,7 @@ from .exceptions import (
     AmeyoError,
     AuthenticationError,
     CallbackNotFoundError,
+    ResponseFormatError,
     ServerError,
     TransportError,
 )
@@ -680,9 +681,9 @@ class _DeleteRule:
 
     A retry that finds the id gone after an attempt that may have been
     carried out (the connection dropped or timed out after sending, a
-    gateway's 500/502/504) counts as deleted: that attempt did it. A
-    connection never made or a failed TLS handshake sent nothing, so a
-    not-found after it is still an error.
+    gateway's 500/502/504, a 2xx whose body is not "OK") counts as deleted:
+    that attempt did it. A connection never made or a failed TLS handshake
+    sent nothing, so a not-found after it is still an error.
     """
 
     __slots__ = ("_answer_lost", "_decode")
@@ -697,6 +698,8 @@ class _DeleteRule:
             self._answer_lost |= exc.request_sent
         elif isinstance(exc, ServerError):
             self._answer_lost |= exc.status_code in _AMBIGUOUS_STATUSES
+        elif isinstance(exc, ResponseFormatError):
+            self._answer_lost = True  # a 2xx: the server may well have acted
 
     def decode(self, answer: Answer) -> None:
         """The delete's decoder; not-found after a lost answer is success."""

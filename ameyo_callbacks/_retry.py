@@ -112,17 +112,19 @@ def decide(exc: AmeyoError, *, kind: Kind, policy: RetryPolicy) -> RetryDecision
 
     Retried: transport failures (connect, read timeout, attempt deadline,
     dropped connection), 429, 502, 503, 504, a 500 whose body is not an Ameyo
-    envelope, and for reads (list, login) a 2xx whose body cannot be decoded.
+    envelope, and a 2xx whose body cannot be decoded. For a DELETE, that 2xx
+    may mean it was carried out: the retry asks again, and the client's
+    delete rule counts a "not found" then as deleted (``_client._DeleteRule``).
     Not retried: TLS failures (certificate, hostname, protocol), an answer
     over the size cap, the call's spent budget, other 4xx, 512 and other
-    Ameyo envelopes, a DELETE's undecodable 2xx, and a ``Retry-After``
-    longer than ``policy.max_retry_after``.
+    Ameyo envelopes, and a ``Retry-After`` longer than
+    ``policy.max_retry_after``.
     """
     reason = _describe(exc)
     if isinstance(exc, TransportError):
         return RetryDecision(retry=exc.kind not in _FINAL_KINDS, reason=reason)
     if isinstance(exc, ResponseFormatError):
-        return RetryDecision(retry=kind != "delete", reason=f"{reason} (undecodable body)")
+        return RetryDecision(retry=True, reason=f"{reason} (undecodable body)")
     if isinstance(exc, (RateLimitedError, ServerError)):
         status = exc.status_code
         retryable = status in _RETRIED_STATUSES or (status == 500 and not exc.from_envelope)

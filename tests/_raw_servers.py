@@ -233,7 +233,9 @@ class DeleteServer(RawServer):
     """DELETE ``.../customerCallbacks/<id>`` over ``ids``, with a lost answer now and then.
 
     ``mode`` is "after" (carry the delete out, then close the connection
-    without answering), "before" (close without carrying it out) or "none".
+    without answering), "before" (close without carrying it out), "empty"
+    (carry it out, then answer 200 with an empty body on a connection kept
+    alive) or "none".
     ``rate`` is the share of requests that meet the fault; a fault closes
     the connection, which is how the aiohttp stack's own re-send would be
     triggered. Every answer is kept-alive otherwise. Whether the n-th request
@@ -290,6 +292,10 @@ class DeleteServer(RawServer):
         self.ids.discard(callback_id)
         if fault:
             self.faults += 1
+            if self.mode == "empty":
+                writer.write(respond(200, b""))
+                await writer.drain()
+                return True
             return False
         if existed:
             writer.write(respond(200, b"OK"))

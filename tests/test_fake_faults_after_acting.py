@@ -1,7 +1,7 @@
 """Faults that strike after the fake acted (``apply_before_fault=True``), met by the client.
 
-The server deleted the callback, but its answer was an HTML 500 or came too
-late: the client retries, meets 512 "not found", and reports the delete done,
+The server deleted the callback, but its answer was an HTML 500, a 200 cut
+short, or came too late: the client retries, meets 512 "not found", and reports the delete done,
 which it was. A fault before acting leaves the callback in place until the
 retry deletes it. In-process (the fake's own ASGITransport client): no socket.
 """
@@ -35,6 +35,27 @@ async def test_a_delete_answered_with_an_html_500_ends_deleted_either_way(
     fake = FakeAmeyo.seeded(10, campaigns=(6,))
     victim = fake.ordered_ids()[0]
     fake.script("delete", Fault.html_500(apply_before_fault=apply_before_fault))
+    async with fake.client(retry=RetryPolicy(attempts=3)) as client:
+        await client.delete_callback(victim)
+    assert victim not in fake
+    assert delete_log(fake) == statuses
+    assert len(fake) == 9
+
+
+@pytest.mark.parametrize(
+    ("apply_before_fault", "statuses"),
+    [
+        pytest.param(True, [200, 512], id="acted-then-cut"),
+        pytest.param(False, [200, 200], id="cut-without-acting"),
+    ],
+)
+async def test_a_delete_whose_ok_is_cut_short_is_asked_again(
+    apply_before_fault: bool, statuses: list[int]
+) -> None:
+    """A 200 whose body is not "OK" (cut in half) is retried; 512 then means it was done."""
+    fake = FakeAmeyo.seeded(10, campaigns=(6,))
+    victim = fake.ordered_ids()[0]
+    fake.script("delete", Fault.truncated(apply_before_fault=apply_before_fault))
     async with fake.client(retry=RetryPolicy(attempts=3)) as client:
         await client.delete_callback(victim)
     assert victim not in fake

@@ -233,7 +233,7 @@ DECIDE_TABLE = [
         ResponseFormatError("garbled", status_code=200), "login", True, id="login-undecodable"
     ),
     pytest.param(
-        ResponseFormatError("garbled", status_code=200), "delete", False, id="delete-undecodable"
+        ResponseFormatError("garbled", status_code=200), "delete", True, id="delete-undecodable"
     ),
 ]
 
@@ -339,17 +339,32 @@ async def test_list_failure_is_not_retried(
     assert "attempts" not in str(info.value)
 
 
-async def test_delete_undecodable_ok_is_not_retried(router: respx.MockRouter) -> None:
-    """A DELETE's 2xx with an unexpected body: ResponseFormatError after one send (maybe done)."""
+async def test_delete_undecodable_2xx_is_asked_again(router: respx.MockRouter) -> None:
+    """A DELETE's 2xx with an unexpected body may have been carried out: the retry decides.
+
+    Here the retry's "OK" is plain success (its "not found" would be the first
+    attempt's doing: see the lost-answer test below).
+    """
     route = router.delete(DELETE_PATH).mock(
         side_effect=[
             httpx.Response(200, text="<html>welcome</html>"),
             httpx.Response(200, text="OK"),
         ]
     )
-    with pytest.raises(ResponseFormatError):
+    await delete_once(retry=NO_WAIT)
+    assert route.call_count == 2
+
+
+async def test_delete_undecodable_2xx_every_time_is_a_format_error(
+    router: respx.MockRouter,
+) -> None:
+    """An answer that never says "OK" ends as ResponseFormatError after every attempt."""
+    route = router.delete(DELETE_PATH).mock(return_value=httpx.Response(200, text=""))
+    with pytest.raises(ResponseFormatError) as info:
         await delete_once(retry=NO_WAIT)
-    assert route.call_count == 1
+    assert route.call_count == 3
+    assert info.value.attempts == 3
+    assert info.value.status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -505,6 +520,8 @@ async def test_max_retry_after_is_configurable(router: respx.MockRouter) -> None
         pytest.param(httpx.Response(502), id="502"),
         pytest.param(httpx.Response(504), id="504"),
         pytest.param(httpx.Response(500, content=HTML_500), id="500-html"),
+        pytest.param(httpx.Response(200, content=b""), id="200-empty"),
+        pytest.param(httpx.Response(200, content=b"<html>welcome</html>"), id="200-html"),
     ],
 )
 async def test_lost_answer_then_not_found_counts_as_deleted(

@@ -133,6 +133,7 @@ CASES: dict[str, Case] = {
         "delete",
         lambda _, echo: httpx.Response(200, text=f"Deleted for {echo}"),
         ResponseFormatError,
+        retried=True,
     ),
     "2xx-envelope-list": Case(
         "list",

@@ -455,10 +455,11 @@ async def test_a_redirect_is_not_followed(backend: HttpBackend) -> None:
 # DELETE outcomes
 
 
-@pytest.mark.parametrize("mode", ["after", "before"])
+@pytest.mark.parametrize("mode", ["after", "before", "empty"])
 @pytest.mark.parametrize("seed", [1, 2])
 async def test_deleted_is_exactly_what_is_gone(backend: HttpBackend, mode: str, seed: int) -> None:
-    """Connections closed after (or before) carrying out a delete: every outcome is true."""
+    """Connections closed after (or before) carrying out a delete, or a 200 with no body
+    after it: every outcome is true."""
     ids = {f"d810-{n}" for n in range(120)}
     policy = RetryPolicy(attempts=8, wait_initial=0.001, wait_max=0.005, wait_jitter=0)
     async with DeleteServer(ids, mode=mode, rate=0.25, seed=seed) as server:
