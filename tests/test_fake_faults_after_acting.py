@@ -8,6 +8,8 @@ retry deletes it. In-process (the fake's own ASGITransport client): no socket.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from ameyo_callbacks import RetryPolicy
@@ -22,40 +24,22 @@ def delete_log(fake: FakeAmeyo) -> list[int | None]:
 
 
 @pytest.mark.parametrize(
-    ("apply_before_fault", "statuses"),
+    ("fault", "apply_before_fault", "statuses"),
     [
-        pytest.param(True, [500, 512], id="acted-then-500"),
-        pytest.param(False, [500, 200], id="500-without-acting"),
+        pytest.param(Fault.html_500, True, [500, 512], id="acted-then-500"),
+        pytest.param(Fault.html_500, False, [500, 200], id="500-without-acting"),
+        pytest.param(Fault.truncated, True, [200, 512], id="acted-then-ok-cut-short"),
+        pytest.param(Fault.truncated, False, [200, 200], id="ok-cut-short-without-acting"),
     ],
 )
-async def test_a_delete_answered_with_an_html_500_ends_deleted_either_way(
-    apply_before_fault: bool, statuses: list[int]
+async def test_an_ambiguous_delete_answer_ends_deleted_either_way(
+    fault: Callable[..., Fault], apply_before_fault: bool, statuses: list[int]
 ) -> None:
-    """A bare HTML 500 is ambiguous: retried; 512 after a done delete counts as deleted."""
+    """A bare HTML 500, or a 200 whose "OK" is cut short, is ambiguous: retried; 512 after
+    a done delete counts as deleted."""
     fake = FakeAmeyo.seeded(10, campaigns=(6,))
     victim = fake.ordered_ids()[0]
-    fake.script("delete", Fault.html_500(apply_before_fault=apply_before_fault))
-    async with fake.client(retry=RetryPolicy(attempts=3)) as client:
-        await client.delete_callback(victim)
-    assert victim not in fake
-    assert delete_log(fake) == statuses
-    assert len(fake) == 9
-
-
-@pytest.mark.parametrize(
-    ("apply_before_fault", "statuses"),
-    [
-        pytest.param(True, [200, 512], id="acted-then-cut"),
-        pytest.param(False, [200, 200], id="cut-without-acting"),
-    ],
-)
-async def test_a_delete_whose_ok_is_cut_short_is_asked_again(
-    apply_before_fault: bool, statuses: list[int]
-) -> None:
-    """A 200 whose body is not "OK" (cut in half) is retried; 512 then means it was done."""
-    fake = FakeAmeyo.seeded(10, campaigns=(6,))
-    victim = fake.ordered_ids()[0]
-    fake.script("delete", Fault.truncated(apply_before_fault=apply_before_fault))
+    fake.script("delete", fault(apply_before_fault=apply_before_fault))
     async with fake.client(retry=RetryPolicy(attempts=3)) as client:
         await client.delete_callback(victim)
     assert victim not in fake
