@@ -1,8 +1,8 @@
 """Faults that strike after the fake acted (``apply_before_fault=True``), met by the client.
 
 The server deleted the callback, but its answer was an HTML 500, a 200 cut
-short, or came too late: the client retries, meets 512 "not found", and reports the delete done,
-which it was. A fault before acting leaves the callback in place until the
+short, or came too late: the client retries, meets 512 "not found", and
+reports the delete done, which it was. A fault before acting leaves the callback in place until the
 retry deletes it. In-process (the fake's own ASGITransport client): no socket.
 """
 
