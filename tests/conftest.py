@@ -10,9 +10,18 @@ import pytest
 import respx
 import stamina
 from _support import BASE, fake_http
+from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
     from ameyo_callbacks.testing import FakeAmeyo
+
+# Hypothesis times nothing here: speed belongs to the benchmarks. On a loaded
+# 2-core CI machine its per-example deadline and "too slow" health check are
+# failures of the machine, not of the code.
+settings.register_profile(
+    "ameyo", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("ameyo")
 
 
 @pytest.fixture(autouse=True)
