@@ -51,6 +51,7 @@ from ._protocol import (
     decode_delete_response,
     decode_list_response,
     decode_login_response,
+    is_cut_short_ok,
     tenant_list_path,
 )
 from ._retry import AnyioClock, BackoffGate, Clock, RetryPolicy, decide
@@ -418,8 +419,9 @@ class AmeyoCallbacksClient:
 
         Raises :class:`CallbackNotFoundError` when the id does not exist. When
         an earlier attempt's answer was lost (dropped connection, timeout, a
-        gateway 5xx) and the retry finds the id gone, the delete is reported
-        as done: the first attempt did it.
+        gateway 500/502/504, a 2xx whose ``OK`` came empty or cut short) and
+        the retry finds the id gone, the delete is reported as done: that
+        attempt most likely did it.
         """
         spec = build_delete_request(customer_callback_id)
         rule = _DeleteRule(decode_delete_response)
@@ -569,7 +571,7 @@ class AmeyoCallbacksClient:
         def backoff_hook(exc: Exception) -> bool | float:
             if not isinstance(exc, AmeyoError) or _spent(call_end):
                 return False
-            decision = decide(exc, kind=spec.kind, policy=policy)
+            decision = decide(exc, policy=policy)
             if not decision.retry or number >= policy.attempts:
                 return False
             if decision.retry_after is not None:
@@ -681,9 +683,11 @@ class _DeleteRule:
 
     A retry that finds the id gone after an attempt that may have been
     carried out (the connection dropped or timed out after sending, a
-    gateway's 500/502/504, a 2xx whose body is not "OK") counts as deleted:
-    that attempt did it. A connection never made or a failed TLS handshake
-    sent nothing, so a not-found after it is still an error.
+    gateway's 500/502/504, a 2xx whose ``OK`` came empty or cut short)
+    counts as deleted: that attempt most likely did it (the rule cannot tell
+    who did). A connection never made or a failed TLS handshake sent
+    nothing, and a 2xx HTML page may come from a proxy that never passed the
+    request on, so a not-found after those is still an error.
     """
 
     __slots__ = ("_answer_lost", "_decode")
@@ -698,13 +702,15 @@ class _DeleteRule:
             self._answer_lost |= exc.request_sent
         elif isinstance(exc, ServerError):
             self._answer_lost |= exc.status_code in _AMBIGUOUS_STATUSES
-        elif isinstance(exc, ResponseFormatError):
-            self._answer_lost = True  # a 2xx: the server may well have acted
 
     def decode(self, answer: Answer) -> None:
         """The delete's decoder; not-found after a lost answer is success."""
         try:
             self._decode(answer)
+        except ResponseFormatError:
+            # A 2xx whose "OK" lost its end on the way: the server acted, most likely.
+            self._answer_lost |= is_cut_short_ok(answer.body)
+            raise
         except CallbackNotFoundError:
             if not self._answer_lost:
                 raise

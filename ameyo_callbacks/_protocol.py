@@ -49,6 +49,7 @@ __all__ = [
     "decode_error",
     "decode_list_response",
     "decode_login_response",
+    "is_cut_short_ok",
     "parse_retry_after",
     "scrub",
     "tenant_list_path",
@@ -443,6 +444,17 @@ def decode_delete_response(answer: Answer) -> None:
     if _is_envelope(payload):
         raise decode_error(answer)
     raise _format_error(answer, 'a body other than "OK"')
+
+
+def is_cut_short_ok(body: bytes) -> bool:
+    """Whether a delete's 2xx body is its ``OK`` cut short: empty, ``O``, ``"OK``...
+
+    Such an answer lost its end on the way (a proxy, a dropped tail), so the
+    server may well have carried the delete out; an HTML page or any other
+    text is not that (a middlebox may have answered without passing it on).
+    """
+    text = body.strip()
+    return text not in _OK_BODIES and any(ok.startswith(text) for ok in _OK_BODIES)
 
 
 def decode_login_response(answer: Answer) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal, Protocol
+from typing import Protocol
 
 import anyio
 import attrs
@@ -19,8 +19,6 @@ from .exceptions import (
 )
 
 __all__ = ["AnyioClock", "BackoffGate", "Clock", "RetryDecision", "RetryPolicy", "decide"]
-
-Kind = Literal["list", "delete", "login"]
 
 _RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 _OPTIONAL = frozenset({"timeout", "attempt_timeout"})
@@ -107,14 +105,14 @@ def _describe(exc: AmeyoError) -> str:
     return type(exc).__name__
 
 
-def decide(exc: AmeyoError, *, kind: Kind, policy: RetryPolicy) -> RetryDecision:
-    """Whether the failure of one attempt of a ``kind`` call is worth another.
+def decide(exc: AmeyoError, *, policy: RetryPolicy) -> RetryDecision:
+    """Whether the failure of one attempt of a call (any kind) is worth another.
 
     Retried: transport failures (connect, read timeout, attempt deadline,
     dropped connection), 429, 502, 503, 504, a 500 whose body is not an Ameyo
-    envelope, and a 2xx whose body cannot be decoded. For a DELETE, that 2xx
-    may mean it was carried out: the retry asks again, and the client's
-    delete rule counts a "not found" then as deleted (``_client._DeleteRule``).
+    envelope, and a 2xx whose body cannot be decoded (a DELETE asks again:
+    when that 2xx was its ``OK`` cut short, the client's delete rule counts a
+    "not found" then as deleted, ``_client._DeleteRule``).
     Not retried: TLS failures (certificate, hostname, protocol), an answer
     over the size cap, the call's spent budget, other 4xx, 512 and other
     Ameyo envelopes, and a ``Retry-After`` longer than
@@ -124,7 +122,8 @@ def decide(exc: AmeyoError, *, kind: Kind, policy: RetryPolicy) -> RetryDecision
     if isinstance(exc, TransportError):
         return RetryDecision(retry=exc.kind not in _FINAL_KINDS, reason=reason)
     if isinstance(exc, ResponseFormatError):
-        return RetryDecision(retry=True, reason=f"{reason} (undecodable body)")
+        what = "a 2xx" if exc.status_code is None else f"HTTP {exc.status_code}"
+        return RetryDecision(retry=True, reason=f"{what} with a body this call does not return")
     if isinstance(exc, (RateLimitedError, ServerError)):
         status = exc.status_code
         retryable = status in _RETRIED_STATUSES or (status == 500 and not exc.from_envelope)

@@ -236,9 +236,9 @@ class DeleteServer(RawServer):
     without answering), "before" (close without carrying it out), "empty"
     (carry it out, then answer 200 with an empty body on a connection kept
     alive) or "none".
-    ``rate`` is the share of requests that meet the fault; a fault closes
-    the connection, which is how the aiohttp stack's own re-send would be
-    triggered. Every answer is kept-alive otherwise. Whether the n-th request
+    ``rate`` is the share of requests that meet the fault; a fault other
+    than "empty" closes the connection, which is how the aiohttp stack's own
+    re-send would be triggered. Every answer is kept-alive otherwise. Whether the n-th request
     for an id meets the fault is drawn from ``random.Random`` seeded with
     ``(seed, id, n)``, not from one stream shared by all requests: concurrent
     requests arrive in an order that changes from run to run, and a shared

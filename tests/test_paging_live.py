@@ -120,6 +120,7 @@ async def quiescent() -> None:
     Quiet means every task blocked and no callback queued.
     """
     loop = asyncio.get_running_loop()
+    assert hasattr(loop, "_ready"), "quiescent() reads asyncio's own loop (not uvloop's)"
     for _ in range(10_000):
         await anyio.wait_all_tasks_blocked()
         if not loop._ready:  # type: ignore[attr-defined]

@@ -52,6 +52,7 @@ from ameyo_callbacks._protocol import (
     decode_error,
     decode_list_response,
     decode_login_response,
+    is_cut_short_ok,
     parse_retry_after,
     scrub,
     tenant_list_path,
@@ -792,6 +793,30 @@ def test_delete_other_2xx_answer_is_a_format_error(body: bytes) -> None:
         _delete(200, {}, body)
     assert info.value.status_code == 200
     assert info.value.path == DELETE_SPEC.path
+
+
+@pytest.mark.parametrize(
+    ("body", "cut"),
+    [
+        (b"", True),
+        (b"  ", True),
+        (b"O", True),
+        (b"o", True),
+        (b'"', True),
+        (b'"O', True),
+        (b'"OK', True),
+        (b"OK", False),
+        (b'"ok"', False),
+        (b"Ok", False),
+        (b"OKAY", False),
+        (b"<html>OK</html>", False),
+        (b"K", False),
+        (b"true", False),
+    ],
+)
+def test_a_cut_short_ok_is_told_from_other_bodies(body: bytes, cut: bool) -> None:
+    """Empty, or a start of "OK"/"ok" (bare or quoted), and not a whole one: lost its end."""
+    assert is_cut_short_ok(body) is cut
 
 
 def test_delete_unknown_id_is_callback_not_found() -> None:

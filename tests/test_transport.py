@@ -235,7 +235,7 @@ def test_messages_say_what_to_check() -> None:
 def test_decide_retries_what_another_attempt_can_fix(kind: str, retried: bool) -> None:
     """TLS failures, an oversized answer and a spent budget are final; the rest retried."""
     error = TransportError("x", kind=kind)
-    decision = decide(error, kind="list", policy=RetryPolicy())
+    decision = decide(error, policy=RetryPolicy())
     assert decision.retry is retried
     assert kind.replace("_", " ") in decision.reason
 

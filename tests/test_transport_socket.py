@@ -468,7 +468,7 @@ async def test_deleted_is_exactly_what_is_gone(backend: HttpBackend, mode: str, 
     gone = ids - server.ids
     assert server.faults >= 10, "the server must have dropped connections"
     assert max(server.faults_of.values()) >= 2, "some id must have lost two answers"
-    assert set(result.deleted) == gone
+    assert sorted(result.deleted) == sorted(gone)  # a list: an id counted twice fails
     assert result.not_found == ()
     assert not result.failed
     assert gone == ids

@@ -309,7 +309,12 @@ class FakeAmeyo(LiveControls):
 
     @property
     def requests(self) -> list[RequestLogEntry]:
-        """The request log, oldest first (entries are added when a request ends)."""
+        """The request log, oldest first.
+
+        An entry is added just before its answer's last body bytes go out (so
+        a client holding its answer finds it), or when a request ends
+        unanswered (a fault, a client gone).
+        """
         return self._log.entries()
 
     def clear_requests(self) -> None:
@@ -318,7 +323,7 @@ class FakeAmeyo(LiveControls):
 
     @property
     def in_flight(self) -> int:
-        """Requests being served right now."""
+        """Requests being served right now (one leaves as its answer's last bytes go out)."""
         return self._log.in_flight
 
     @property

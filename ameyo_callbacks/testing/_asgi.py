@@ -123,22 +123,49 @@ async def send_head_then_drop(send: Send, answer: Answer, error: BaseException) 
 
 
 async def send_trickle(
-    send: Send, answer: Answer, receive: Receive, *, interval: float, chunk: int
+    send: Send,
+    answer: Answer,
+    receive: Receive,
+    *,
+    interval: float,
+    chunk: int,
+    before_last: Callable[[], None] | None = None,
 ) -> None:
-    """Send ``answer`` with its body ``chunk`` bytes every ``interval`` s, until the client goes."""
+    """Send ``answer`` with its body ``chunk`` bytes every ``interval`` s, until the client goes.
+
+    ``before_last`` runs just before the last chunk goes out (as for
+    :func:`send_answer`): with it the client has the whole body.
+    """
     await _start(send, answer, len(answer.body))
     body = answer.body
-    for start in range(0, len(body), chunk):
+    starts = range(0, len(body), chunk)
+    for start in starts:
+        last = start == starts[-1]
+        if last and before_last is not None:
+            before_last()
         await send(
-            {"type": "http.response.body", "body": body[start : start + chunk], "more_body": True}
+            {
+                "type": "http.response.body",
+                "body": body[start : start + chunk],
+                "more_body": not last,
+            }
         )
+        if last:
+            return
         if not await sleep_unless_gone(interval, receive):
             return
+    if before_last is not None:
+        before_last()  # an empty body
     await send({"type": "http.response.body", "body": b""})
 
 
-async def send_oversized(send: Send, size: int) -> None:
-    """200, chunked, ``size`` bytes of JSON whitespace then ``[]``: never held whole."""
+async def send_oversized(
+    send: Send, size: int, *, before_last: Callable[[], None] | None = None
+) -> None:
+    """200, chunked, ``size`` bytes of JSON whitespace then ``[]``: never held whole.
+
+    ``before_last`` runs just before the closing ``[]`` goes out.
+    """
     headers = [(b"content-type", b"application/json")]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     block = b" " * 65536
@@ -147,6 +174,8 @@ async def send_oversized(send: Send, size: int) -> None:
         part = block if left >= len(block) else block[:left]
         await send({"type": "http.response.body", "body": part, "more_body": True})
         left -= len(part)
+    if before_last is not None:
+        before_last()
     await send({"type": "http.response.body", "body": b"[]"})
 
 

@@ -25,7 +25,9 @@ class RequestLogEntry:
     """One request the fake served (or failed to), for assertions.
 
     ``status`` is None when no complete answer went out: a dropped connection,
-    or a client that went away first. ``fault`` is the injected fault's kind.
+    or a client the fake saw go away first (a send to a client gone without
+    the fake noticing is dropped by uvicorn, and still logged with its status).
+    ``fault`` is the injected fault's kind.
     ``session`` says how the ``sessionId`` header looked, never its value.
     ``body`` is the request body, except for login calls (None: it carries a
     token). ``started``/``ended`` are ``time.monotonic()`` readings, ``seq`` the

@@ -146,23 +146,35 @@ class Pipeline:
             await send_head_then_drop(send, answer, DroppedConnection())
         elif fault.kind == "trickle":
             answer = self._answer(req, ex, commit=True)
-            ex.status = answer.status
-            await send_trickle(send, answer, receive, interval=fault.interval, chunk=fault.chunk)
+            await send_trickle(
+                send,
+                answer,
+                receive,
+                interval=fault.interval,
+                chunk=fault.chunk,
+                before_last=self._logger(ex, answer.status),
+            )
         elif fault.kind == "oversized":
-            ex.status = 200
-            await send_oversized(send, fault.size)
+            await send_oversized(send, fault.size, before_last=self._logger(ex, 200))
         else:
             if fault.apply_before_fault:
                 self._answer(req, ex, commit=True)
             status, headers, body = fault_response(fault)
             await self._send(send, Answer(status, tuple(headers), body), ex)
 
-    async def _send(self, send: Send, answer: Answer, ex: Exchange) -> None:
-        # Logged before the body goes out, so a client that has its answer
-        # finds the request in ``fake.requests`` (over a socket, the client
-        # can otherwise read the log before the server has written to it).
+    def _logger(self, ex: Exchange, status: int) -> Callable[[], None]:
+        """Log ``ex`` as answered with ``status``: run just before the last body bytes go out.
+
+        So a client that has its whole answer finds the request in
+        ``fake.requests`` (over a socket, the client can otherwise read the
+        log before the server has written to it).
+        """
+
         def logged() -> None:
-            ex.status = answer.status
+            ex.status = status
             self.log.finish(ex)
 
-        await send_answer(send, answer, before_last=logged)
+        return logged
+
+    async def _send(self, send: Send, answer: Answer, ex: Exchange) -> None:
+        await send_answer(send, answer, before_last=self._logger(ex, answer.status))
