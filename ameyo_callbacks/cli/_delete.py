@@ -38,6 +38,7 @@ from ._config import Connection, open_client
 from ._errors import EXIT_INTERRUPTED, ConfigError, explain
 from ._export import wire_line
 from ._files import append_output, atomic_output
+from ._runner import run
 from ._summary import emit_json
 from ._ui import bar, count, progress, stderr_console
 
@@ -242,7 +243,7 @@ def list_matches(
             )
 
     with spinner if spinner is not None else nullcontext():
-        asyncio.run(_list(connection, plan, listing, keep_records=keep_records, on_page=on_page))
+        run(_list(connection, plan, listing, keep_records=keep_records, on_page=on_page))
     return listing
 
 
@@ -466,7 +467,7 @@ def run_delete(
             feed = _Feed(plan.ids, {}, None)
         try:
             with display if display is not None else nullcontext():
-                asyncio.run(_delete(connection, feed, plan, tally, on_progress))
+                run(_delete(connection, feed, plan, tally, on_progress))
         except AmeyoError as exc:  # not expected: delete_callbacks reports failures per id
             error = exc
         except BaseException as exc:

@@ -17,7 +17,6 @@ Records are written as each page arrives: the walk buffers at most
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import os
@@ -37,6 +36,7 @@ from ._config import Connection, open_client
 from ._errors import ConfigError
 from ._files import atomic_output, check_writable, describe, finish_file, is_special, writing
 from ._jobs import Progress, ResumeFiles, State, Watermark
+from ._runner import run
 from ._summary import emit_json
 from ._ui import count
 from ._ui import progress as progress_display
@@ -361,7 +361,7 @@ def run_export(
 
         try:
             with bar if bar is not None else nullcontext():
-                asyncio.run(
+                run(
                     _walk(
                         connection,
                         plan,
