@@ -62,8 +62,18 @@ def test_a_run_without_ctrl_c_returns_its_value(runner: Runner) -> None:
 
 
 @pytest.mark.parametrize("runner", RUNNERS)
-def test_ctrl_c_cancels_the_main_task_then_raises_keyboard_interrupt(runner: Runner) -> None:
-    """The coroutine is cancelled at its await and cleans up (awaiting too), then Ctrl-C."""
+@pytest.mark.parametrize(
+    ("second_ctrl_c", "clean_up", "expected"),
+    [
+        pytest.param(False, 0.01, ["cancelled", "cleaned up"], id="clean-up-runs"),
+        pytest.param(True, 30, ["cancelled"], id="second-ctrl-c-stops-a-slow-clean-up"),
+    ],
+)
+def test_ctrl_c_cancels_the_main_task_then_raises_keyboard_interrupt(
+    runner: Runner, second_ctrl_c: bool, clean_up: float, expected: list[str]
+) -> None:
+    """The coroutine is cancelled at its await and cleans up (awaiting too), then Ctrl-C;
+    a second Ctrl-C during a slow clean-up raises at once."""
     seen: list[str] = []
 
     async def main() -> None:
@@ -72,14 +82,16 @@ def test_ctrl_c_cancels_the_main_task_then_raises_keyboard_interrupt(runner: Run
             await asyncio.sleep(30)
         except asyncio.CancelledError:
             seen.append("cancelled")
-            await asyncio.sleep(0.01)
+            if second_ctrl_c:
+                ctrl_c_in(0.05)
+            await asyncio.sleep(clean_up)
             seen.append("cleaned up")
             raise
 
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         runner(main())
-    assert seen == ["cancelled", "cleaned up"]
+    assert seen == expected
     assert time.monotonic() - started < 10
 
 
@@ -111,29 +123,6 @@ def test_ctrl_c_between_two_awaits_waits_for_the_next_await(runner: Runner) -> N
     with pytest.raises(KeyboardInterrupt):
         runner(main())
     assert seen == ["ran to its await", "cancelled"]
-
-
-@pytest.mark.parametrize("runner", RUNNERS)
-def test_a_second_ctrl_c_stops_a_slow_clean_up(runner: Runner) -> None:
-    """Ctrl-C during the clean-up of the first one: KeyboardInterrupt at once."""
-    seen: list[str] = []
-
-    async def main() -> None:
-        ctrl_c_in(0.05)
-        try:
-            await asyncio.sleep(30)
-        except asyncio.CancelledError:
-            seen.append("cancelled")
-            ctrl_c_in(0.05)
-            await asyncio.sleep(30)  # a clean-up that would take too long
-            seen.append("never")
-            raise
-
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        runner(main())
-    assert seen == ["cancelled"]
-    assert time.monotonic() - started < 10
 
 
 def test_an_ignored_sigint_stays_ignored() -> None:
