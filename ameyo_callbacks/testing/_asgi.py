@@ -94,17 +94,14 @@ async def _start(send: Send, answer: Answer, length: int) -> None:
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
 
 
-async def send_answer(
-    send: Send, answer: Answer, *, before_last: Callable[[], None] | None = None
-) -> None:
+async def send_answer(send: Send, answer: Answer, *, before_last: Callable[[], None]) -> None:
     """Send ``answer`` whole, with a matching ``Content-Length``.
 
     ``before_last`` runs just before the body goes out: once the client has
     the last byte, whatever it did (logging the request) is already done.
     """
     await _start(send, answer, len(answer.body))
-    if before_last is not None:
-        before_last()
+    before_last()
     await send({"type": "http.response.body", "body": answer.body})
 
 
@@ -129,7 +126,7 @@ async def send_trickle(
     *,
     interval: float,
     chunk: int,
-    before_last: Callable[[], None] | None = None,
+    before_last: Callable[[], None],
 ) -> None:
     """Send ``answer`` with its body ``chunk`` bytes every ``interval`` s, until the client goes.
 
@@ -138,30 +135,16 @@ async def send_trickle(
     """
     await _start(send, answer, len(answer.body))
     body = answer.body
-    starts = range(0, len(body), chunk)
-    for start in starts:
-        last = start == starts[-1]
-        if last and before_last is not None:
-            before_last()
-        await send(
-            {
-                "type": "http.response.body",
-                "body": body[start : start + chunk],
-                "more_body": not last,
-            }
-        )
-        if last:
-            return
+    *parts, last = [body[i : i + chunk] for i in range(0, len(body), chunk)] or [b""]
+    for part in parts:
+        await send({"type": "http.response.body", "body": part, "more_body": True})
         if not await sleep_unless_gone(interval, receive):
             return
-    if before_last is not None:
-        before_last()  # an empty body
-    await send({"type": "http.response.body", "body": b""})
+    before_last()
+    await send({"type": "http.response.body", "body": last})
 
 
-async def send_oversized(
-    send: Send, size: int, *, before_last: Callable[[], None] | None = None
-) -> None:
+async def send_oversized(send: Send, size: int, *, before_last: Callable[[], None]) -> None:
     """200, chunked, ``size`` bytes of JSON whitespace then ``[]``: never held whole.
 
     ``before_last`` runs just before the closing ``[]`` goes out.
@@ -174,8 +157,7 @@ async def send_oversized(
         part = block if left >= len(block) else block[:left]
         await send({"type": "http.response.body", "body": part, "more_body": True})
         left -= len(part)
-    if before_last is not None:
-        before_last()
+    before_last()
     await send({"type": "http.response.body", "body": b"[]"})
 
 
