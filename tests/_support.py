@@ -7,6 +7,7 @@ on ``sys.path``) and never import one another. Fixtures live in ``conftest.py``.
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -31,6 +32,7 @@ __all__ = [
     "CAMPAIGN_PATH",
     "DELETE_PATH",
     "NOT_FOUND_KEY",
+    "PROFILE",
     "SAMPLE_DT",
     "SAMPLE_MS",
     "SESSION",
@@ -40,6 +42,7 @@ __all__ = [
     "TOKEN",
     "ListFetch",
     "drain_into",
+    "examples",
     "expected_row",
     "fake_http",
     "ids",
@@ -52,6 +55,20 @@ __all__ = [
     "reap",
     "spec_record",
 ]
+
+#: The hypothesis profile conftest loads: "default", or "thorough" (``HYPOTHESIS_PROFILE``).
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "default")
+
+
+def examples(thorough: int) -> int:
+    """A property test's example budget: ``thorough`` under the thorough profile, else a tenth.
+
+    The default profile keeps every property test and state machine (at least
+    10 examples each) so a run takes seconds; ``.ci/run`` runs the thorough
+    profile once, on one Python.
+    """
+    return thorough if PROFILE == "thorough" else max(10, thorough // 10)
+
 
 #: The base URL respx answers at (conftest's ``router`` fixture); nothing is ever sent there.
 BASE = "http://ameyo.example:8888"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 import stamina
-from _support import BASE, fake_http
+from _support import BASE, PROFILE, fake_http
 from hypothesis import HealthCheck, settings
 
 if TYPE_CHECKING:
@@ -17,11 +17,19 @@ if TYPE_CHECKING:
 
 # Hypothesis times nothing here: speed belongs to the benchmarks. On a loaded
 # 2-core CI machine its per-example deadline and "too slow" health check are
-# failures of the machine, not of the code.
-settings.register_profile(
-    "ameyo", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
-)
-settings.load_profile("ameyo")
+# failures of the machine, not of the code. Two profiles: "default" keeps every
+# property test and state machine at a budget that runs in seconds;
+# "thorough" (HYPOTHESIS_PROFILE=thorough, run once by .ci/run) gives each the
+# full budget it names through ``_support.examples``.
+for _name, _examples in (("default", 25), ("thorough", 200)):
+    settings.register_profile(
+        _name,
+        max_examples=_examples,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+        print_blob=True,
+    )
+settings.load_profile(PROFILE)
 
 
 @pytest.fixture(autouse=True)

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 import cattrs
 import pytest
-from _support import SPEC_CALLBACK, spec_record
+from _support import SPEC_CALLBACK, examples, spec_record
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,7 +78,7 @@ def _record(**changes: Any) -> CustomerCallback:
     return make_converter().structure({**SPEC_RECORD, **changes}, CustomerCallback)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=examples(500), deadline=None)
 @given(records=st.lists(wire_records(), max_size=5))
 def test_wire_to_record_to_wire_is_exact(records: list[dict[str, Any]]) -> None:
     """wire JSON -> records -> wire JSON gives the same JSON, extra fields and nulls included."""
@@ -90,7 +90,7 @@ def test_wire_to_record_to_wire_is_exact(records: list[dict[str, Any]]) -> None:
     assert back == records
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(record=wire_records())
 def test_structured_datetimes_are_aware_utc_at_the_same_millisecond(
     record: dict[str, Any],
@@ -284,7 +284,7 @@ def test_direct_structure_raises_record_error(converter: cattrs.Converter) -> No
     assert isinstance(info.value, ValueError)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     record=wire_records(),
     wire=st.sampled_from(sorted(KNOWN_WIRE)),
@@ -350,7 +350,7 @@ def test_each_converter_is_independent() -> None:
     assert second.structure(SPEC_RECORD, CustomerCallback) == _record()
 
 
-@settings(max_examples=800, deadline=None)
+@settings(max_examples=examples(800), deadline=None)
 @given(
     st.one_of(
         st.integers(min_value=-(2**42) - 5, max_value=2**42 + 5),

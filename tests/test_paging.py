@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from _support import ListFetch, drain_into, ids, numbered, random_ticks
+from _support import ListFetch, drain_into, examples, ids, numbered, random_ticks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -202,7 +202,7 @@ async def test_server_clamped_page_size_with_prefetch_one_ends_at_first_short_pa
     assert fetch.calls == [(0, 100)]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     page_size=st.integers(3, 100),
     extra=st.integers(1, 200),
@@ -228,7 +228,7 @@ def test_server_clamp_loses_no_record_whatever_the_arrival_order(
 # -- prefetch: order, concurrency, buffering ------------------------------------------
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(
     n=st.integers(0, 350),
     page_size=st.integers(1, 100),

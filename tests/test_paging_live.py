@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import os
 import random
 from collections import Counter
 from collections.abc import AsyncIterable
@@ -26,6 +25,7 @@ from datetime import datetime, timedelta, timezone
 import anyio
 import attrs
 import pytest
+from _support import examples
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -371,7 +371,7 @@ class LiveWalk(WalkMachine):
 
 
 LiveWalk.TestCase.settings = settings(
-    max_examples=int(os.environ.get("LIVE_EXAMPLES", "120")),
+    max_examples=examples(120),
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -429,7 +429,7 @@ class UnstableWalk(WalkMachine):
 
 
 UnstableWalk.TestCase.settings = settings(
-    max_examples=int(os.environ.get("LIVE_EXAMPLES", "120")) // 4,
+    max_examples=examples(30),
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
@@ -456,7 +456,7 @@ async def consume_all(walk: AsyncIterable[object]) -> None:
         pass
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     seed=st.integers(0, 2**32 - 1),
     page_size=st.integers(2, 100),

@@ -19,6 +19,7 @@ from _support import (
     SESSION,
     TENANT_PATH,
     TOKEN,
+    examples,
     spec_record,
 )
 from hypothesis import HealthCheck, given, settings
@@ -613,7 +614,7 @@ def test_delete_path_is_exactly_one_segment(callback_id: str) -> None:
     _single_segment(callback_id)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(callback_id=st.text(min_size=1).filter(str.strip))
 def test_any_callback_id_is_one_segment(callback_id: str) -> None:
     """Whatever the id, the DELETE URL has one segment after the prefix, decoding to the id."""
@@ -1052,7 +1053,9 @@ statuses = st.one_of(
     st.sampled_from([401, 403, 404, 429, 500, 502, 503, 504, 512]),
     st.integers(100, 599),
 )
-FUZZ = settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=examples(600), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _check_error(error: AmeyoError) -> None:
