@@ -59,9 +59,15 @@ class FakeAmeyo(LiveControls):
       ``jitter`` seconds (``anyio.sleep``, so requests overlap).
     - ``faults``: a :class:`FaultPlan` (see also :meth:`script`).
     - ``order``: the order of list answers: ``"dateAdded"`` (date added, then
-      id), ``"callbackTime"`` (callback time, then id) or ``"unstable"`` (each
-      answer a page of the list shuffled anew: pages cannot be joined).
-    - ``seed``: drives session ids, jitter and the unstable order.
+      id), ``"callbackTime"`` (callback time, then id), ``"ties"`` (date
+      added, and callbacks added in the same millisecond in a new order in
+      each answer, as ``ORDER BY dateAdded`` gives on a column that is not
+      unique) or ``"unstable"`` (no ``ORDER BY``: each answer a page of the
+      list shuffled anew). ``iter_callbacks`` is exact on all four.
+    - ``to_date_added_inclusive``: True (default) keeps callbacks added at
+      ``toDateAdded`` itself; False keeps those before it (the spec does not
+      say which a server does).
+    - ``seed``: drives session ids, jitter and the shuffled orders.
     - ``log_limit``: the request log keeps this many newest entries (None: all).
     - ``limits``: a :class:`ServerLimits`: a number of workers (requests beyond
       it queue; the latency is the service time) and a token-bucket rate limit
@@ -85,6 +91,7 @@ class FakeAmeyo(LiveControls):
         faults: FaultPlan | None = None,
         log_limit: int | None = 100_000,
         order: ListOrder = "dateAdded",
+        to_date_added_inclusive: bool = True,
         limits: ServerLimits | None = None,
     ) -> None:
         self.list_methods: frozenset[str] = frozenset(m.upper() for m in list_methods)
@@ -101,6 +108,7 @@ class FakeAmeyo(LiveControls):
         self.latency = latency
         self.jitter = jitter
         self.order = order
+        self.to_date_added_inclusive = to_date_added_inclusive
 
         self._store = CallbackStore()
         self._sessions = SessionBook(seed=seed, ttl=session_ttl)
@@ -157,7 +165,7 @@ class FakeAmeyo(LiveControls):
 
     @property
     def _sorted_by(self) -> SortOrder:
-        return "dateAdded" if self._order == "unstable" else self._order
+        return "callbackTime" if self._order == "callbackTime" else "dateAdded"
 
     @property
     def tenant_path(self) -> str:
@@ -172,6 +180,7 @@ class FakeAmeyo(LiveControls):
         campaigns: Iterable[int] = DEFAULT_CAMPAIGNS,
         users: Iterable[str] = DEFAULT_USERS,
         seed: int = 0,
+        bulk: int = 1,
         **options: Any,
     ) -> FakeAmeyo:
         """A fake holding ``n`` deterministic callbacks (same seed, same records).
@@ -179,11 +188,15 @@ class FakeAmeyo(LiveControls):
         Spread over ``campaigns`` and ``users`` (one in five is a campaign
         callback: ``selfCallback`` false, ``userId`` null), added over 30 days
         from 2024-01-01 UTC and scheduled 10 minutes to 14 days later. Ids look
-        like ``d806-59423051-cm-17`` and are unique. ``options`` go to the
-        constructor. A million records seed in a few seconds.
+        like ``d806-59423051-cm-17`` and are unique. ``bulk`` > 1 adds them in
+        bulk uploads: runs of 1 to ``bulk`` callbacks share one millisecond.
+        ``options`` go to the constructor. A million records seed in a few
+        seconds.
         """
         fake = cls(seed=seed, **options)
-        seed_store(fake._store, n, campaigns=tuple(campaigns), users=tuple(users), seed=seed)
+        seed_store(
+            fake._store, n, campaigns=tuple(campaigns), users=tuple(users), seed=seed, bulk=bulk
+        )
         fake._store.select(None, fake._sorted_by)  # sort once now, not in the first request
         return fake
 
@@ -192,7 +205,7 @@ class FakeAmeyo(LiveControls):
 
     @property
     def callbacks(self) -> list[CustomerCallback]:
-        """Every callback held, in serving order (``order``; date added when unstable)."""
+        """Every callback held, in serving order (by date added, then id, when shuffled)."""
         return self._store.records(None, self._sorted_by)
 
     def ids(self) -> set[str]:

@@ -241,7 +241,8 @@ def _off_by_default(name: str, text: str, most: float | None = None) -> Callable
     "--order",
     type=click.Choice(LIST_ORDERS),
     default="dateAdded",
-    help="Order of list answers (unstable: shuffled per answer).",
+    help="Order of list answers (ties: by dateAdded, ties shuffled per answer; "
+    "unstable: all shuffled per answer).",
 )
 @_off_by_default("--live-rate", "Live mode: change the list this many times a second.")
 @click.option(
