@@ -16,7 +16,6 @@ import json
 import os
 import re
 import runpy
-import socket
 import stat
 import subprocess
 import sys
@@ -32,6 +31,7 @@ import httpx
 import pytest
 import stamina
 import trustme
+from _raw_servers import closed_port
 from _support import expected_row
 from click.testing import CliRunner, Result
 
@@ -1739,26 +1739,16 @@ def test_unreachable_server_is_one_line_with_the_cause_and_what_to_check(
     tmp_path: Path,
 ) -> None:
     """A refused connection: one 'Error:' line naming the cause and --base-url; -v shows retries."""
-    with socket.socket() as sock:  # a port on 127.0.0.1 nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    args = [
-        "export",
-        "--campaign-id",
-        "6",
-        "--prefetch",
-        "1",
-        "--base-url",
-        f"http://127.0.0.1:{port}",
-    ]
-    args += ["--session-id", "s-1", "--retries", "3"]
-    quiet = run(*args)
+    with closed_port() as port:  # a port on 127.0.0.1 nothing listens on, held
+        args = ["export", "--campaign-id", "6", "--prefetch", "1"]
+        args += ["--base-url", f"http://127.0.0.1:{port}", "--session-id", "s-1", "--retries", "3"]
+        quiet = run(*args)
+        loud = run(*args, "-v")
     assert quiet.exit_code == 1
     (line,) = quiet.stderr.splitlines()
     assert line.startswith("Error: ")
     assert "127.0.0.1" in line
     assert "(after 4 attempts) [see --base-url]" in line
-    loud = run(*args, "-v")
     assert loud.exit_code == 1
     assert loud.stderr.count("retrying POST") == 3
 
