@@ -13,14 +13,12 @@ mode plays that against the store:
   ``add_at="end"``);
 - ``reschedule``: give a random callback a new ``callbackTime``.
 
-No thread runs: the changes the elapsed time owes (``rate`` per second,
-from :meth:`LiveChanges.configure`), and those the requests so far owe
-(``per_request`` for each arriving request), are applied when a request
-arrives, before it is answered, so the same code runs in-process (``httpx.ASGITransport``)
-and under uvicorn. :meth:`LiveChanges.apply` makes ``n`` changes now, for
-deterministic tests. Every choice comes from ``random.Random(seed)``: the
-same seed, store and sequence of calls give the same changes. Each change is
-recorded as a :class:`Change`.
+No thread runs: the changes owed (``rate`` per second since
+:meth:`LiveChanges.configure`, ``per_request`` per arriving request) are made
+as a request arrives, before it is answered, in-process and under uvicorn
+alike. :meth:`LiveChanges.apply` makes ``n`` changes now. Every choice comes
+from ``random.Random(seed)``: the same seed, store and sequence of calls give
+the same changes, each recorded as a :class:`Change`.
 """
 
 from __future__ import annotations
@@ -165,13 +163,12 @@ class LiveChanges:
             self._rng = random.Random(f"ameyo-fake-live-{settings.seed}")
             self._started = settings.clock()
             self._timed = 0  # changes made for the elapsed time so far
-            self._requests = 0  # requests arrived since configure
-            self._counted = 0  # changes made for those requests so far
+            self._requests = self._counted = 0  # requests since configure, changes made for them
             self._added = 0
             self._spans: dict[str, tuple[int, int]] = {}
 
     def stop(self) -> None:
-        """No more time- or request-based changes (``apply`` still works)."""
+        """No more changes as requests arrive (``apply`` still works)."""
         with self._lock:
             self.rate = self.per_request = 0.0
 
@@ -269,8 +266,7 @@ class LiveChanges:
     def _span(self, order: Literal["dateAdded", "callbackTime"]) -> tuple[int, int]:
         """The smallest and largest value of the field among the rows live mode touches.
 
-        Measured once per :meth:`configure` (and when the list was empty then),
-        widened by the values live mode adds: not rebuilt per change.
+        Measured once per :meth:`configure`, widened by the values live mode adds.
         """
         span = self._spans.get(order)
         if span is None:
