@@ -111,7 +111,12 @@ CASES: dict[str, tuple[str, Call, tuple[object, ...], tuple[object, ...]]] = {
         ("", "/"),
     ),
     "AmeyoCallbacksClient.retry": ("retry", ctor("retry"), (3, "none"), ()),
-    "AmeyoCallbacksClient.http_backend": ("http_backend", ctor("http_backend"), (None, 5), ("x", "auto")),
+    "AmeyoCallbacksClient.http_backend": (
+        "http_backend",
+        ctor("http_backend"),
+        (None, 5),
+        ("x", "auto"),
+    ),
     "AmeyoCallbacksClient.max_connections": (
         "max_connections",
         ctor("max_connections"),

@@ -1,9 +1,10 @@
 """The transport room without sockets: failure kinds, proxies from the environment,
 the answer-size cap, pickling every error, the library logger, and a light import.
 
-Exception chains are built as each HTTP stack builds them (httpx over httpcore
-over the OS or ssl error; httpx-aiohttp's approximate httpx type over the
-aiohttp one); the real sockets are in ``test_transport_socket.py``.
+Exception chains are built as each HTTP stack meets them (httpx over httpcore
+over the OS or ssl error; aiohttp's own exceptions over the OS or ssl error),
+and each stack's classifier is a pure function of them; the real sockets, on
+both stacks, are in ``test_transport_socket.py``.
 """
 
 from __future__ import annotations
