@@ -88,7 +88,9 @@ class Transport:
         self._secrets = secrets
         self._closed = False
         self._stack: HttpStack | None = None
-        self._given: httpx.AsyncClient | httpx.AsyncBaseTransport | None = http_client or transport
+        self._given: httpx.AsyncClient | httpx.AsyncBaseTransport | None = (
+            http_client if http_client is not None else transport
+        )
         self._name = "custom" if self._given is not None else settings.backend
         # Checked now, so that a missing extra fails where the client is built.
         self._aiohttp = _aiohttp_module() if self._name == "aiohttp" else None
@@ -106,6 +108,8 @@ class Transport:
     @property
     def http_client(self) -> httpx.AsyncClient | None:
         """The ``httpx.AsyncClient`` requests go through (None on the aiohttp stack)."""
+        if self._aiohttp is not None:
+            return None
         stack = self.open()
         return stack.http_client if isinstance(stack, HttpxStack) else None
 
