@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import httpx
 import pytest
 import respx
@@ -47,6 +48,7 @@ from ameyo_callbacks._protocol import build_delete_request
 from ameyo_callbacks._retry import decide
 from ameyo_callbacks._transport import env_proxy, failure, httpx_kind
 from ameyo_callbacks._transport._aiohttp import aiohttp_kind
+from ameyo_callbacks._transport._httpx import ShardedTransport
 from ameyo_callbacks.testing import FakeAmeyo, Fault
 
 SPEC = build_delete_request("d810-1")
@@ -563,3 +565,29 @@ async def test_delete_after_a_dropped_connection_counts_as_deleted_via_respx() -
         async with AmeyoCallbacksClient(BASE, session_id=SESSION, retry=NO_WAIT) as client:
             await client.delete_callback(DELETE_PATH.rsplit("/", 1)[1])
         assert route.call_count == 2
+
+
+# --------------------------------------------------------------------------
+# The default stack's pools
+
+
+async def test_the_default_stack_sends_each_request_to_its_least_busy_pool() -> None:
+    """10 connections are pools of 4, 4 and 2; six requests in flight go two to each; all freed."""
+    transport = ShardedTransport(verify=ssl.create_default_context(), max_connections=10)
+    release = anyio.Event()
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, json=[])
+
+    with respx.mock(base_url="http://ameyo.example:8888") as mock:
+        mock.get("/x").mock(side_effect=held)
+        async with httpx.AsyncClient(transport=transport) as http, anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(http.get, "http://ameyo.example:8888/x")
+            with anyio.fail_after(5):  # a bound, not a timing: the six start at once
+                while sum(transport._busy) < 6:
+                    await anyio.sleep(0)
+            assert transport._busy == [2, 2, 2]
+            release.set()
+    assert transport._busy == [0, 0, 0]
