@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover  (tomli comes with the cli extra on 3.10)
+    import tomli as tomllib
 
 # What no one should pay for by importing the client library
 CLI_LIBRARIES = ("click", "rich", "pygments", "uvicorn", "tomli")
@@ -152,3 +158,17 @@ def test_pytest_run_with_the_plugin_imports_httpx_only_when_the_fixture_is_used(
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 passed" in out.stdout
+
+
+def test_a_default_install_brings_neither_aiohttp_nor_stamina() -> None:
+    """aiohttp comes with the aiohttp extra (and the cli extra through it), never by default."""
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text("utf-8"))
+    project = project["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\s\[<>=;!~]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    assert not names(project["dependencies"]) & {"aiohttp", "yarl", "stamina"}
+    extras = project["optional-dependencies"]
+    assert {"aiohttp", "yarl"} <= names(extras["aiohttp"])
+    assert "ameyo-callbacks[aiohttp]" in extras["cli"]
