@@ -4,8 +4,8 @@ Most tests reach an in-process ``FakeAmeyo`` through the command line's one
 seam: ``ameyo_callbacks.cli._config.build_client`` is replaced by a function
 that builds the same client with ``transport=httpx.ASGITransport(app=fake)``
 (no socket). The ``--demo`` tests and the timeout test serve the fake on
-127.0.0.1 and are marked ``integration``. Retries run in stamina's testing
-mode (no back-off sleeps); injected 503s carry no ``Retry-After``.
+127.0.0.1 and are marked ``integration``. Retries run under ``no_retry_waits``
+(no back-off sleeps); injected 503s carry no ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Any
 import click
 import httpx
 import pytest
-import stamina
 import trustme
 from _raw_servers import closed_port
 from _support import expected_row
@@ -41,7 +40,14 @@ from ameyo_callbacks.cli import _config, _files, _profiles, _ui, main
 from ameyo_callbacks.cli._app import cli
 from ameyo_callbacks.cli._dates import DateError, parse_bound
 from ameyo_callbacks.cli._delete import IdsReader
-from ameyo_callbacks.testing import FAKE_BASE_URL, FakeAmeyo, Fault, FaultPlan, serve
+from ameyo_callbacks.testing import (
+    FAKE_BASE_URL,
+    FakeAmeyo,
+    Fault,
+    FaultPlan,
+    no_retry_waits,
+    serve,
+)
 from ameyo_callbacks.testing import __main__ as fake_main
 from ameyo_callbacks.testing import _command as fake_command
 
@@ -98,7 +104,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _no_retry_waits() -> Iterator[None]:
-    with stamina.set_testing(True, attempts=50, cap=True):
+    with no_retry_waits():
         yield
 
 

@@ -2,7 +2,7 @@
 
 Every failing answer below echoes the secrets the request carried (the way a
 careless server or proxy does), so a leak anywhere on the way to the caller
-would show up. Retries run in stamina's testing mode (no back-off sleeps).
+would show up. Retries run under ``no_retry_waits`` (no back-off sleeps).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import attrs
 import httpx
 import pytest
 import respx
-import stamina
 from _support import (
     BASE,
     CALLBACK_ID,
@@ -48,13 +47,14 @@ from ameyo_callbacks import (
     TransportError,
 )
 from ameyo_callbacks._protocol import REDACTED
+from ameyo_callbacks.testing import no_retry_waits
 
 PREFIX = CALLBACKS_PREFIX
 LIST_PATH = CAMPAIGN_PATH
 LOGIN_PATH = "/ameyorestapi/userLogin/login"
 SESSION = "sid-7f3a-SECRET-c0ffee-42"
 TOKEN = "tok-XYZ"
-ATTEMPTS = 3  # stamina testing mode: attempts per call, no waits
+ATTEMPTS = 3  # no_retry_waits: attempts per call, no waits
 HTML = "text/html; charset=utf-8"
 
 Answer = Callable[[httpx.Request, str], httpx.Response]
@@ -178,7 +178,7 @@ class FakeLogin:
 
 @pytest.fixture(autouse=True)
 def no_backoff() -> Iterator[None]:
-    with stamina.set_testing(True, attempts=ATTEMPTS):
+    with no_retry_waits(attempts=ATTEMPTS):
         yield
 
 
