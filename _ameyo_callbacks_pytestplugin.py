@@ -3,7 +3,7 @@
 A top-level module on purpose (Hypothesis ships ``_hypothesis_pytestplugin``
 for the same reason): pytest loads every installed plugin in every test run,
 and a module inside ``ameyo_callbacks`` would first import the package, that
-is httpx, cattrs, anyio and stamina. This one imports pytest only; the fake
+is httpx, attrs, cattrs and anyio. This one imports pytest only; the fake
 and the client are imported when a test asks for the fixture, so installing
 ameyo-callbacks never slows down or breaks another project's test run
 (``tests/test_import_cost.py`` checks ``sys.modules``).

@@ -80,8 +80,8 @@ __all__ = [
 
 # Where each public name lives. Importing the package loads none of them (style
 # habit 15: `import ameyo_callbacks` costs nothing until a name is used); the
-# first use imports its module, and with it httpx (without httpx's command
-# line: see _httpx_import). aiohttp waits until a client builds its transport.
+# first use imports every module, and with them httpx. aiohttp is imported only
+# by a client built with http_backend="aiohttp".
 _HOME = {
     "BulkDeleteResult": "._bulk",
     "BulkProgress": "._bulk",
@@ -117,8 +117,6 @@ def __getattr__(name: str) -> _typing.Any:
 def _load() -> None:
     """Import every public name at once, and show each at its public path (httpx does
     this: reprs, tracebacks and docs say ``ameyo_callbacks.X``)."""
-    from . import _httpx_import  # noqa: F401, PLC0415  (before the first httpx import)
-
     for name, home in _HOME.items():
         value = getattr(_importlib.import_module(home, __name__), name)
         if isinstance(value, type) or (callable(value) and hasattr(value, "__qualname__")):

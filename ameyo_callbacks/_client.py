@@ -4,8 +4,9 @@ The send path, outermost first, one concern each:
 
 1. ``_call``: session header; on ``AuthenticationError`` a provider that
    can renew does so (single-flight) and the request is repeated once.
-2. ``_with_retries``: stamina's retry loop, the retry decision of
-   ``_retry.decide``, Retry-After through the shared gate, the call's time
+2. ``_with_retries``: the retry loop, every attempt the same (the first
+   included): the retry decision of ``_retry.decide``, the back-off on the
+   client's clock, Retry-After through the shared gate, the call's time
    budget (its end passed down, so it bounds the attempt in progress too);
    each failed attempt is shown to the caller's ``on_failure``.
 3. ``_attempt``: one request: wait at the gate and the rate limits, send
@@ -27,14 +28,12 @@ import ssl
 import time
 import weakref
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator
-from contextvars import ContextVar
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
 import anyio
 import attrs
 import httpx
-import stamina
 
 from ._bulk import BulkDeleteResult, BulkProgress, BulkTally, delete_callbacks, delete_matching
 from ._checks import check_bool, check_choice, check_float, check_int
@@ -55,7 +54,7 @@ from ._protocol import (
     is_cut_short_ok,
     tenant_list_path,
 )
-from ._retry import AnyioClock, BackoffGate, Clock, RetryPolicy, decide
+from ._retry import AnyioClock, BackoffGate, Clock, RetryDecision, RetryPolicy, decide
 from ._session import SessionProvider, StaticSession
 from ._transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -80,18 +79,6 @@ logger = logging.getLogger("ameyo_callbacks")
 T = TypeVar("T")
 Decoder = Callable[[Answer], T]
 OnFailure = Callable[[AmeyoError], None]
-
-# stamina logs each retry of its loop on its own logger ("stamina.retry_scheduled",
-# at WARNING) and we log ours, with the reason: one warning a retry, so its line
-# for a retry of ours is dropped. Its lines for an application's own retries
-# pass, and its other hooks (metrics, structlog) still see ours.
-_RETRYING: ContextVar[bool] = ContextVar("ameyo_callbacks_retrying", default=False)
-
-
-def _not_ours(record: logging.LogRecord) -> bool:
-    """The ``stamina`` logger's filter: drop its line for a retry of this library's."""
-    return not _RETRYING.get()
-
 
 #: Connections per client: above any sensible concurrency, below a server's patience.
 DEFAULT_MAX_CONNECTIONS = 100
@@ -176,10 +163,12 @@ class AmeyoCallbacksClient:
     The HTTP stack: with ``http_client`` (used as is, never closed by us: its
     own connection limits and transport then bound concurrency) or
     ``transport`` (wrapped in an ``httpx.AsyncClient`` we own), requests go
-    there. Otherwise ``http_backend="auto"`` drives aiohttp directly on
-    asyncio, which stays fast past 24 requests in flight where
-    httpcore's pool becomes CPU-bound, and plain httpx on trio (see the
-    documentation's performance page).
+    there. Otherwise ``http_backend="httpx"`` (the default) is an
+    ``httpx.AsyncClient`` of ours (:attr:`http_client`) over small httpx
+    pools, so respx, httpx's OpenTelemetry instrumentation and event hooks
+    see every request, on asyncio and trio; ``http_backend="aiohttp"`` (the
+    ``aiohttp`` extra, asyncio only) spends less CPU per request for bulk
+    jobs at 32 or more in flight (see the documentation's performance page).
 
     ``max_rate`` (requests per second, evenly spaced) caps every request of
     the client; ``adaptive_rate`` (on) lowers the client's own rate when the
@@ -196,6 +185,7 @@ class AmeyoCallbacksClient:
     """
 
     __slots__ = (
+        "_clock",
         "_converter",
         "_gate",
         "_limits",
@@ -218,7 +208,7 @@ class AmeyoCallbacksClient:
         list_method: Literal["POST", "GET"] = "POST",
         tenant_callbacks_path: str = "getTenantUserCallbacks",
         retry: RetryPolicy | None = None,
-        http_backend: HttpBackend = "auto",
+        http_backend: HttpBackend = "httpx",
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         clock: Clock | None = None,
         max_rate: float | None = None,
@@ -235,7 +225,7 @@ class AmeyoCallbacksClient:
         if http_client is not None and transport is not None:
             msg = "pass http_client or transport, not both"
             raise ValueError(msg)
-        check_choice("http_backend", http_backend, ("auto", "aiohttp", "httpx"))
+        check_choice("http_backend", http_backend, ("httpx", "aiohttp"))
         check_int("max_connections", max_connections, minimum=1)
         check_int("max_response_bytes", max_response_bytes, minimum=1)
         check_bool("trust_env", trust_env)
@@ -283,6 +273,7 @@ class AmeyoCallbacksClient:
             stack, http_client=http_client, transport=transport, secrets=session_id.secrets
         )
         clock = clock if clock is not None else AnyioClock()
+        self._clock = clock
         self._gate = BackoffGate(clock)
         self._limits = RequestLimits(clock, self._gate, max_rate=max_rate, adaptive=adaptive_rate)
         self._settings.max_concurrency = max_concurrency
@@ -320,8 +311,17 @@ class AmeyoCallbacksClient:
 
     @property
     def http_backend(self) -> str:
-        """The HTTP stack in use: "aiohttp", "httpx", "custom", or "" before the first request."""
+        """The HTTP stack: "httpx", "aiohttp", or "custom" (``http_client``/``transport`` given)."""
         return self._transport.backend
+
+    @property
+    def http_client(self) -> httpx.AsyncClient | None:
+        """The ``httpx.AsyncClient`` every request goes through (None with ``"aiohttp"``).
+
+        Built on first use. Add event hooks to it, or hand it to
+        ``HTTPXClientInstrumentor.instrument_client``; close this client, not it.
+        """
+        return self._transport.http_client
 
     # ------------------------------------------------------------------
     # Life cycle
@@ -553,81 +553,61 @@ class AmeyoCallbacksClient:
         on_failure: OnFailure | None = None,
     ) -> T:
         policy = self._retry
+        attempts = policy.attempts_now()
         # The budget's end, passed to every attempt: it bounds the one in progress too.
         call_end = None if policy.timeout is None else anyio.current_time() + policy.timeout
-        # The first attempt goes straight out: stamina (tenacity) costs about
-        # 70 us a call, a tenth of a page's client time. Only a failure enters
-        # the retry loop, which replays it as its attempt 1, so the back-off,
-        # the warnings, the attempt count and stamina's testing mode are the
-        # same as if the loop had run it.
-        try:
-            return await self._attempt(spec, decode, session_id, call_end)
-        except AmeyoError as exc:
-            if on_failure is not None:
-                on_failure(exc)
-            if policy.attempts == 1:
-                raise
-            first: AmeyoError | None = exc
-
         number = 0
-        last: AmeyoError | None = None
+        while True:
+            number += 1
+            try:
+                return await self._attempt(spec, decode, session_id, call_end)
+            except AmeyoError as exc:
+                exc.attempts = number
+                if on_failure is not None:
+                    on_failure(exc)
+                if number >= attempts or _spent(call_end):
+                    raise
+                decision = decide(exc, policy=policy)
+                if not decision.retry:
+                    raise
+                await self._pause(spec, decision, number, attempts, call_end)
+                if _spent(call_end):
+                    raise  # the budget went on the back-off: this failure says why
 
-        def backoff_hook(exc: Exception) -> bool | float:
-            if not isinstance(exc, AmeyoError) or _spent(call_end):
-                return False
-            decision = decide(exc, policy=policy)
-            if not decision.retry or number >= policy.attempts:
-                return False
-            if decision.retry_after is not None:
-                self._gate.defer(decision.retry_after)
-                wait = f"Retry-After {decision.retry_after:g} s (all requests of this client wait)"
-                result: bool | float = 0.0  # the gate does the waiting
-            else:
-                wait = f"back-off ~{policy.backoff(number):.2f} s"
-                result = True
-            logger.warning(
-                "retrying %s %s after %s (attempt %d of %d, %s)",
-                spec.method,
-                spec.path,
-                decision.reason,
-                number + 1,
-                policy.attempts,
-                wait,
-            )
-            return result
-
-        logging.getLogger("stamina").addFilter(_not_ours)  # once: a filter is added once
-        retrying = _RETRYING.set(True)
-        try:
-            async for attempt in stamina.retry_context(
-                on=backoff_hook,
-                attempts=policy.attempts,
-                timeout=policy.timeout,
-                wait_initial=policy.wait_initial,
-                wait_max=policy.wait_max,
-                wait_jitter=policy.wait_jitter,
-            ):
-                if last is not None and _spent(call_end):
-                    raise last  # the budget went on the back-off: the last failure says why
-                with attempt:
-                    number = attempt.num
-                    if first is not None:
-                        last, first = first, None
-                        raise last
-                    try:
-                        return await self._attempt(spec, decode, session_id, call_end)
-                    except AmeyoError as exc:
-                        last = exc
-                        if on_failure is not None:
-                            on_failure(exc)
-                        raise
-        except AmeyoError as exc:
-            exc.attempts = max(number, 1)
-            raise
-        finally:
-            _RETRYING.reset(retrying)
-        msg = "unreachable: stamina either returns or raises"  # pragma: no cover
-        raise AssertionError(msg)  # pragma: no cover
+    async def _pause(
+        self,
+        spec: RequestSpec,
+        decision: RetryDecision,
+        number: int,
+        attempts: int,
+        call_end: float | None,
+    ) -> None:
+        """Log the retry; wait its back-off on the clock, or defer the gate by Retry-After."""
+        policy = self._retry
+        after = decision.retry_after
+        if after is not None:
+            wait = f"Retry-After {after:g} s (all requests of this client wait)"
+        else:
+            wait = f"back-off ~{policy.backoff(number):.2f} s"
+        logger.warning(
+            "retrying %s %s after %s (attempt %d of %d, %s)",
+            spec.method,
+            spec.path,
+            decision.reason,
+            number + 1,
+            attempts,
+            wait,
+        )
+        if after is not None:
+            self._gate.defer(after)  # the next attempt waits at the gate, with every other
+            return
+        seconds = policy.wait(number)
+        if seconds <= 0:
+            return
+        # The back-off never outlasts the call's budget (a real-time deadline).
+        left = None if call_end is None else call_end - anyio.current_time()
+        with anyio.move_on_after(left if left is not None else float("inf")):
+            await self._clock.sleep(seconds)
 
     async def _attempt(
         self, spec: RequestSpec, decode: Decoder[T], session_id: str | None, call_end: float | None

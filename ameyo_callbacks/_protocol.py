@@ -7,6 +7,7 @@ event loop or a server.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -196,11 +197,42 @@ def build_login_request(
 # Responses
 
 
+#: A secret shorter than this is redacted only where it stands as a whole value.
+WHOLE_VALUE_BELOW = 8
+#: A letter or digit, of any script.
+_ALNUM = r"[^\W_]"
+
+
+@functools.lru_cache(maxsize=64)
+def _whole_value(secret: str) -> re.Pattern[str]:
+    """``secret`` with no letter or digit glued to an end of it that is one itself.
+
+    An apostrophe after a letter continues the word before it (the ``s`` of
+    ``server's`` is not a value of its own; the one in ``'s'`` is).
+    """
+    before = rf"(?<!{_ALNUM})(?<!{_ALNUM}')" if re.fullmatch(_ALNUM, secret[0]) else ""
+    after = rf"(?!{_ALNUM})" if re.fullmatch(_ALNUM, secret[-1]) else ""
+    return re.compile(before + re.escape(secret) + after)
+
+
 def scrub(text: str, secrets: Sequence[str]) -> str:
-    """Replace every known secret in ``text`` with a marker."""
-    for secret in secrets:
-        if secret and secret in text:
+    """Replace each known secret in ``text`` with ``<redacted>``, leaving every other word whole.
+
+    A secret of :data:`WHOLE_VALUE_BELOW` (8) characters or more is replaced
+    wherever it stands, even glued to other text: no word of a message holds
+    a random session id or token by chance. A shorter one (``session_id="s"``
+    in a quick test) is replaced only where it stands as a whole value, with
+    no letter or digit glued to it (``sessionId: s``, ``'s'``, ``=s&``), so
+    ``host``, ``no-such-host`` and ``server's`` keep their ``s``.
+    Longer secrets go first, so one that holds another is replaced whole.
+    """
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if secret not in text:
+            continue
+        if len(secret) >= WHOLE_VALUE_BELOW:
             text = text.replace(secret, REDACTED)
+        else:
+            text = _whole_value(secret).sub(REDACTED, text)
     return text
 
 

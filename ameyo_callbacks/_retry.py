@@ -1,14 +1,24 @@
-"""Retry policy, the retry decision, Retry-After, and the shared back-off gate."""
+"""Retry policy, the retry decision, Retry-After, the shared back-off gate, the clock.
+
+The loop that uses them is the client's (``_client._with_retries``): every
+attempt, the first included, goes through it, and every wait it makes (the
+back-off, a ``Retry-After`` through the gate, the rate limits) is on the
+client's :class:`Clock`.
+"""
 
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import anyio
 import attrs
 
 from ._checks import check_float, check_int
+from ._kinds import KINDS
 from .exceptions import (
     AmeyoError,
     APIError,
@@ -18,14 +28,18 @@ from .exceptions import (
     TransportError,
 )
 
-__all__ = ["AnyioClock", "BackoffGate", "Clock", "RetryDecision", "RetryPolicy", "decide"]
+__all__ = [
+    "AnyioClock",
+    "BackoffGate",
+    "Clock",
+    "RetryDecision",
+    "RetryPolicy",
+    "decide",
+    "no_retry_waits",
+]
 
 _RETRIED_STATUSES = frozenset({429, 502, 503, 504})
 _OPTIONAL = frozenset({"timeout", "attempt_timeout"})
-# Transport failures another attempt would meet again (or has no time for).
-_FINAL_KINDS = frozenset(
-    {"tls_certificate", "tls_hostname", "tls_protocol", "too_large", "call_deadline"}
-)
 
 
 def _positive(_: object, attribute: attrs.Attribute[float], value: float | None) -> None:
@@ -83,6 +97,46 @@ class RetryPolicy:
         except OverflowError:  # pragma: no cover  (needs ~1000 retries)
             return self.wait_max
 
+    def wait(self, retry_number: int) -> float:
+        """The back-off before retry ``retry_number``: :meth:`backoff` plus the jitter.
+
+        0 inside :func:`no_retry_waits`.
+        """
+        if _TESTING.active:
+            return 0.0
+        return self.backoff(retry_number) + random.uniform(0, self.wait_jitter)  # noqa: S311
+
+    def attempts_now(self) -> int:
+        """``attempts``, or what :func:`no_retry_waits` sets in its block."""
+        return _TESTING.attempts if _TESTING.attempts is not None else self.attempts
+
+
+@attrs.define
+class _Testing:
+    active: bool = False
+    attempts: int | None = None
+
+
+_TESTING = _Testing()
+
+
+@contextmanager
+def no_retry_waits(*, attempts: int | None = None) -> Iterator[None]:
+    """For tests: inside the block, every client's retry back-off is 0 s.
+
+    With ``attempts``, every call makes up to that many attempts whatever its
+    :class:`RetryPolicy` says. A ``Retry-After`` is still waited, on the
+    client's ``clock=`` (pass a fake one to skip those waits as well).
+    """
+    if attempts is not None:
+        check_int("attempts", attempts, minimum=1)
+    before = attrs.evolve(_TESTING)
+    _TESTING.active, _TESTING.attempts = True, attempts
+    try:
+        yield
+    finally:
+        _TESTING.active, _TESTING.attempts = before.active, before.attempts
+
 
 @attrs.frozen
 class RetryDecision:
@@ -120,7 +174,7 @@ def decide(exc: AmeyoError, *, policy: RetryPolicy) -> RetryDecision:
     """
     reason = _describe(exc)
     if isinstance(exc, TransportError):
-        return RetryDecision(retry=exc.kind not in _FINAL_KINDS, reason=reason)
+        return RetryDecision(retry=KINDS[exc.kind].retried, reason=reason)
     if isinstance(exc, ResponseFormatError):
         what = "a 2xx" if exc.status_code is None else f"HTTP {exc.status_code}"
         return RetryDecision(retry=True, reason=f"{what} with a body this call does not return")

@@ -25,8 +25,9 @@ API errors ``status_code``, ``error_code``, ``key``, ``key_args``, ``message``)
 so callers never have to parse the text. ``attempts`` says how many times the
 request was sent before the error was given up on.
 
-Every ``TransportError`` has a ``kind`` (one of :data:`TRANSPORT_ERROR_KINDS`,
-the same on every HTTP backend) and ``request_sent``: False when the failure
+Every ``TransportError`` has a ``kind`` (the same on every HTTP backend; the
+errors page of the documentation lists them, from the one table that the
+classifiers and the retry decision read) and ``request_sent``: False when the failure
 came before the request left (nothing can have been done on the server).
 
 Every exception pickles with its attributes (``cause`` included when it
@@ -40,7 +41,10 @@ secrets before they are stored.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from ._kinds import Kind
 
 __all__ = [
     "APIError",
@@ -96,50 +100,19 @@ class AmeyoError(Exception):
 class TransportError(AmeyoError):
     """No usable HTTP answer: the connection failed, dropped, timed out, or the answer was unfit.
 
-    ``kind`` says what happened, the same on every HTTP backend (one of
-    :attr:`KINDS`); the subclasses group the kinds. The exception the HTTP
+    ``kind`` says what happened, the same on every HTTP backend (a
+    ``Literal``, listed with what to check on the documentation's errors
+    page); the subclasses group the kinds. The exception the HTTP
     stack raised is kept in ``cause`` (and ``__cause__``). ``request_sent``
     is False when the failure came before the request left, so the server
     cannot have acted on it.
     """
 
-    #: Every ``kind`` a transport error can have.
-    KINDS: ClassVar[frozenset[str]] = frozenset(
-        {
-            "connection_refused",
-            "connect_timeout",
-            "name_not_resolved",
-            "connect_error",
-            "proxy_error",
-            "pool_timeout",
-            "tls_certificate",
-            "tls_hostname",
-            "tls_protocol",
-            "read_timeout",
-            "write_timeout",
-            "attempt_deadline",
-            "call_deadline",
-            "connection_lost",
-            "protocol_error",
-            "too_large",
-            "other",
-        }
-    )
-    _TIMEOUTS: ClassVar[frozenset[str]] = frozenset(
-        {
-            "connect_timeout",
-            "pool_timeout",
-            "read_timeout",
-            "write_timeout",
-            "attempt_deadline",
-            "call_deadline",
-        }
-    )
-    _DEFAULT_KIND: ClassVar[str] = "other"
+    _DEFAULT_KIND: ClassVar[Kind] = "other"
     _NOT_SENT: ClassVar[bool] = False
 
     cause: Exception | None
-    kind: str
+    kind: Kind
     request_sent: bool
 
     def __init__(
@@ -149,7 +122,7 @@ class TransportError(AmeyoError):
         method: str | None = None,
         path: str | None = None,
         cause: Exception | None = None,
-        kind: str | None = None,
+        kind: Kind | None = None,
         request_sent: bool | None = None,
     ) -> None:
         super().__init__(text, method=method, path=path)
@@ -160,11 +133,9 @@ class TransportError(AmeyoError):
     @property
     def is_timeout(self) -> bool:
         """True when a timeout or deadline ran out (connect, pool, read, write, attempt, call)."""
-        if self.kind in self._TIMEOUTS:
-            return True
-        import httpx  # noqa: PLC0415  (keep this module importable without side effects)
+        from ._kinds import KINDS  # noqa: PLC0415  (the table names the classes defined here)
 
-        return isinstance(self.cause, httpx.TimeoutException)
+        return KINDS[self.kind].timeout
 
 
 class ConnectionFailedError(TransportError):
@@ -176,7 +147,7 @@ class ConnectionFailedError(TransportError):
     free connection of the client's pool in time).
     """
 
-    _DEFAULT_KIND: ClassVar[str] = "connect_error"
+    _DEFAULT_KIND: ClassVar[Kind] = "connect_error"
     _NOT_SENT: ClassVar[bool] = True
 
 
@@ -189,7 +160,7 @@ class TLSError(TransportError):
     fail the same way.
     """
 
-    _DEFAULT_KIND: ClassVar[str] = "tls_certificate"
+    _DEFAULT_KIND: ClassVar[Kind] = "tls_certificate"
     _NOT_SENT: ClassVar[bool] = True
 
 
@@ -203,7 +174,7 @@ class AnswerTimeoutError(TransportError):
     ``seconds`` is the deadline that ran out, when one did.
     """
 
-    _DEFAULT_KIND: ClassVar[str] = "read_timeout"
+    _DEFAULT_KIND: ClassVar[Kind] = "read_timeout"
 
     seconds: float | None
 
@@ -220,7 +191,7 @@ class ConnectionLostError(TransportError):
     not an HTTP answer).
     """
 
-    _DEFAULT_KIND: ClassVar[str] = "connection_lost"
+    _DEFAULT_KIND: ClassVar[Kind] = "connection_lost"
 
 
 class ResponseTooLargeError(TransportError):
@@ -229,7 +200,7 @@ class ResponseTooLargeError(TransportError):
     The body is not read past the limit, so memory stays bounded. Not retried.
     """
 
-    _DEFAULT_KIND: ClassVar[str] = "too_large"
+    _DEFAULT_KIND: ClassVar[Kind] = "too_large"
 
     limit: int | None
 

@@ -32,7 +32,7 @@ def main() -> None:
                     return await c.plain_walk(http, url, sid, max_pages)
 
         async def ours(
-            sw: c.Stopwatch, prefetch: int, backend: str = "auto", max_items: int | None = None
+            sw: c.Stopwatch, prefetch: int, backend: str = "httpx", max_items: int | None = None
         ) -> int:
             count = 0
             async with AmeyoCallbacksClient(url, session_id=sid, http_backend=backend) as client:
@@ -46,14 +46,14 @@ def main() -> None:
         # Warm-up (imports, first connections), not timed.
         c.measure(lambda sw: baseline(sw, max_pages=20))
         c.measure(lambda sw: ours(sw, 1, max_items=2000))
-        c.measure(lambda sw: ours(sw, 1, "httpx", max_items=2000))
+        c.measure(lambda sw: ours(sw, 1, "aiohttp", max_items=2000))
 
         samples = c.interleaved(
             {
                 "baseline": baseline,
                 "prefetch=1": lambda sw: ours(sw, 1),
                 "prefetch=4": lambda sw: ours(sw, 4),
-                "prefetch=1 httpx": lambda sw: ours(sw, 1, "httpx"),
+                "prefetch=1 aiohttp": lambda sw: ours(sw, 1, "aiohttp"),
             }
         )
         for name, runs in samples.items():
@@ -66,12 +66,12 @@ def main() -> None:
         base = c.median([s.wall for s in samples["baseline"]])
         one = c.median([s.wall for s in samples["prefetch=1"]])
         four = c.median([s.wall for s in samples["prefetch=4"]])
-        plain = c.median([s.wall for s in samples["prefetch=1 httpx"]])
+        aio = c.median([s.wall for s in samples["prefetch=1 aiohttp"]])
         c.note(f"medians of {len(samples['baseline'])} interleaved runs; ratio = ours / baseline")
         c.report(NAME, "baseline wall (plain httpx, dicts)", base, unit="s")
         c.report(NAME, "ours prefetch=1 / baseline", one / base, at_most=TARGET)
         c.report(NAME, "ours prefetch=4 (default) / baseline", four / base)
-        c.report(NAME, "ours prefetch=1, http_backend='httpx' / baseline", plain / base)
+        c.report(NAME, "ours prefetch=1, http_backend='aiohttp' / baseline", aio / base)
 
 
 if __name__ == "__main__":

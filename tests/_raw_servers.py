@@ -13,6 +13,7 @@ binds 127.0.0.1 on a free port, counts what it got, and stops itself.
 - :func:`closed_port`, :class:`BlackHole`: nothing listening (a port held
   bound for a ``with`` block); a listener that never completes a
   connection (connect timeout).
+- :func:`reserved_port`: a port held for a server the test starts itself.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ __all__ = [
     "closed_port",
     "not_found_body",
     "read_request",
+    "reserved_port",
     "respond",
 ]
 
@@ -191,6 +193,21 @@ def closed_port() -> Iterator[int]:
     could a port bound and closed again before the client connects.
     """
     with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def reserved_port() -> Iterator[int]:
+    """A loopback port for a server the test starts itself, held for the ``with`` block.
+
+    The port stays bound with ``SO_REUSEADDR`` and never listens, so a
+    server that also sets ``SO_REUSEADDR`` (the fake's does) can bind it and
+    listen, while no other test (another xdist worker) can be handed it in
+    between, as it could a port found free and closed again.
+    """
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         yield int(sock.getsockname()[1])
 

@@ -311,3 +311,23 @@ def random_ticks(seed: int, most: int = 20) -> Callable[[int], int]:
     """A ``ticks`` for :class:`ListFetch`: each call waits a seeded random 0..most checkpoints."""
     rng = random.Random(seed)
     return lambda _offset: rng.randint(0, most)
+
+
+class VirtualClock:
+    """A client ``clock=`` whose sleeps take no real time: each moves its time forward.
+
+    For tests that pass through back-off, Retry-After or pacing waits without
+    asserting them. Other tasks still get a turn at every sleep.
+    """
+
+    def __init__(self) -> None:
+        self.time = 0.0
+        self.slept = 0.0
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.time += max(seconds, 0.0)
+        self.slept += max(seconds, 0.0)
+        await anyio.sleep(0)

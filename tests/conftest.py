@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 import respx
-import stamina
 from _support import BASE, PROFILE, fake_http
 from hypothesis import HealthCheck, settings
+
+from ameyo_callbacks.testing import no_retry_waits
 
 if TYPE_CHECKING:
     from ameyo_callbacks.testing import FakeAmeyo
@@ -54,11 +55,11 @@ def router() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 def zero_backoff() -> Iterator[None]:
-    """Stamina's back-off sleeps become 0; the policy's own attempt count still applies.
+    """Retry back-off waits become 0; the policy's own attempt count still applies.
 
     Opt in with ``pytestmark = pytest.mark.usefixtures("zero_backoff")``.
     """
-    with stamina.set_testing(True, attempts=1000, cap=True):
+    with no_retry_waits():
         yield
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import attrs
 import pytest
 import respx
-from _support import BASE, SESSION
+from _support import BASE, SESSION, VirtualClock
 
 from ameyo_callbacks import (
     AmeyoCallbacksClient,
@@ -50,7 +50,7 @@ Call = Callable[[AmeyoCallbacksClient, Any], object]
 
 def client_of(**kwargs: Any) -> AmeyoCallbacksClient:
     kwargs.setdefault("session_id", SESSION)
-    kwargs.setdefault("http_backend", "httpx")
+    kwargs.setdefault("clock", VirtualClock())  # a retried answer (a DELETE's `[]`) waits no time
     return AmeyoCallbacksClient(BASE, **kwargs)
 
 
@@ -112,7 +112,12 @@ CASES: dict[str, tuple[str, Call, tuple[object, ...], tuple[object, ...]]] = {
         ("", "/"),
     ),
     "AmeyoCallbacksClient.retry": ("retry", ctor("retry"), (3, "none"), ()),
-    "AmeyoCallbacksClient.http_backend": ("http_backend", ctor("http_backend"), (None, 5), ("x",)),
+    "AmeyoCallbacksClient.http_backend": (
+        "http_backend",
+        ctor("http_backend"),
+        (None, 5),
+        ("x", "auto"),
+    ),
     "AmeyoCallbacksClient.max_connections": (
         "max_connections",
         ctor("max_connections"),

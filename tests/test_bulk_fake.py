@@ -1,7 +1,7 @@
 """Bulk deletes through the client against the in-process fake server.
 
 Every client here talks to ``FakeAmeyo`` through ``httpx.ASGITransport`` (no
-socket). Retries run in stamina's testing mode: three attempts, no back-off
+socket). Retries run under ``no_retry_waits``: three attempts, no back-off
 sleeps; injected 503s carry no ``Retry-After`` so the shared gate never waits.
 """
 
@@ -16,7 +16,6 @@ from urllib.parse import unquote
 import anyio
 import httpx
 import pytest
-import stamina
 from _support import T0, make_callback
 
 from ameyo_callbacks import (
@@ -28,7 +27,14 @@ from ameyo_callbacks import (
     ServerError,
     TransportError,
 )
-from ameyo_callbacks.testing import FAKE_BASE_URL, FakeAmeyo, Fault, FaultPlan, RequestLogEntry
+from ameyo_callbacks.testing import (
+    FAKE_BASE_URL,
+    FakeAmeyo,
+    Fault,
+    FaultPlan,
+    RequestLogEntry,
+    no_retry_waits,
+)
 
 if sys.version_info < (3, 11):  # pragma: no cover
     from exceptiongroup import ExceptionGroup
@@ -40,7 +46,7 @@ NO_WAIT_503 = Fault.unavailable(retry_after=None)
 
 @pytest.fixture(autouse=True)
 def _no_retry_waits() -> Iterator[None]:
-    with stamina.set_testing(True, attempts=ATTEMPTS):
+    with no_retry_waits(attempts=ATTEMPTS):
         yield
 
 

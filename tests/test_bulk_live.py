@@ -1,9 +1,9 @@
 """delete_matching on a live list: the fake changes the list while the run walks and deletes.
 
-In-process tests drive the fake's live mode with a clock that advances one
-tick per answered request, so the changes (deletes, adds, reschedules, of the
-filtered campaign) come at the same requests on every run. The integration
-test runs the fake under uvicorn on 127.0.0.1, changing 50 times a second.
+The fake's live mode changes the list by the count of requests
+(``per_request``), so the changes (deletes, adds, reschedules, of the
+filtered campaign) come at the same requests on every run, in-process and
+under uvicorn on 127.0.0.1 alike, however fast the machine answers.
 Each checks the contract: every match present from the run's first request
 to its last is deleted (once), and the run ends, after ``max_rounds`` walks
 at most.
@@ -12,7 +12,6 @@ at most.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from urllib.parse import unquote
 
 import anyio
@@ -24,11 +23,6 @@ from ameyo_callbacks.testing import FakeAmeyo, serve
 
 WHERE = CallbackFilter.campaign(6)
 PREFIX = "/ameyorestapi/voice/customerCallbacks/"
-
-
-def requests_done(fake: FakeAmeyo) -> Callable[[], float]:
-    """A clock for live mode: one tick per request the fake has answered."""
-    return lambda: float(len(fake.requests))
 
 
 def matching(fake: FakeAmeyo) -> set[str]:
@@ -76,7 +70,7 @@ async def test_delete_matching_on_a_live_list_deletes_every_match_present_throug
     fake = FakeAmeyo.seeded(900, campaigns=(6, 7), seed=4, order=order)
     before = matching(fake)
     others = {cb.customer_callback_id for cb in fake.callbacks if cb.campaign_id == 7}
-    fake.live(0.25, where=WHERE, seed=4, clock=requests_done(fake))  # a change every 4 requests
+    fake.live(per_request=0.25, where=WHERE, seed=4)  # a change every 4 requests
     async with fake.client(retry=RetryPolicy.none()) as client:
         result = await client.delete_matching(WHERE, concurrency=8)
     fake.stop_live()
@@ -98,7 +92,7 @@ async def test_delete_matching_ends_after_max_rounds_while_adds_never_stop() -> 
     fake = FakeAmeyo.seeded(120, campaigns=(6,), seed=2, order="dateAdded")
     before = matching(fake)
     # one add per request answered
-    fake.live(1.0, mix={"add": 1.0}, where=WHERE, seed=2, clock=requests_done(fake))
+    fake.live(per_request=1.0, mix={"add": 1.0}, where=WHERE, seed=2)
     async with fake.client(retry=RetryPolicy.none()) as client:
         with anyio.fail_after(30):
             result = await client.delete_matching(WHERE, concurrency=8)
@@ -115,7 +109,7 @@ async def test_delete_matching_ends_after_max_rounds_while_adds_never_stop() -> 
 def test_delete_matching_on_uvicorn_in_live_mode_deletes_every_match_present_throughout(
     order: str,
 ) -> None:
-    """On a real socket, 50 changes a second: every match present throughout is deleted."""
+    """On a real socket, a change every 5 requests: every match present throughout is deleted."""
     fake = FakeAmeyo.seeded(1500, campaigns=(6,), seed=9, order=order)
     before = matching(fake)
 
@@ -131,7 +125,7 @@ def test_delete_matching_on_uvicorn_in_live_mode_deletes_every_match_present_thr
         return result.deleted
 
     with serve(fake) as url:
-        fake.live(50.0, where=WHERE, seed=9)
+        fake.live(per_request=0.2, where=WHERE, seed=9)
         deleted = anyio.run(main, url)
         fake.stop_live()
     assert fake.changes, "the list did not change during the run"

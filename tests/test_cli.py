@@ -4,8 +4,8 @@ Most tests reach an in-process ``FakeAmeyo`` through the command line's one
 seam: ``ameyo_callbacks.cli._config.build_client`` is replaced by a function
 that builds the same client with ``transport=httpx.ASGITransport(app=fake)``
 (no socket). The ``--demo`` tests and the timeout test serve the fake on
-127.0.0.1 and are marked ``integration``. Retries run in stamina's testing
-mode (no back-off sleeps); injected 503s carry no ``Retry-After``.
+127.0.0.1 and are marked ``integration``. Retries run under ``no_retry_waits``
+(no back-off sleeps); injected 503s carry no ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import json
 import os
 import re
 import runpy
-import socket
 import stat
 import subprocess
 import sys
@@ -30,8 +29,8 @@ from typing import Any
 import click
 import httpx
 import pytest
-import stamina
 import trustme
+from _raw_servers import closed_port
 from _support import expected_row
 from click.testing import CliRunner, Result
 
@@ -41,7 +40,14 @@ from ameyo_callbacks.cli import _config, _files, _profiles, _ui, main
 from ameyo_callbacks.cli._app import cli
 from ameyo_callbacks.cli._dates import DateError, parse_bound
 from ameyo_callbacks.cli._delete import IdsReader
-from ameyo_callbacks.testing import FAKE_BASE_URL, FakeAmeyo, Fault, FaultPlan, serve
+from ameyo_callbacks.testing import (
+    FAKE_BASE_URL,
+    FakeAmeyo,
+    Fault,
+    FaultPlan,
+    no_retry_waits,
+    serve,
+)
 from ameyo_callbacks.testing import __main__ as fake_main
 from ameyo_callbacks.testing import _command as fake_command
 
@@ -98,7 +104,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _no_retry_waits() -> Iterator[None]:
-    with stamina.set_testing(True, attempts=50, cap=True):
+    with no_retry_waits():
         yield
 
 
@@ -1739,26 +1745,16 @@ def test_unreachable_server_is_one_line_with_the_cause_and_what_to_check(
     tmp_path: Path,
 ) -> None:
     """A refused connection: one 'Error:' line naming the cause and --base-url; -v shows retries."""
-    with socket.socket() as sock:  # a port on 127.0.0.1 nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    args = [
-        "export",
-        "--campaign-id",
-        "6",
-        "--prefetch",
-        "1",
-        "--base-url",
-        f"http://127.0.0.1:{port}",
-    ]
-    args += ["--session-id", "s-1", "--retries", "3"]
-    quiet = run(*args)
+    with closed_port() as port:  # a port on 127.0.0.1 nothing listens on, held
+        args = ["export", "--campaign-id", "6", "--prefetch", "1"]
+        args += ["--base-url", f"http://127.0.0.1:{port}", "--session-id", "s-1", "--retries", "3"]
+        quiet = run(*args)
+        loud = run(*args, "-v")
     assert quiet.exit_code == 1
     (line,) = quiet.stderr.splitlines()
     assert line.startswith("Error: ")
     assert "127.0.0.1" in line
     assert "(after 4 attempts) [see --base-url]" in line
-    loud = run(*args, "-v")
     assert loud.exit_code == 1
     assert loud.stderr.count("retrying POST") == 3
 

@@ -20,20 +20,19 @@ from typing import Any
 
 import httpx
 import pytest
-import stamina
 from click.testing import CliRunner, Result
 
 from ameyo_callbacks import AmeyoCallbacksClient
 from ameyo_callbacks.cli import _config, main
 from ameyo_callbacks.cli._app import cli
-from ameyo_callbacks.testing import FAKE_BASE_URL, FakeAmeyo, Fault
+from ameyo_callbacks.testing import FAKE_BASE_URL, FakeAmeyo, Fault, no_retry_waits
 
 ENVIRONMENT = ("AMEYO_BASE_URL", "AMEYO_SESSION_ID", "AMEYO_USER_ID", "AMEYO_TOKEN")
 
 
 @pytest.fixture(autouse=True)
 def _no_retry_waits() -> Iterator[None]:
-    with stamina.set_testing(True, attempts=50, cap=True):
+    with no_retry_waits():
         yield
 
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -16,18 +16,13 @@ from pathlib import Path
 from typing import IO
 
 import pytest
+from _raw_servers import reserved_port
 from _support import expected_row, interrupt, interruptible, reap
 
 from ameyo_callbacks.testing import FakeAmeyo, serve
 
 SEED = 7
 CALLBACKS = 300
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def line_reader(stream: IO[str]) -> tuple[queue.Queue[str], threading.Thread]:
@@ -46,7 +41,8 @@ def line_reader(stream: IO[str]) -> tuple[queue.Queue[str], threading.Thread]:
 @pytest.mark.integration
 def test_export_process_reads_the_https_fake_server_process(tmp_path: Path) -> None:
     """export over HTTPS (CA from fake-server, session from the environment) writes its data."""
-    port = free_port()
+    held = contextlib.ExitStack()  # the port stays ours until the server has bound it
+    port = held.enter_context(reserved_port())
     server_log = (tmp_path / "server.err").open("w")
     server = subprocess.Popen(  # noqa: S603
         [
@@ -102,6 +98,7 @@ def test_export_process_reads_the_https_fake_server_process(tmp_path: Path) -> N
             check=False,
         )
     finally:
+        held.close()
         server.send_signal(signal.SIGINT)
         try:
             server.wait(timeout=15)

@@ -8,6 +8,7 @@ is about the backend choice itself.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta, timezone
 from typing import Any
@@ -23,6 +24,7 @@ from _support import (
     CALLBACK_ID,
     CALLBACKS_PREFIX,
     CAMPAIGN_PATH,
+    DELETE_PATH,
     NOT_FOUND_KEY,
     SAMPLE_DT,
     SAMPLE_MS,
@@ -432,7 +434,7 @@ async def test_async_with_opens_and_closes_the_http_client(
 
     monkeypatch.setattr(httpx.AsyncClient, "aclose", spy)
     client = make_client()
-    assert client.http_backend == ""
+    assert client.http_backend == "httpx"
 
     async with client as entered:
         assert entered is client
@@ -490,10 +492,73 @@ async def test_transport_is_wrapped_and_closed_by_the_client() -> None:
     assert transport.closed
 
 
-async def test_auto_backend_is_aiohttp_on_asyncio() -> None:
-    """Without http_client or transport, "auto" picks the aiohttp transport on asyncio."""
+@pytest.fixture
+async def no_sockets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Creating a socket or resolving a name fails the test (and is recorded).
+
+    Async, so that it runs once the test's event loop (and its own sockets) exist.
+    """
+    tried: list[str] = []
+
+    def refuse(what: str) -> Any:
+        def refused(*args: object, **kwargs: object) -> Any:
+            tried.append(what)
+            msg = f"{what}: a unit test opens no socket"
+            raise AssertionError(msg)
+
+        return refused
+
+    monkeypatch.setattr(socket.socket, "__init__", refuse("socket"))
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("getaddrinfo"))
+    monkeypatch.setattr(socket, "create_connection", refuse("create_connection"))
+    return tried
+
+
+async def test_respx_with_its_default_settings_mocks_a_default_client(
+    no_sockets: list[str],
+) -> None:
+    """``respx.mock(base_url=...)``, nothing else, answers a client built without HTTP arguments."""
+    with respx.mock(base_url=BASE) as mock:
+        lists = mock.post(CAMPAIGN_PATH).respond(200, json=[WIRE_RECORD])
+        deletes = mock.delete(DELETE_PATH).respond(200, text='"OK"')
+        async with AmeyoCallbacksClient(BASE, session_id=SESSION) as client:
+            assert await client.get_callbacks(CallbackFilter.campaign(6), limit=1) == [
+                EXPECTED_RECORD
+            ]
+            await client.delete_callback(CALLBACK_ID)
+    assert (lists.call_count, deletes.call_count) == (1, 1)
+    assert deletes.calls.last.request.headers["sessionId"] == SESSION
+    assert no_sockets == []
+
+
+async def test_event_hooks_of_the_default_client_see_every_request(
+    router: respx.MockRouter,
+) -> None:
+    """Hooks added to ``client.http_client`` run once per request and once per answer."""
+    router.post(CAMPAIGN_PATH).respond(200, json=[])
+    seen: list[str] = []
+
+    async def on_request(request: httpx.Request) -> None:
+        seen.append(f"request {request.method}")
+
+    async def on_response(response: httpx.Response) -> None:
+        seen.append(f"response {response.status_code}")
+
     async with AmeyoCallbacksClient(BASE, session_id=SESSION) as client:
+        http = client.http_client
+        assert http is not None
+        http.event_hooks["request"].append(on_request)
+        http.event_hooks["response"].append(on_response)
+        for _ in range(2):
+            await client.get_callbacks(CallbackFilter.campaign(6))
+    assert seen == ["request POST", "response 200"] * 2
+
+
+async def test_aiohttp_backend_has_no_httpx_client() -> None:
+    """``http_backend="aiohttp"`` is named as such and exposes no httpx client."""
+    async with AmeyoCallbacksClient(BASE, session_id=SESSION, http_backend="aiohttp") as client:
         assert client.http_backend == "aiohttp"
+        assert client.http_client is None
 
 
 async def test_http_backend_httpx_forces_httpx_on_asyncio(router: respx.MockRouter) -> None:
@@ -507,8 +572,8 @@ async def test_http_backend_httpx_forces_httpx_on_asyncio(router: respx.MockRout
     assert route.call_count == 1
 
 
-def test_auto_backend_is_httpx_on_trio() -> None:
-    """On trio "auto" picks httpx's transport, and a request goes through it."""
+def test_default_client_works_on_trio_with_respx() -> None:
+    """On trio the default client is the same httpx stack, and respx (default settings) mocks it."""
 
     async def main() -> tuple[str, list[CustomerCallback], int]:
         with respx.mock(base_url=BASE) as router:

@@ -133,7 +133,8 @@ RUNNABLE_PER_PAGE = {
     "docs/guides/live-lists.md": 2,
     "docs/guides/production.md": 2,
     "docs/guides/purge.md": 3,
-    "docs/guides/testing.md": 2,
+    "docs/guides/observability.md": 1,
+    "docs/guides/testing.md": 3,
 }
 
 

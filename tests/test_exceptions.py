@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from ameyo_callbacks import exceptions
+from ameyo_callbacks._kinds import Kind
 from ameyo_callbacks.exceptions import (
     AmeyoError,
     APIError,
@@ -212,17 +213,19 @@ def test_transport_error_keeps_cause() -> None:
 
 
 @pytest.mark.parametrize(
-    ("cause", "expected"),
+    ("kind", "expected"),
     [
-        (httpx.ConnectTimeout("t"), True),
-        (httpx.ReadTimeout("t"), True),
-        (httpx.WriteTimeout("t"), True),
-        (httpx.PoolTimeout("t"), True),
-        (httpx.ConnectError("refused"), False),
-        (httpx.RemoteProtocolError("eof"), False),
-        (None, False),
+        ("connect_timeout", True),
+        ("read_timeout", True),
+        ("write_timeout", True),
+        ("pool_timeout", True),
+        ("attempt_deadline", True),
+        ("call_deadline", True),
+        ("connection_refused", False),
+        ("connection_lost", False),
+        ("other", False),
     ],
 )
-def test_transport_error_reports_timeouts(cause: Exception | None, expected: bool) -> None:
-    """is_timeout is True exactly when the cause is an httpx timeout."""
-    assert TransportError("x", cause=cause).is_timeout is expected
+def test_transport_error_reports_timeouts(kind: Kind, expected: bool) -> None:
+    """is_timeout is True exactly for the kinds where a timeout or deadline ran out."""
+    assert TransportError("x", kind=kind).is_timeout is expected

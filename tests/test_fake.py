@@ -110,6 +110,7 @@ def test_all_lists_exactly_the_public_names_sorted() -> None:
         "FaultPlan",
         "RequestLogEntry",
         "ServerLimits",
+        "no_retry_waits",
         "serve",
         "serve_async",
     }

@@ -195,6 +195,35 @@ async def test_rate_applies_what_elapsed_time_owes_as_requests_arrive(
     assert len(fake.changes) == 7
 
 
+async def test_per_request_changes_by_the_count_of_requests(
+    fake: FakeAmeyo, http: httpx.AsyncClient
+) -> None:
+    """per_request=2.4: 2, 2, 3, 2, 3 changes before requests 1 to 5, whatever the clock."""
+    clock = ManualClock()
+    fake.live(per_request=2.4, clock=clock)
+    made = []
+    for _ in range(5):
+        before = len(fake.changes)
+        await page(http, 6)
+        arrival = fake.requests[-1].seq
+        made.append(len(fake.changes) - before)
+        assert {c.request for c in fake.changes[before:]} <= {arrival}
+    assert made == [2, 2, 3, 2, 3]
+    clock.now += 100.0  # no rate given: time owes nothing
+    fake.stop_live()
+    await page(http, 6)
+    assert len(fake.changes) == 12
+
+
+async def test_rate_and_per_request_add_up(fake: FakeAmeyo, http: httpx.AsyncClient) -> None:
+    """rate=10 and per_request=1: 0.35 s later a request gets 3 changes for the time, 1 for it."""
+    clock = ManualClock()
+    fake.live(10, per_request=1, clock=clock)
+    clock.now += 0.35
+    await page(http, 6)
+    assert len(fake.changes) == 4
+
+
 async def test_on_change_sees_each_change_as_it_is_made(
     fake: FakeAmeyo, http: httpx.AsyncClient
 ) -> None:
@@ -263,6 +292,8 @@ def test_an_emptied_list_only_grows() -> None:
     [
         ({"rate": -1}, ValueError),
         ({"rate": "5"}, TypeError),
+        ({"per_request": -0.5}, ValueError),
+        ({"per_request": "2"}, TypeError),
         ({"mix": {"explode": 1}}, ValueError),
         ({"mix": {"add": -1}}, ValueError),
         ({"mix": {"add": 0}}, ValueError),

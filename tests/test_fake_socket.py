@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import queue
+import socket
 import ssl
 import subprocess
 import sys
@@ -17,6 +19,7 @@ import anyio
 import httpx
 import pytest
 import trustme
+from _raw_servers import reserved_port
 from _support import interrupt, reap
 
 from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter
@@ -24,7 +27,7 @@ from ameyo_callbacks._protocol import CALLBACKS_PREFIX
 from ameyo_callbacks._retry import RetryPolicy
 from ameyo_callbacks.exceptions import ServerError, TransportError
 from ameyo_callbacks.testing import FakeAmeyo, Fault, serve, serve_async
-from ameyo_callbacks.testing._server import require_uvicorn
+from ameyo_callbacks.testing._server import bind_loopback, require_uvicorn
 
 LIST = f"{CALLBACKS_PREFIX}/getFiltered"
 PARAMS = {"limit": 10, "campaignId": 6, "offset": 0}
@@ -89,10 +92,38 @@ def test_serve_yields_a_loopback_url_and_stops_on_exit(fake: FakeAmeyo) -> None:
 @pytest.mark.integration
 def test_serve_on_a_chosen_port(fake: FakeAmeyo) -> None:
     """serve(port=N) binds that port."""
-    with serve(fake) as first:
-        port = int(first.rsplit(":", 1)[1])
-    with serve(fake, port=port) as again:
-        assert again == f"http://127.0.0.1:{port}"
+    with reserved_port() as port, serve(fake, port=port) as base:
+        assert base == f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, headers={"sessionId": fake.session_id}) as http:
+            assert http.post(LIST, params=PARAMS, timeout=10).status_code == 200
+
+
+@pytest.mark.integration
+async def test_accepted_connections_send_without_waiting_for_an_ack() -> None:
+    """The fake's listening socket makes asyncio set TCP_NODELAY on every accepted connection.
+
+    Without it, each answer waits out the client's delayed ACK (about 40 ms a
+    request). uvicorn serves the socket through ``loop.create_server(sock=)``,
+    as this test does.
+    """
+    accepted: asyncio.Queue[int] = asyncio.Queue()
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            accepted.put_nowait(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(Probe, sock=bind_loopback())
+    try:
+        port = server.sockets[0].getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.close()
+        assert await asyncio.wait_for(accepted.get(), 10) != 0
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def test_serve_refuses_other_addresses(fake: FakeAmeyo) -> None:

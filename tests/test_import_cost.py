@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover  (tomli comes with the cli extra on 3.10)
+    import tomli as tomllib
 
 # What no one should pay for by importing the client library
 CLI_LIBRARIES = ("click", "rich", "pygments", "uvicorn", "tomli")
@@ -41,48 +47,51 @@ def test_import_package_loads_no_dependency() -> None:
     """`import ameyo_callbacks` loads none of its dependencies: names load on first use."""
     modules = modules_after("import ameyo_callbacks")
     assert "ameyo_callbacks" in modules  # the check can see an import
-    assert loaded(modules, "httpx", "httpcore", "attrs", "attr", "cattrs", "stamina") == []
+    assert loaded(modules, "httpx", "httpcore", "attrs", "attr", "cattrs", "anyio") == []
     assert loaded(modules, *ASYNC_HTTP_STACK, *CLI_LIBRARIES) == []
     assert not {"ameyo_callbacks.cli", "ameyo_callbacks.testing"} & modules
 
 
-def test_first_name_used_loads_httpx_but_neither_aiohttp_nor_cli_libraries() -> None:
-    """Using a public name loads httpx, but not aiohttp, click, rich nor httpx's own CLI."""
+def test_first_name_used_loads_httpx_but_not_aiohttp_nor_our_cli() -> None:
+    """Using a public name loads httpx, but neither aiohttp nor our command line."""
     modules = modules_after("import ameyo_callbacks\nameyo_callbacks.CallbackFilter")
     assert "httpx" in modules
-    assert loaded(modules, *ASYNC_HTTP_STACK, *CLI_LIBRARIES) == []
-    assert "httpx._main" not in modules
+    assert loaded(modules, *ASYNC_HTTP_STACK, "uvicorn", "tomli") == []
+    assert "ameyo_callbacks.cli" not in modules
 
 
-def test_client_names_load_neither_aiohttp_nor_cli_libraries() -> None:
-    """Building a client object (no request yet) still leaves aiohttp and the CLI unloaded."""
+def test_client_names_load_neither_aiohttp_nor_our_cli() -> None:
+    """Building a default client object (no request yet) still leaves aiohttp unloaded."""
     modules = modules_after(
         "from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter\n"
         "client = AmeyoCallbacksClient('http://127.0.0.1:9', session_id='s')\n"
         "CallbackFilter.campaign(6, user_ids=['asha'])\n"
     )
     assert "ameyo_callbacks._client" in modules
-    assert loaded(modules, *ASYNC_HTTP_STACK, *CLI_LIBRARIES) == []
+    assert loaded(modules, *ASYNC_HTTP_STACK, "uvicorn", "tomli") == []
+    assert "ameyo_callbacks.cli" not in modules
 
 
-def test_httpx_loaded_first_is_left_alone() -> None:
-    """When the application imported httpx first (with its CLI), ours changes nothing."""
-    modules = modules_after("import httpx\nimport ameyo_callbacks")
-    assert "httpx._main" in modules  # the test environment has click and rich
-
-
-def test_httpx_command_line_still_runs_after_our_import() -> None:
-    """`httpx.main` still runs httpx's real command line once our package is imported."""
+def test_import_and_a_call_leave_other_libraries_as_they_were() -> None:
+    """Our import and a request add no logger filter and leave ``httpx.main`` httpx's own."""
     code = (
-        "import ameyo_callbacks, httpx\nameyo_callbacks.AmeyoCallbacksClient\n"
-        "httpx.main(['--help'])\n"
+        "import asyncio, logging\n"
+        "filters = list(logging.getLogger('stamina').filters)\n"
+        "import ameyo_callbacks as a\n"
+        "async def call():\n"
+        "    async with a.AmeyoCallbacksClient(\n"
+        "        'http://127.0.0.1:9', session_id='s', retry=a.RetryPolicy.none()\n"
+        "    ) as c:\n"
+        "        try:\n"
+        "            await c.get_callbacks(a.CallbackFilter.campaign(6))\n"
+        "        except a.TransportError:\n"
+        "            pass\n"
+        "asyncio.run(call())\n"
+        "import httpx, httpx._main  # click and rich are installed here\n"
+        "assert httpx.main is httpx._main.main, 'httpx.main replaced'\n"
+        "assert logging.getLogger('stamina').filters == filters, 'filter added'\n"
     )
-    out = subprocess.run(  # noqa: S603
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert out.returncode == 0, out.stderr
-    assert "Usage" in out.stdout
-    assert "--method" in out.stdout
+    assert "ameyo_callbacks._client" in modules_after(code)
 
 
 def test_plugin_entry_point_imports_pytest_only() -> None:
@@ -97,7 +106,7 @@ def test_plugin_entry_point_imports_pytest_only() -> None:
     )
     assert point.value in modules
     assert loaded(modules, "ameyo_callbacks", "httpx", "httpcore", *ASYNC_HTTP_STACK) == []
-    assert loaded(modules, "attrs", "attr", "cattrs", "anyio", "stamina") == []
+    assert loaded(modules, "attrs", "attr", "cattrs", "anyio") == []
 
 
 def test_pytest_run_with_the_plugin_imports_httpx_only_when_the_fixture_is_used(
@@ -149,3 +158,17 @@ def test_pytest_run_with_the_plugin_imports_httpx_only_when_the_fixture_is_used(
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "2 passed" in out.stdout
+
+
+def test_a_default_install_brings_neither_aiohttp_nor_stamina() -> None:
+    """aiohttp comes with the aiohttp extra (and the cli extra through it), never by default."""
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text("utf-8"))
+    project = project["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.split(r"[\s\[<>=;!~]", r, maxsplit=1)[0].lower() for r in requirements}
+
+    assert not names(project["dependencies"]) & {"aiohttp", "yarl", "stamina"}
+    extras = project["optional-dependencies"]
+    assert {"aiohttp", "yarl"} <= names(extras["aiohttp"])
+    assert "ameyo-callbacks[aiohttp]" in extras["cli"]

@@ -19,14 +19,13 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import stamina
 import trio
 import trio.testing
 
 from ameyo_callbacks import AmeyoCallbacksClient, BulkProgress, CallbackFilter, LoginSession
 from ameyo_callbacks._limits import AdaptiveConcurrency, RequestLimits, is_throttle
 from ameyo_callbacks._retry import BackoffGate
-from ameyo_callbacks.testing import FakeAmeyo, Fault, ServerLimits
+from ameyo_callbacks.testing import FakeAmeyo, Fault, ServerLimits, no_retry_waits
 
 SIX = CallbackFilter.campaign(6)
 
@@ -69,8 +68,8 @@ def limits(clock: StepClock, **kwargs: Any) -> RequestLimits:
 
 @pytest.fixture(autouse=True)
 def no_backoff_sleeps() -> Any:
-    """Stamina's own back-off sleeps become 0 (Retry-After waits stay on the gate)."""
-    with stamina.set_testing(True, attempts=1000, cap=True):
+    """Retry back-off sleeps become 0 (Retry-After waits stay on the gate)."""
+    with no_retry_waits():
         yield
 
 

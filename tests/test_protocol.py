@@ -473,6 +473,43 @@ def test_scrub_replaces_every_secret() -> None:
     assert scrub("nothing here", [SESSION]) == "nothing here"
 
 
+@pytest.mark.parametrize(
+    ("text", "secret", "scrubbed"),
+    [
+        ("the host of no-such-host.invalid", "s", "the host of no-such-host.invalid"),
+        ("sessionId: s, sid=s&x, 's' \"s\"", "s", "sessionId: <r>, sid=<r>&x, '<r>' \"<r>\""),
+        ("the server's answer", "s", "the server's answer"),
+        ("abc's session", "abc", "<r>'s session"),
+        ("abc-def and abc.", "abc", "<r>-def and <r>."),
+        ("connection refused", "connect", "connection refused"),
+        ("xx-sid-7f3a-SECRET-yy", "sid-7f3a-SECRET", "xx-<r>-yy"),
+        ("glued:abcdefgh12yy", "abcdefgh12", "glued:<r>yy"),  # 8 or more: anywhere
+        ("-x- and a-x-b", "-x-", "<r> and a<r>b"),  # ends that are not letters bind nothing
+    ],
+    ids=[
+        "short-inside-words",
+        "short-alone",
+        "apostrophe",
+        "possessive",
+        "short-between-separators",
+        "word-prefix",
+        "long-between-separators",
+        "long-glued",
+        "separator-ends",
+    ],
+)
+def test_scrub_takes_a_secret_only_where_it_stands_alone(
+    text: str, secret: str, scrubbed: str
+) -> None:
+    """Under 8 characters a secret goes only where no letter or digit touches it; else anywhere."""
+    assert scrub(text, [secret]) == scrubbed.replace("<r>", REDACTED)
+
+
+def test_scrub_takes_the_longer_of_two_overlapping_secrets_whole() -> None:
+    """A token that holds the session id is replaced whole, not left half-shown."""
+    assert scrub("tok=ab-SECRET-cd", ["ab", "ab-SECRET-cd"]) == f"tok={REDACTED}"
+
+
 # --------------------------------------------------------------------------
 # (b) requests
 

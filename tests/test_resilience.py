@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+from _support import VirtualClock
 
 from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter, LoginSession, RetryPolicy
 from ameyo_callbacks.testing import FakeAmeyo, Fault, FaultPlan, serve
@@ -46,8 +47,11 @@ async def test_faulty_walk_yields_every_record_once_and_logs_no_secret(
         # run, so about one run in 150 would fail honestly. Twelve: 100 * 0.2**12 = 4e-7;
         # waits of at most 1 s keep twelve attempts inside the 60 s call budget.
         retry = RetryPolicy(attempts=12, wait_max=1.0)
+        # A virtual clock: back-off and the throttled pace take no real time (nothing
+        # here asserts them); the socket's read timeout and the slow fault stay real.
+        clock = VirtualClock()
         async with AmeyoCallbacksClient(
-            url, session_id=session, timeout=1.0, retry=retry
+            url, session_id=session, timeout=1.0, retry=retry, clock=clock
         ) as client:
             ids = [
                 cb.customer_callback_id
@@ -64,6 +68,7 @@ async def test_faulty_walk_yields_every_record_once_and_logs_no_secret(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     logged += "\n".join(str(record.__dict__) for record in caplog.records)
     assert "retrying" in logged, "the run must have retried (and logged it)"
+    assert clock.slept > 0, "the back-off went on the client's clock"
     secrets = session.secrets()
     assert TOKEN in secrets
     assert len(secrets) >= 2, "the walk must have logged in"

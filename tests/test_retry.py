@@ -16,7 +16,6 @@ import aiohttp
 import httpx
 import pytest
 import respx
-import stamina
 from _support import BASE, CALLBACK_ID, CAMPAIGN_PATH, DELETE_PATH, SESSION, spec_record
 
 from ameyo_callbacks import (
@@ -35,10 +34,10 @@ from ameyo_callbacks import (
 )
 from ameyo_callbacks._protocol import NOT_FOUND_KEY, build_delete_request
 from ameyo_callbacks._retry import RetryDecision, decide
-from ameyo_callbacks._transport import classify
-from ameyo_callbacks.testing import FakeAmeyo, Fault
+from ameyo_callbacks._transport import failure
+from ameyo_callbacks._transport._aiohttp import aiohttp_kind
+from ameyo_callbacks.testing import FakeAmeyo, Fault, no_retry_waits
 
-pytestmark = pytest.mark.usefixtures("zero_backoff")
 LIST_PATH = CAMPAIGN_PATH
 RECORD = spec_record()
 HTML_500 = b"<html><body><h1>HTTP Status 500 - Internal Server Error</h1></body></html>"
@@ -396,7 +395,7 @@ async def test_default_policy_sends_six_times_then_gives_up(router: respx.MockRo
     statuses = [503, 502, 504, 429, 503, 502]
     route = router.post(LIST_PATH).mock(side_effect=[httpx.Response(s) for s in statuses])
     with pytest.raises(ServerError) as info:
-        await list_once()
+        await list_once(clock=FakeClock())  # the back-off waits on the client's clock
     assert route.call_count == 6
     assert info.value.status_code == 502  # the last answer, not the first
     assert info.value.attempts == 6
@@ -421,7 +420,7 @@ async def test_time_budget_ends_the_retries(router: respx.MockRouter) -> None:
     route = router.post(LIST_PATH).mock(return_value=httpx.Response(503))
     policy = RetryPolicy(attempts=100, timeout=0.1, wait_initial=0.03, wait_max=0.03, wait_jitter=0)
     started = time.perf_counter()
-    with stamina.set_testing(False), pytest.raises(ServerError) as info:
+    with pytest.raises(ServerError) as info:
         await list_once(retry=policy)
     assert time.perf_counter() - started < 2.0  # 100 attempts would take 3 s of back-off
     assert route.call_count < 10
@@ -465,16 +464,13 @@ async def test_retry_after_http_date_is_waited_on_the_clock(router: respx.MockRo
 
 
 async def test_retry_after_replaces_the_computed_backoff(router: respx.MockRouter) -> None:
-    """With Retry-After the stamina back-off is skipped: only the server's wait is slept."""
+    """With Retry-After the back-off is skipped: only the server's wait is slept, on the clock."""
     clock = FakeClock()
     route = router.post(LIST_PATH).mock(
         side_effect=[httpx.Response(429, headers={"Retry-After": "3"}), ok_list()]
     )
     policy = RetryPolicy(attempts=2, wait_initial=5.0, wait_max=5.0, wait_jitter=0)
-    started = time.perf_counter()
-    with stamina.set_testing(False):
-        await list_once(retry=policy, clock=clock)
-    assert time.perf_counter() - started < 2.5  # no real 5 s back-off (2.5 s: a loaded machine)
+    await list_once(retry=policy, clock=clock)
     assert clock.sleeps == [3.0]
     assert route.call_count == 2
 
@@ -571,24 +567,17 @@ async def test_never_connected_then_not_found_raises(router: respx.MockRouter, f
 
 
 def test_aiohttp_connector_error_counts_as_never_sent() -> None:
-    """Through the aiohttp transport, a refused connection is told apart from a dropped one."""
-    spec = build_delete_request("d810-1")
-
-    def mapped(origin: BaseException) -> TransportError:
-        # httpx_aiohttp maps every aiohttp connection error to ConnectTimeout.
-        cause = httpx.ConnectTimeout(str(origin))
-        cause.__cause__ = origin
-        error = classify(cause, spec=spec, where="h:1")
-        assert error is not None
-        return error
-
+    """On the aiohttp stack, a refused connection is told apart from a dropped one."""
     refused = aiohttp.ClientConnectorError(
         aiohttp.client_reqrep.ConnectionKey("h", 1, False, True, None, None, None),
         OSError(111, "refused"),
     )
-    assert (mapped(refused).kind, mapped(refused).request_sent) == ("connection_refused", False)
-    dropped = mapped(aiohttp.ServerDisconnectedError())
-    assert (dropped.kind, dropped.request_sent) == ("connection_lost", True)
+    dropped = aiohttp.ServerDisconnectedError()
+    spec = build_delete_request("d810-1")
+    kinds = [aiohttp_kind(exc) for exc in (refused, dropped)]
+    assert kinds == ["connection_refused", "connection_lost"]
+    assert failure("connection_refused", refused, spec=spec).request_sent is False
+    assert failure("connection_lost", dropped, spec=spec).request_sent is True
 
 
 # --------------------------------------------------------------------------
@@ -621,7 +610,7 @@ async def test_logs_each_attempt_and_each_retry(
 async def test_one_warning_per_retry_whatever_logs_it(
     router: respx.MockRouter, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Two retries give two WARNING records in all, ours: stamina's line for each is dropped."""
+    """Two retries give two WARNING records in all, both ours."""
     caplog.set_level(logging.WARNING)
     router.post(LIST_PATH).mock(side_effect=[httpx.Response(503), httpx.Response(502), ok_list()])
     await list_once(retry=NO_WAIT)
@@ -630,23 +619,18 @@ async def test_one_warning_per_retry_whatever_logs_it(
     assert ["HTTP 503" in text for _, text in warnings] == [True, False]
 
 
-async def test_an_applications_own_stamina_retries_are_still_logged(
-    router: respx.MockRouter, caplog: pytest.LogCaptureFixture
+async def test_a_retried_call_leaves_other_libraries_as_it_found_them(
+    router: respx.MockRouter,
 ) -> None:
-    """After a retry of ours, stamina still logs the retries of the application's own loops."""
-    caplog.set_level(logging.WARNING)
+    """A retried call adds no filter to any logger and leaves httpx's attributes alone."""
+    stamina_filters = list(logging.getLogger("stamina").filters)
+    root_filters = list(logging.getLogger().filters)
+    httpx_main = httpx.main
     router.post(LIST_PATH).mock(side_effect=[httpx.Response(503), ok_list()])
     await list_once(retry=NO_WAIT)
-    caplog.clear()
-    tries = 0
-    async for attempt in stamina.retry_context(on=ValueError, attempts=2, wait_initial=0):
-        with attempt:
-            tries += 1
-            if tries == 1:
-                raise ValueError
-    assert [(r.name, r.getMessage()) for r in caplog.records] == [
-        ("stamina", "stamina.retry_scheduled")
-    ]
+    assert logging.getLogger("stamina").filters == stamina_filters
+    assert logging.getLogger().filters == root_filters
+    assert httpx.main is httpx_main
 
 
 async def test_retry_warning_names_the_retry_after_wait(
@@ -785,11 +769,13 @@ async def test_fake_server_sees_no_request_before_the_retry_after_moment() -> No
     """Against the fake: after a 429 Retry-After: 1, no request arrives before that moment."""
     fake = FakeAmeyo.seeded(250, latency=0.05)  # latency: both requests are in flight at once
     fake.script("list", Fault.rate_limited(retry_after=1), Fault.unavailable(retry_after=None))
-    async with fake.client(retry=RetryPolicy(attempts=3)) as client:
-        pages = await asyncio.gather(
-            client.get_callbacks(CallbackFilter.campaign(6), offset=0, limit=10),
-            client.get_callbacks(CallbackFilter.campaign(6), offset=10, limit=10),
-        )
+    # no_retry_waits: the 503's back-off is 0 s, the Retry-After is still waited
+    with no_retry_waits():
+        async with fake.client(retry=RetryPolicy(attempts=3)) as client:
+            pages = await asyncio.gather(
+                client.get_callbacks(CallbackFilter.campaign(6), offset=0, limit=10),
+                client.get_callbacks(CallbackFilter.campaign(6), offset=10, limit=10),
+            )
     assert [len(p) for p in pages] == [10, 10]
     log = sorted(fake.requests, key=lambda e: e.seq)
     assert [e.status for e in log[:2]] == [429, 503]
@@ -799,3 +785,27 @@ async def test_fake_server_sees_no_request_before_the_retry_after_moment() -> No
     assert [e.status for e in later].count(200) == 2
     # 50 ms of slack for the loop's clock; a send that ignored the gate would be ~1 s early.
     assert all(e.started >= limited.ended + 1.0 - 0.05 for e in later)
+
+
+async def test_back_off_waits_on_the_clients_clock(router: respx.MockRouter) -> None:
+    """Every wait between attempts is a sleep of the client's clock, growing as the policy says."""
+    clock = FakeClock()
+    router.post(LIST_PATH).mock(
+        side_effect=[httpx.Response(503), httpx.Response(503), httpx.Response(503), ok_list()]
+    )
+    policy = RetryPolicy(attempts=4, wait_initial=1.0, wait_max=3.0, wait_jitter=0)
+    await list_once(retry=policy, clock=clock)
+    assert clock.sleeps == [1.0, 2.0, 3.0]
+
+
+async def test_no_retry_waits_zeroes_the_back_off_and_sets_the_attempts(
+    router: respx.MockRouter,
+) -> None:
+    """Inside no_retry_waits(attempts=2) a call waits for nothing and sends twice at most."""
+    clock = FakeClock()
+    route = router.post(LIST_PATH).mock(return_value=httpx.Response(503))
+    with no_retry_waits(attempts=2), pytest.raises(ServerError) as info:
+        await list_once(retry=RetryPolicy(wait_initial=5.0, wait_jitter=0), clock=clock)
+    assert route.call_count == 2
+    assert info.value.attempts == 2
+    assert clock.sleeps == []

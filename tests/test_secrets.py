@@ -2,7 +2,7 @@
 
 Every failing answer below echoes the secrets the request carried (the way a
 careless server or proxy does), so a leak anywhere on the way to the caller
-would show up. Retries run in stamina's testing mode (no back-off sleeps).
+would show up. Retries run under ``no_retry_waits`` (no back-off sleeps).
 """
 
 from __future__ import annotations
@@ -10,15 +10,26 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import string
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import anyio
 import attrs
 import httpx
 import pytest
 import respx
-import stamina
-from _support import BASE, CALLBACK_ID, CALLBACKS_PREFIX, CAMPAIGN_PATH, DELETE_PATH, NOT_FOUND_KEY
+from _support import (
+    BASE,
+    CALLBACK_ID,
+    CALLBACKS_PREFIX,
+    CAMPAIGN_PATH,
+    DELETE_PATH,
+    NOT_FOUND_KEY,
+    examples,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ameyo_callbacks import (
     AmeyoCallbacksClient,
@@ -35,13 +46,15 @@ from ameyo_callbacks import (
     StaticSession,
     TransportError,
 )
+from ameyo_callbacks._protocol import REDACTED
+from ameyo_callbacks.testing import no_retry_waits
 
 PREFIX = CALLBACKS_PREFIX
 LIST_PATH = CAMPAIGN_PATH
 LOGIN_PATH = "/ameyorestapi/userLogin/login"
 SESSION = "sid-7f3a-SECRET-c0ffee-42"
 TOKEN = "tok-XYZ"
-ATTEMPTS = 3  # stamina testing mode: attempts per call, no waits
+ATTEMPTS = 3  # no_retry_waits: attempts per call, no waits
 HTML = "text/html; charset=utf-8"
 
 Answer = Callable[[httpx.Request, str], httpx.Response]
@@ -165,7 +178,7 @@ class FakeLogin:
 
 @pytest.fixture(autouse=True)
 def no_backoff() -> Iterator[None]:
-    with stamina.set_testing(True, attempts=ATTEMPTS):
+    with no_retry_waits(attempts=ATTEMPTS):
         yield
 
 
@@ -348,3 +361,89 @@ async def test_bulk_delete_outcomes_never_show_the_session_id(
     for failure in result.failed.values():
         texts.extend(visible_texts(failure))
     assert_hidden([SESSION], texts)
+
+
+# ----------------------------------------------------------------------
+# Any secret, however short or word-like
+
+
+SECRET_ALPHABET = string.ascii_letters + string.digits + "-_.@"
+#: What a careless server puts around the text it echoes: words that hold the
+#: short secrets hypothesis draws ("s", "host", "se") without being them.
+CONTEXT = "the host no-such-host.invalid refused session's sessionId"
+#: Where the secret stood, in the same failure on a client with another session id.
+MARK = "qqmarkqq"
+#: That other session id: no text holds it.
+BASELINE = "zz-baseline-session-000000000000"
+
+
+def showings(secret: str, text: str) -> int:
+    """How often ``secret`` shows in ``text``: anywhere at 8 characters or more; else alone.
+
+    A short secret is alone where no letter or digit is glued to an end of it
+    that is one itself; an apostrophe after a letter glues too (``s`` is
+    alone in ``id: s`` and ``'s'``, not in ``host`` or ``session's``).
+    """
+    text = text.replace(REDACTED, " ")
+    if len(secret) >= 8:
+        return text.count(secret)
+    count, start = 0, text.find(secret)
+    while start >= 0:
+        end = start + len(secret)
+        glued_left = text[start - 1 : start].isalnum() or (
+            text[start - 1 : start] == "'" and text[start - 2 : start - 1].isalnum()
+        )
+        left = not secret[0].isalnum() or not glued_left
+        right = not secret[-1].isalnum() or not text[end : end + 1].isalnum()
+        count += left and right
+        start = text.find(secret, start + 1)
+    return count
+
+
+#: A base URL whose host holds short secrets too ("s", "ho"); respx answers it, no socket opens.
+HOSTLIKE = "http://no-such-host.invalid:8888"
+
+
+def failing_call_texts(session: str, case: Case, echo: str) -> list[str]:
+    """What the caller sees of the case's error, on a client of ``session`` at ``HOSTLIKE``."""
+
+    async def call() -> AmeyoError:
+        async with AmeyoCallbacksClient(
+            HOSTLIKE, session_id=session, http_backend="httpx"
+        ) as client:
+            failing = (
+                client.get_callbacks(CallbackFilter.campaign(6), limit=1)
+                if case.target == "list"
+                else client.delete_callback(CALLBACK_ID)
+            )
+            with pytest.raises(case.error) as caught:
+                await failing
+            return caught.value
+
+    with respx.mock(base_url=HOSTLIKE, assert_all_called=False) as router:
+        route_for(router, case, echo)
+        return visible_texts(anyio.run(call))
+
+
+@given(
+    secret=st.text(st.sampled_from(SECRET_ALPHABET), min_size=1, max_size=40),
+    name=st.sampled_from(sorted(CASES)),
+)
+@settings(max_examples=examples(200))
+def test_any_secret_is_hidden_and_every_other_word_stays_whole(secret: str, name: str) -> None:
+    """Secrets of 1 to 40 characters: no error text shows one, and every other word is intact.
+
+    The server echoes the session id and a few words that hold it, at a host
+    whose name holds it too. Beside the same failure on a client whose
+    session id no text holds (the secret's place taken by a marker), the
+    secret shows no more often (only where the client's own words hold it,
+    as ``0`` in the callback id ``...-cm-0``), and every word of the echo and
+    the host name that the secret does not stand alone in is still there.
+    """
+    seen = failing_call_texts(secret, CASES[name], f"{CONTEXT} {secret}")
+    baseline = failing_call_texts(BASELINE, CASES[name], f"{CONTEXT} {MARK}")
+    words = [*CONTEXT.split(), "no-such-host.invalid"]
+    for before, after in zip(baseline, seen, strict=True):
+        assert showings(secret, after) <= showings(secret, before), f"{secret!r} shows"
+        kept = [word for word in words if word in before and not showings(secret, word)]
+        assert [word for word in kept if word not in after] == []

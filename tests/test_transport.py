@@ -1,9 +1,10 @@
 """The transport room without sockets: failure kinds, proxies from the environment,
 the answer-size cap, pickling every error, the library logger, and a light import.
 
-Exception chains are built as each HTTP stack builds them (httpx over httpcore
-over the OS or ssl error; httpx-aiohttp's approximate httpx type over the
-aiohttp one); the real sockets are in ``test_transport_socket.py``.
+Exception chains are built as each HTTP stack meets them (httpx over httpcore
+over the OS or ssl error; aiohttp's own exceptions over the OS or ssl error),
+and each stack's classifier is a pure function of them; the real sockets, on
+both stacks, are in ``test_transport_socket.py``.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ import inspect
 import json
 import logging
 import pickle
+import re
 import socket
 import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anyio
 import httpx
 import pytest
 import respx
@@ -39,9 +43,12 @@ from ameyo_callbacks import (
     TransportError,
     exceptions,
 )
+from ameyo_callbacks._kinds import KINDS, Kind
 from ameyo_callbacks._protocol import build_delete_request
 from ameyo_callbacks._retry import decide
-from ameyo_callbacks._transport import classify, env_proxy
+from ameyo_callbacks._transport import env_proxy, failure, httpx_kind
+from ameyo_callbacks._transport._aiohttp import aiohttp_kind
+from ameyo_callbacks._transport._httpx import ShardedTransport
 from ameyo_callbacks.testing import FakeAmeyo, Fault
 
 SPEC = build_delete_request("d810-1")
@@ -70,11 +77,14 @@ def refused() -> OSError:
     return ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed")
 
 
-def aio(exc: BaseException, mapped: type[httpx.HTTPError] = httpx.ConnectTimeout) -> Exception:
-    """As httpx-aiohttp raises it: an approximate httpx exception from the aiohttp one."""
-    outer = mapped(str(exc))
-    outer.__cause__ = exc
-    return outer
+def classify(exc: BaseException, *, where: str = "127.0.0.1:1") -> TransportError | None:
+    """What a stack makes of ``exc``: its classifier's kind, then the error from the table."""
+    is_aiohttp = any(isinstance(e, aiohttp.ClientError) for e in (exc, exc.__cause__))
+    kind = (aiohttp_kind if is_aiohttp else httpx_kind)(exc)
+    if kind is None:
+        return None
+    assert isinstance(exc, Exception)
+    return failure(kind, exc, spec=SPEC, where=where)
 
 
 CASES = [
@@ -129,44 +139,44 @@ CASES = [
         "protocol_error",
     ),
     ("httpx-proxy", httpx.ProxyError("502 from proxy"), "proxy_error"),
-    # aiohttp under httpx-aiohttp's mapping: the aiohttp exception decides
-    ("aiohttp-refused", aio(aiohttp.ClientConnectorError(KEY, refused())), "connection_refused"),
+    # aiohttp, as the aiohttp stack meets it
+    ("aiohttp-refused", aiohttp.ClientConnectorError(KEY, refused()), "connection_refused"),
     (
         "aiohttp-dns",
-        aio(aiohttp.ClientConnectorError(KEY, socket.gaierror(-2, "unknown"))),
+        aiohttp.ClientConnectorError(KEY, socket.gaierror(-2, "unknown")),
         "name_not_resolved",
     ),
-    ("aiohttp-connect-timeout", aio(aiohttp.ConnectionTimeoutError("t")), "connect_timeout"),
+    ("aiohttp-connect-timeout", aiohttp.ConnectionTimeoutError("t"), "connect_timeout"),
     (
         "aiohttp-read-timeout",
-        aio(aiohttp.SocketTimeoutError("t"), httpx.ReadTimeout),
+        aiohttp.SocketTimeoutError("t"),
         "read_timeout",
     ),
     (
         "aiohttp-untrusted",
-        aio(aiohttp.ClientConnectorCertificateError(KEY, cert_error(20, "self-signed"))),
+        aiohttp.ClientConnectorCertificateError(KEY, cert_error(20, "self-signed")),
         "tls_certificate",
     ),
     (
         "aiohttp-hostname",
-        aio(aiohttp.ClientConnectorCertificateError(KEY, cert_error(64, "IP address mismatch"))),
+        aiohttp.ClientConnectorCertificateError(KEY, cert_error(64, "IP address mismatch")),
         "tls_hostname",
     ),
     (
         "aiohttp-wrong-version",
-        aio(aiohttp.ClientConnectorSSLError(KEY, ssl.SSLError(1, "WRONG_VERSION_NUMBER"))),
+        aiohttp.ClientConnectorSSLError(KEY, ssl.SSLError(1, "WRONG_VERSION_NUMBER")),
         "tls_protocol",
     ),
-    ("aiohttp-disconnected", aio(aiohttp.ServerDisconnectedError()), "connection_lost"),
-    ("aiohttp-reset", aio(aiohttp.ClientOSError(104, "reset")), "connection_lost"),
+    ("aiohttp-disconnected", aiohttp.ServerDisconnectedError(), "connection_lost"),
+    ("aiohttp-reset", aiohttp.ClientOSError(104, "reset"), "connection_lost"),
     (
         "aiohttp-payload",
-        aio(aiohttp.ClientPayloadError("not completed"), httpx.ReadError),
+        aiohttp.ClientPayloadError("not completed"),
         "connection_lost",
     ),
     (
         "aiohttp-proxy",
-        aio(aiohttp.ClientProxyConnectionError(KEY, refused())),
+        aiohttp.ClientProxyConnectionError(KEY, refused()),
         "proxy_error",
     ),
 ]
@@ -190,7 +200,7 @@ EXPECTED_CLASS = {
 @pytest.mark.parametrize(("exc", "kind"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_classify_names_the_kind_from_either_stack(exc: Exception, kind: str) -> None:
     """Each stack's exception chain gives the same kind, class and cause."""
-    error = classify(exc, spec=SPEC, where="127.0.0.1:1")
+    error = classify(exc)
     assert error is not None
     assert error.kind == kind
     assert type(error) is EXPECTED_CLASS[kind]
@@ -202,16 +212,17 @@ def test_classify_names_the_kind_from_either_stack(exc: Exception, kind: str) ->
 
 def test_classify_leaves_other_exceptions_alone() -> None:
     """A bug in our code (a TypeError) is no transport failure."""
-    assert classify(TypeError("bug"), spec=SPEC, where="h:1") is None
+    assert httpx_kind(TypeError("bug")) is None
+    assert aiohttp_kind(TypeError("bug")) is None
 
 
 def test_messages_say_what_to_check() -> None:
     """Refused names host and port; an untrusted certificate says to pass verify=."""
-    error = classify(chained(httpx.ConnectError("x"), refused()), spec=SPEC, where="127.0.0.1:1")
+    error = classify(chained(httpx.ConnectError("x"), refused()))
     assert error is not None
     assert "nothing listens at 127.0.0.1:1: check the base URL and port" in str(error)
     untrusted = chained(httpx.ConnectError("x"), cert_error(20, "self-signed certificate"))
-    error = classify(untrusted, spec=SPEC, where="h:8443")
+    error = classify(untrusted, where="h:8443")
     assert error is not None
     assert "certificate of h:8443 not trusted: pass verify= a CA bundle" in str(error)
     assert "self-signed certificate" in str(error)
@@ -238,6 +249,26 @@ def test_decide_retries_what_another_attempt_can_fix(kind: str, retried: bool) -
     decision = decide(error, policy=RetryPolicy())
     assert decision.retry is retried
     assert kind.replace("_", " ") in decision.reason
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kind_is_retried_or_final_as_its_table_row_says(kind: Kind) -> None:
+    """decide() reads the one table: a kind's ``retried`` is the retry decision."""
+    error = KINDS[kind].error("x", kind=kind)
+    assert decide(error, policy=RetryPolicy()).retry is KINDS[kind].retried
+    assert error.is_timeout is KINDS[kind].timeout
+    assert error.kind == kind
+
+
+def test_the_errors_page_lists_exactly_the_table() -> None:
+    """docs/errors.md's kinds table is the table: each kind's class, what happened, retried."""
+    text = (Path(__file__).parents[1] / "docs" / "errors.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \| `(\w+)` \| (.+?) \| (yes|no) \|$", text, re.MULTILINE)
+    expected = [
+        (kind, info.error.__name__, info.happened, "yes" if info.retried else "no")
+        for kind, info in KINDS.items()
+    ]
+    assert rows == expected
 
 
 # --------------------------------------------------------------------------
@@ -466,24 +497,42 @@ def test_library_logger_has_a_null_handler() -> None:
     assert any(isinstance(h, logging.NullHandler) for h in handlers)
 
 
-def test_import_loads_no_aiohttp_until_a_client_builds_its_stack() -> None:
-    """``import ameyo_callbacks`` loads no aiohttp; building a client's stack does."""
+def test_only_an_aiohttp_client_loads_aiohttp() -> None:
+    """A default client's requests load no aiohttp; ``http_backend="aiohttp"`` does."""
     code = (
         "import sys, asyncio\n"
         "import ameyo_callbacks as a\n"
-        "before = sorted(m for m in ('aiohttp', 'httpx_aiohttp') if m in sys.modules)\n"
         "async def main():\n"
         "    async with a.AmeyoCallbacksClient('http://127.0.0.1:9', session_id='s') as c:\n"
-        "        print(c.http_backend)\n"
+        "        print(c.http_backend, 'aiohttp' in sys.modules)\n"
+        "    async with a.AmeyoCallbacksClient(\n"
+        "        'http://127.0.0.1:9', session_id='s', http_backend='aiohttp'\n"
+        "    ) as c:\n"
+        "        print(c.http_backend, 'aiohttp' in sys.modules)\n"
         "asyncio.run(main())\n"
-        "after = sorted(m for m in ('aiohttp', 'httpx_aiohttp') if m in sys.modules)\n"
-        "print(before, after)\n"
     )
     out = subprocess.run(  # noqa: S603  (this interpreter, our own code)
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout.split("\n")
-    assert out[0] == "aiohttp"
-    assert out[1] == "[] ['aiohttp']"
+    assert out[:2] == ["httpx False", "aiohttp True"]
+
+
+def test_aiohttp_without_the_extra_names_the_extra() -> None:
+    """Without aiohttp installed, http_backend="aiohttp" is an ImportError naming the extra."""
+    code = (
+        "import sys\n"
+        "sys.modules['aiohttp'] = None  # as if not installed\n"
+        "import ameyo_callbacks as a\n"
+        "a.AmeyoCallbacksClient('http://127.0.0.1:9', session_id='s')  # the default: fine\n"
+        "try:\n"
+        "    a.AmeyoCallbacksClient('http://127.0.0.1:9', session_id='s', http_backend='aiohttp')\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run(  # noqa: S603  (this interpreter, our own code)
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert "pip install 'ameyo-callbacks[aiohttp]'" in out
 
 
 def test_public_names_include_the_transport_errors() -> None:
@@ -513,8 +562,32 @@ async def test_delete_after_a_dropped_connection_counts_as_deleted_via_respx() -
                 httpx.Response(512, json=not_found),
             ]
         )
-        async with AmeyoCallbacksClient(
-            BASE, session_id=SESSION, http_backend="httpx", retry=NO_WAIT
-        ) as client:
+        async with AmeyoCallbacksClient(BASE, session_id=SESSION, retry=NO_WAIT) as client:
             await client.delete_callback(DELETE_PATH.rsplit("/", 1)[1])
         assert route.call_count == 2
+
+
+# --------------------------------------------------------------------------
+# The default stack's pools
+
+
+async def test_the_default_stack_sends_each_request_to_its_least_busy_pool() -> None:
+    """10 connections are pools of 4, 4 and 2; six requests in flight go two to each; all freed."""
+    transport = ShardedTransport(verify=ssl.create_default_context(), max_connections=10)
+    release = anyio.Event()
+
+    async def held(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        return httpx.Response(200, json=[])
+
+    with respx.mock(base_url="http://ameyo.example:8888") as mock:
+        mock.get("/x").mock(side_effect=held)
+        async with httpx.AsyncClient(transport=transport) as http, anyio.create_task_group() as tg:
+            for _ in range(6):
+                tg.start_soon(http.get, "http://ameyo.example:8888/x")
+            with anyio.fail_after(5):  # a bound, not a timing: the six start at once
+                while sum(transport._busy) < 6:
+                    await anyio.sleep(0)
+            assert transport._busy == [2, 2, 2]
+            release.set()
+    assert transport._busy == [0, 0, 0]

@@ -133,7 +133,6 @@ def logging_to_stderr(*, verbose: bool) -> Iterator[None]:
     old_level = logger.level
     logger.addHandler(handler)
     logger.setLevel(level)
-    # stamina's own line for each retry is dropped by the client (_client._not_ours).
     try:
         yield
     finally:

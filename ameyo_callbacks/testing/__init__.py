@@ -5,7 +5,8 @@ ASGI application: use it in-process (``fake.client()``, through
 ``httpx.ASGITransport``, no socket) or on a loopback socket (:func:`serve`,
 needs ``pip install 'ameyo-callbacks[fake]'``). It injects faults on demand
 (:class:`Fault`, :class:`FaultPlan`, ``fake.script(...)``) and logs every
-request (:class:`RequestLogEntry`). In live mode (``fake.live(rate=50)``) its
+request (:class:`RequestLogEntry`). :func:`no_retry_waits` makes every
+client's retry back-off 0 s inside a block. In live mode (``fake.live(rate=50)``) its
 list changes while clients read it, each change recorded as a :class:`Change`.
 
 The pytest plugin gives a fixture, ``ameyo_fake``::
@@ -29,6 +30,7 @@ import types
 import typing
 
 if typing.TYPE_CHECKING:
+    from .._retry import no_retry_waits
     from ._app import FakeAmeyo
     from ._faults import FAULT_KINDS, DroppedConnection, Fault, FaultPlan
     from ._helpers import FAKE_BASE_URL
@@ -47,6 +49,7 @@ __all__ = [
     "FaultPlan",
     "RequestLogEntry",
     "ServerLimits",
+    "no_retry_waits",
     "serve",
     "serve_async",
 ]
@@ -61,6 +64,7 @@ _HOME = {
     "FaultPlan": "._faults",
     "RequestLogEntry": "._log",
     "ServerLimits": "._limits",
+    "no_retry_waits": "ameyo_callbacks._retry",
     "serve": "._server",
     "serve_async": "._server",
 }

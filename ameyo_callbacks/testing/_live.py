@@ -13,13 +13,12 @@ mode plays that against the store:
   ``add_at="end"``);
 - ``reschedule``: give a random callback a new ``callbackTime``.
 
-No thread runs: the changes the elapsed time owes (``rate`` per second,
-from :meth:`LiveChanges.start`) are applied when a request arrives, before
-it is answered, so the same code runs in-process (``httpx.ASGITransport``)
-and under uvicorn. :meth:`LiveChanges.apply` makes ``n`` changes now, for
-deterministic tests. Every choice comes from ``random.Random(seed)``: the
-same seed, store and sequence of calls give the same changes. Each change is
-recorded as a :class:`Change`.
+No thread runs: the changes owed (``rate`` per second since
+:meth:`LiveChanges.configure`, ``per_request`` per arriving request) are made
+as a request arrives, before it is answered, in-process and under uvicorn
+alike. :meth:`LiveChanges.apply` makes ``n`` changes now. Every choice comes
+from ``random.Random(seed)``: the same seed, store and sequence of calls give
+the same changes, each recorded as a :class:`Change`.
 """
 
 from __future__ import annotations
@@ -101,6 +100,10 @@ def _rate(rate: float) -> float:
     return check_float("rate", rate) or 0.0
 
 
+def _per_request(per_request: float) -> float:
+    return check_float("per_request", per_request) or 0.0
+
+
 def _where(where: CallbackFilter | None) -> CallbackFilter | None:
     if where is not None and not isinstance(where, CallbackFilter):
         msg = f"where must be a CallbackFilter or None, got {type(where).__name__}"
@@ -126,11 +129,12 @@ def _add_at(add_at: AddAt) -> AddAt:
 class LiveSettings:
     """What live mode does, checked when built (see :meth:`LiveControls.live`).
 
-    The converters check in this order: ``rate``, ``where``, ``add_at``, ``mix``,
+    The converters check in this order: ``rate``, ``per_request``, ``where``, ``add_at``, ``mix``,
     ``on_change``.
     """
 
     rate: float = attrs.field(default=0.0, converter=_rate)
+    per_request: float = attrs.field(default=0.0, converter=_per_request)
     where: CallbackFilter | None = attrs.field(default=None, converter=_where)
     add_at: AddAt = attrs.field(default="anywhere", converter=_add_at)
     mix: dict[ChangeKind, float] = attrs.field(default=None, converter=check_mix)
@@ -152,19 +156,21 @@ class LiveChanges:
         """Set the changes to come; the time-based count restarts from now (rate 0: none)."""
         with self._lock:
             self.rate, self.mix, self.seed = settings.rate, settings.mix, settings.seed
+            self.per_request = settings.per_request
             self.where, self.add_at = settings.where, settings.add_at
             self._clock = settings.clock
             self._on_change = settings.on_change
             self._rng = random.Random(f"ameyo-fake-live-{settings.seed}")
             self._started = settings.clock()
             self._timed = 0  # changes made for the elapsed time so far
+            self._requests = self._counted = 0  # requests since configure, changes made for them
             self._added = 0
             self._spans: dict[str, tuple[int, int]] = {}
 
     def stop(self) -> None:
-        """No more time-based changes (``apply`` still works)."""
+        """No more changes as requests arrive (``apply`` still works)."""
         with self._lock:
-            self.rate = 0.0
+            self.rate = self.per_request = 0.0
 
     def owed(self) -> int:
         """Changes the elapsed time calls for that are not made yet."""
@@ -173,12 +179,17 @@ class LiveChanges:
         return max(0, math.floor((self._clock() - self._started) * self.rate) - self._timed)
 
     def catch_up(self, request: int | None = None) -> list[Change]:
-        """Make the changes the elapsed time owes (called as each request arrives)."""
-        if self.rate <= 0:
+        """Make the changes the elapsed time and this request owe (called as each arrives)."""
+        if self.rate <= 0 and self.per_request <= 0:
             return []
         with self._lock:
             n = self.owed()
             self._timed += n
+            if self.per_request > 0:
+                self._requests += 1
+                counted = math.floor(self._requests * self.per_request) - self._counted
+                self._counted += counted
+                n += counted
             return self._make(n, request)
 
     async def before_request(self, req: Request, ex: Exchange) -> Answer | None:
@@ -255,8 +266,7 @@ class LiveChanges:
     def _span(self, order: Literal["dateAdded", "callbackTime"]) -> tuple[int, int]:
         """The smallest and largest value of the field among the rows live mode touches.
 
-        Measured once per :meth:`configure` (and when the list was empty then),
-        widened by the values live mode adds: not rebuilt per change.
+        Measured once per :meth:`configure`, widened by the values live mode adds.
         """
         span = self._spans.get(order)
         if span is None:
@@ -331,8 +341,9 @@ class LiveControls:
 
     def live(
         self,
-        rate: float = 50.0,
+        rate: float | None = None,
         *,
+        per_request: float = 0.0,
         mix: Mapping[str, float] | None = None,
         seed: int = 0,
         where: CallbackFilter | None = None,
@@ -340,11 +351,15 @@ class LiveControls:
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[Change], None] | None = None,
     ) -> None:
-        """Change the list ``rate`` times a second from now on, as requests arrive.
+        """Change the list ``rate`` times a second (or ``per_request`` times a request) from now on.
 
         No thread runs: each arriving request first gets the changes the time
         since this call owes (``floor(elapsed * rate)`` in all), in-process and
-        on a socket alike. ``mix`` weighs ``"delete_due"`` (smallest
+        on a socket alike. ``per_request`` makes the changes by the count of
+        requests instead (``floor(requests * per_request)`` in all, 2.4: 12
+        changes every 5 requests), so a test sees as much change however fast
+        the machine answers; ``rate`` is then 0 unless given (neither given:
+        50 a second). ``mix`` weighs ``"delete_due"`` (smallest
         ``callbackTime``), ``"delete_random"``, ``"add"`` and ``"reschedule"``
         (None: alike); ``where`` keeps changes to a filter's callbacks; adds land
         anywhere in either order (``add_at="end"``: added last). The same data,
@@ -355,9 +370,12 @@ class LiveControls:
         the request that brought it is served: keep it quick; an exception
         from it reaches that request).
         """
+        if rate is None:
+            rate = 0.0 if per_request else 50.0
         self._live.configure(
             LiveSettings(
                 rate=rate,
+                per_request=per_request,
                 mix=mix,
                 seed=seed,
                 where=where,

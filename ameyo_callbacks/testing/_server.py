@@ -61,10 +61,16 @@ def check_loopback(host: str) -> str:
 
 
 def bind_loopback(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
-    """A listening TCP socket on a loopback address (port 0: a free one)."""
+    """A listening TCP socket on a loopback address (port 0: a free one).
+
+    The socket is made with ``IPPROTO_TCP`` named: asyncio turns
+    ``TCP_NODELAY`` on for an accepted connection only when its protocol says
+    TCP, and without it every answer waits out the client's delayed ACK
+    (about 40 ms a request instead of about one).
+    """
     host = check_loopback(host)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
