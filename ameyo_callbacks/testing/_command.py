@@ -200,6 +200,17 @@ def _off_by_default(name: str, text: str, most: float | None = None) -> Callable
     help="Agent user ids, comma-separated.",
 )
 @click.option("--seed", type=int, default=0, help="Seed of the data, sessions and jitter.")
+@click.option(
+    "--bulk",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Seed in bulk uploads: runs of 1 to N callbacks share a millisecond.",
+)
+@click.option(
+    "--to-date-exclusive",
+    is_flag=True,
+    help="toDateAdded keeps callbacks added before it, not at it (default: at it too).",
+)
 @_off_by_default("--latency-ms", "Added to every request.")
 @_off_by_default("--jitter-ms", "Extra random latency, up to this.")
 @_off_by_default(
@@ -280,6 +291,8 @@ def fake_server(
     campaigns: tuple[int, ...],
     users: tuple[str, ...],
     seed: int,
+    bulk: int,
+    to_date_exclusive: bool,
     latency_ms: float,
     jitter_ms: float,
     fault_rate: float,
@@ -324,6 +337,8 @@ def fake_server(
         campaigns=campaigns,
         users=users,
         seed=seed,
+        bulk=bulk,
+        to_date_added_inclusive=not to_date_exclusive,
         latency=latency_ms / 1000,
         jitter=jitter_ms / 1000,
         faults=FaultPlan(rate=fault_rate, seed=fault_seed, **kinds),
