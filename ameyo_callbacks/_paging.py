@@ -86,6 +86,51 @@ class _Flight:
             self.task.cancel()
 
 
+def _plan(
+    *,
+    page_size: int,
+    start_offset: int,
+    max_items: int | None,
+    resume_from: str | None,
+    on_inconsistency: OnInconsistency,
+    scope: str,
+    from_date: int | None,
+    to_date: int | None,
+) -> WalkPlanner:
+    """The planner of a walk, its arguments checked (before any request)."""
+    check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)
+    start = check_int("start_offset", start_offset, minimum=0)
+    if max_items is not None:
+        check_int("max_items", max_items, minimum=0)
+    check_choice("on_inconsistency", on_inconsistency, ("raise", "warn"))
+    for name, value in (("from_date", from_date), ("to_date", to_date)):
+        if value is not None:
+            check_int(name, value, minimum=MIN_DATE)
+    cursor = None
+    if resume_from is not None:
+        cursor = Cursor.decode(resume_from)
+        if start_offset != 0:
+            msg = "pass resume_from or start_offset, not both"
+            raise ValueError(msg)
+        if cursor.scope and scope and cursor.scope != scope:
+            msg = (
+                "resume_from is a checkpoint of a walk with another filter: "
+                "resume with the same CallbackFilter (and info) it was taken with"
+            )
+            raise ValueError(msg)
+        start = cursor.offset if cursor.date is None else 0
+    return WalkPlanner(
+        page_size=page_size,
+        from_date=from_date,
+        to_date=to_date,
+        start_offset=start,
+        max_items=max_items,
+        strict=on_inconsistency == "raise",
+        resume=cursor,
+        scope=scope,
+    )
+
+
 class CallbackIterator:
     """Every callback of a filtered list, exactly once even while it changes; ``async for`` it.
 
@@ -139,37 +184,16 @@ class CallbackIterator:
         from_date: int | None = None,
         to_date: int | None = None,
     ) -> None:
-        check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)
-        start = check_int("start_offset", start_offset, minimum=0)
-        if max_items is not None:
-            check_int("max_items", max_items, minimum=0)
         self._prefetch = check_int("prefetch", prefetch, minimum=1)
-        check_choice("on_inconsistency", on_inconsistency, ("raise", "warn"))
-        for name, value in (("from_date", from_date), ("to_date", to_date)):
-            if value is not None:
-                check_int(name, value, minimum=MIN_DATE)
-        cursor = None
-        if resume_from is not None:
-            cursor = Cursor.decode(resume_from)
-            if start_offset != 0:
-                msg = "pass resume_from or start_offset, not both"
-                raise ValueError(msg)
-            if cursor.scope and scope and cursor.scope != scope:
-                msg = (
-                    "resume_from is a checkpoint of a walk with another filter: "
-                    "resume with the same CallbackFilter (and info) it was taken with"
-                )
-                raise ValueError(msg)
-            start = cursor.offset if cursor.date is None else 0
-        self._planner = WalkPlanner(
+        self._planner = _plan(
             page_size=page_size,
+            start_offset=start_offset,
+            max_items=max_items,
+            resume_from=resume_from,
+            on_inconsistency=on_inconsistency,
+            scope=scope,
             from_date=from_date,
             to_date=to_date,
-            start_offset=start,
-            max_items=max_items,
-            strict=on_inconsistency == "raise",
-            resume=cursor,
-            scope=scope,
         )
         self._fetch = fetch
         self._flights: deque[_Flight] = deque()

@@ -81,6 +81,7 @@ _TIE_MEMORY = 16
 _TRUST = 4096
 
 Kind = Literal["page", "probe", "window", "bucket"]
+Mode = Literal["ordered", "probe", "windows", "bucket"]
 
 
 @attrs.frozen
@@ -167,146 +168,72 @@ class _Frontier:
             self.date, self.ids = date + 1, set()
 
 
-class WalkPlanner:
-    """Plans the requests of one walk and reads their answers; see the module docstring.
-
-    Give answers in the order the requests were planned; a request that
-    :meth:`stale` calls stale may be cancelled and :meth:`drop`-ped instead.
-    Pages to yield collect in :attr:`pages`; :attr:`notes` holds what the
-    driver should say (``(text, warn)``: ``warn`` for a guarantee given up).
-    """
+class _Walk:
+    """What every strategy shares: the frontier, the pages out, the settings, the mode."""
 
     __slots__ = (
-        "_base",
-        "_bucket",
-        "_deleting",
-        "_ending",
-        "_epoch",
-        "_first",
-        "_front",
-        "_hi",
-        "_inclusive",
-        "_max_items",
-        "_mode",
-        "_origin",
-        "_plan_pos",
-        "_points",
-        "_position",
-        "_probe",
-        "_promised",
-        "_sample",
-        "_seeking",
-        "_stalls",
-        "_strict",
-        "_ties",
-        "_trial",
-        "_weight",
-        "_windows",
-        "_yielded",
+        "deleting",
         "done",
+        "epoch",
+        "front",
+        "hi",
+        "inclusive",
+        "max_items",
+        "mode",
         "notes",
+        "origin",
         "outstanding",
         "page_size",
         "pages",
+        "position",
         "requests",
         "scope",
+        "strict",
+        "trial",
+        "yielded",
     )
 
     def __init__(
         self,
-        *,
         page_size: int,
-        from_date: int | None = None,
-        to_date: int | None = None,
-        start_offset: int = 0,
-        max_items: int | None = None,
-        strict: bool = True,
-        resume: Cursor | None = None,
-        scope: str = "",
+        front: _Frontier,
+        hi: int | None,
+        max_items: int | None,
+        position: int,
+        *,
+        strict: bool,
+        scope: str,
     ) -> None:
         self.page_size = page_size
-        self._hi = to_date
-        self._max_items = max_items
-        self._strict = strict
+        self.front = front
+        self.origin = front.date  # where a walk that starts over in windows starts
+        self.hi = hi
+        self.max_items = max_items
+        self.position = position  # Page.offset of the next record yielded
+        self.strict = strict
         self.scope = scope
-        lo = MIN_DATE if from_date is None else from_date
-        self._front = _Frontier(lo, set())
-        self._position = start_offset  # Page.offset of the next record yielded
-        if resume is not None and resume.date is not None:
-            self._front = _Frontier(max(lo, resume.date), set(resume.ids))
-            self._position = resume.offset
-        self._mode: Literal["ordered", "probe", "windows", "bucket"] = "ordered"
-        self._epoch = 0  # bumped when the strategy changes: requests of an older one are stale
-        # ordered: offsets count in the list narrowed to fromDateAdded=_base
-        self._base = self._front.date
-        self._first = True
-        self._plan_pos = start_offset  # where the next planned page's new records start; -1: seek
-        self._seeking = False  # a seek is out: plan nothing more until it is answered
-        self._ending = 0  # the size of a short page that brought records: an empty one ends it
-        self._deleting = False  # the caller deletes: seek every page, one at a time
-        self._ties: deque[int] = deque(maxlen=_TIE_MEMORY)
-        # ids yielded while the order is on trial (None: trusted, or not ordered)
-        self._trial: set[str] | None = set()
-        self._origin = self._front.date
-        self._promised = 0  # new records the ordered pages out were planned to bring
-        # probes and windows
-        self._sample: dict[str, int] = {}
-        self._points: list[int] = []
-        self._probe = [0, -1]  # records known to exist (offset), offset seen empty (-1: none)
-        self._weight = 1.0  # records per sample date
-        self._windows: deque[_Window] = deque()
-        self._inclusive = False  # the server's toDateAdded was seen to include its date
-        # bucket: (date, next offset, id of the last record read, mode to return to)
-        self._bucket: tuple[int, int, str | None, str] = (0, 0, None, "ordered")
-        self._stalls = 0  # bucket pages in a row that brought nothing
-        self._yielded = 0
+        self.mode: Mode = "ordered"
+        self.epoch = 0  # bumped when the strategy changes: requests of an older one are stale
+        self.inclusive = False  # the server's toDateAdded was seen to include its date
+        self.deleting = False  # the caller deletes: seek every page, one at a time
+        # ids yielded while the server's order is on trial (None: trusted, or not ordered)
+        self.trial: set[str] | None = set()
+        self.yielded = 0
         self.outstanding = 0
         self.requests = 0
         self.pages: deque[Page] = deque()
         self.notes: list[tuple[str, bool]] = []
         self.done = max_items == 0
 
-    @property
-    def strategy(self) -> str:
-        """``"ordered"``, ``"probe"``, ``"windows"`` or ``"bucket"``: what the walk does now."""
-        return self._mode
+    def switch(self, mode: Mode) -> None:
+        """Change strategy: what the old one has out goes stale."""
+        self.mode = mode
+        self.epoch += 1
 
-    # -- what to ask -----------------------------------------------------
+    def room(self) -> int:
+        return (1 << 62) if self.max_items is None else self.max_items - self.yielded
 
-    def stale(self, request: PageRequest) -> bool:
-        """Whether an answer to ``request`` would be ignored: cancel it and :meth:`drop` it."""
-        return self.done or request.epoch != self._epoch
-
-    def drop(self, request: PageRequest) -> None:
-        """``request`` will not be answered (stale, or its walk stopped)."""
-        self.outstanding -= 1
-        self._promised -= request.new
-        if request.kind == "page" and request.offset == 0 and request.base == self._base:
-            self._seeking = False
-
-    def next_request(self) -> PageRequest | None:
-        """The next request to send, or None: wait for an answer (or the walk is done)."""
-        if self._hi is not None and self._front.date > self._hi:
-            self.done = True  # every date the caller asked for is done
-        if self.done or self._room() <= 0:
-            return None
-        if self._mode == "ordered":
-            request = self._next_ordered()
-        elif self._mode == "probe":
-            request = self._next_probe()
-        elif self._mode == "windows":
-            request = self._next_window()
-        else:
-            request = self._next_bucket()
-        if request is not None:
-            self.outstanding += 1
-            self.requests += 1
-        return request
-
-    def _room(self) -> int:
-        return (1 << 62) if self._max_items is None else self._max_items - self._yielded
-
-    def _request(
+    def request(
         self,
         kind: Kind,
         offset: int,
@@ -322,227 +249,252 @@ class WalkPlanner:
             None if frm == MIN_DATE else frm,
             to,
             kind=kind,
-            epoch=self._epoch,
+            epoch=self.epoch,
             base=frm,
             below=below,
         )
 
-    def _next_ordered(self) -> PageRequest | None:
-        if self._seeking or (self._deleting and self.outstanding):
-            return None
-        room = self._room() - self._promised  # records the requests out do not bring
-        if room <= 0:
-            return None
-        raw = self._first and self._plan_pos > 0
-        if self._first:
-            self._first = False
-            offset, overlap = self._plan_pos, 0
-        elif self._deleting or self._plan_pos < 0:
-            self._seeking = True
-            self._base, self._plan_pos = self._front.date, -1
-            offset, overlap = 0, len(self._front.ids)
-        else:
-            # Re-read one more than the ties at a page's end: exactly those of the
-            # frontier when nothing is out, else the most seen lately.
-            ties = len(self._front.ids) if not self.outstanding else max(self._ties, default=1)
-            overlap = min(self._plan_pos, max(1, min(self.page_size // 2, ties + 1)))
-            offset = self._plan_pos - overlap
-        limit = min(self.page_size, room + overlap)
-        if self._plan_pos >= 0:
-            self._plan_pos = offset + limit
-        self._promised += limit - overlap
-        request = self._request("page", offset, self._base, self._hi, limit=limit)
-        return attrs.evolve(request, new=limit - overlap, raw=raw)
-
-    def _next_probe(self) -> PageRequest | None:
-        if self.outstanding:
-            return None
-        known, empty = self._probe
-        size = self.page_size
-        offset = known if known <= size else 2 * known - size
-        if empty >= 0:
-            offset = (known + empty) // 2
-        return self._request("probe", offset, self._front.date, self._hi)
-
-    def _next_window(self) -> PageRequest | None:
-        windows = self._windows
-        if windows and windows[0].bucket:
-            if self.outstanding:
-                return None
-            self._start_bucket(windows[0].start, "windows")
-            self._epoch -= 1  # (nothing else is out: no request goes stale)
-            return self._next_bucket()
-        for window in windows:
-            if not window.sent and not window.bucket:
-                return self._window_request(window)
-        start = windows[-1].end if windows else self._front.date
-        if start is None:
-            return None  # the last window is planned: wait for it
-        window = self._plan_window(start)
-        windows.append(window)
-        return self._window_request(window)
-
-    def _plan_window(self, start: int) -> _Window:
-        """A window from ``start`` holding about half a page, by the sample's dates."""
-        points = self._points
-        i = bisect.bisect_left(points, start)
-        k = max(1, round(_WINDOW_FILL * self.page_size / self._weight))
-        if i + k >= len(points):
-            return _Window(start, None, len(points) - i)
-        end = points[i + k]
-        if end == start:
-            j = bisect.bisect_right(points, start)
-            if j >= len(points):
-                return _Window(start, None, len(points) - i)
-            end = points[j]
-        if self._hi is not None and end > self._hi:
-            return _Window(start, None, len(points) - i)
-        return _Window(start, end, bisect.bisect_left(points, end) - i)
-
-    def _window_request(self, window: _Window) -> PageRequest:
-        window.sent = True
-        return self._request("window", 0, window.start, self._to(window.end), below=window.end)
-
-    def _to(self, end: int | None) -> int | None:
+    def to(self, end: int | None) -> int | None:
         """The toDateAdded that selects dates before ``end`` (None: the caller's bound)."""
         if end is None:
-            return self._hi
-        return end - 1 if self._inclusive else end
-
-    def _next_bucket(self) -> PageRequest | None:
-        if self.outstanding:
-            return None
-        date, offset, _last, _back = self._bucket
-        return self._request("bucket", offset, date, self._to(date + 1), below=date + 1)
-
-    # -- what an answer means ---------------------------------------------
-
-    def take(self, request: PageRequest, records: Sequence[CustomerCallback]) -> None:
-        """Read the answer to ``request`` (in planned order): queue pages, move the frontier."""
-        self.outstanding -= 1
-        self._promised -= request.new
-        if self.stale(request):
-            return
-        dates = [_ms(r) for r in records]
-        if request.kind == "page":
-            self._take_ordered(request, records, dates)
-        elif request.kind == "probe":
-            self._take_probe(request, records, dates)
-        elif request.kind == "window":
-            self._take_window(request, records, dates)
-        else:
-            self._take_bucket(request, records, dates)
-
-    def forget(self, callback_id: str) -> None:
-        """The walk's own caller deleted this callback: seek from now on (deletes move offsets).
-
-        The id stays in the frontier's set: an answer already out may list it.
-        """
-        self._deleting = True
+            return self.hi
+        return end - 1 if self.inclusive else end
 
     def cursor(self) -> Cursor:
-        """Where the walk stands now (what ``Page.checkpoint`` carries)."""
-        front = self._front
+        front = self.front
         return Cursor(
-            offset=self._position, date=front.date, ids=tuple(sorted(front.ids)), scope=self.scope
+            offset=self.position, date=front.date, ids=tuple(sorted(front.ids)), scope=self.scope
         )
 
-    def _emit(self, records: Sequence[CustomerCallback]) -> None:
+    def emit(self, records: Sequence[CustomerCallback]) -> None:
         """Queue ``records`` as a page (trimmed to ``max_items``)."""
-        room = self._room()
+        room = self.room()
         items = tuple(records[:room])
         if len(items) >= room:
             self.done = True
         if not items:
             return
-        self._yielded += len(items)
-        first = self._position
-        self._position += len(items)
-        page = Page(items=items, offset=first, next_offset=self._position, cursor=self.cursor())
+        self.yielded += len(items)
+        first = self.position
+        self.position += len(items)
+        page = Page(items=items, offset=first, next_offset=self.position, cursor=self.cursor())
         self.pages.append(page)
 
-    def _advance(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> int:
+    def advance(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> int:
         """Yield the records past the frontier (sorted by date) and move it; how many."""
-        front = self._front
+        front = self.front
         new = front.new(records, dates)
         kept = [records[i] for i in new]
         front.advance(kept, [dates[i] for i in new])
-        self._emit(kept)
-        trial = self._trial
-        if trial is not None and self._mode == "ordered":
+        self.emit(kept)
+        trial = self.trial
+        if trial is not None and self.mode == "ordered":
             trial.update(r.customer_callback_id for r in kept)
             if len(trial) > _TRUST:
-                self._trial = None  # that many in order: trusted (memory stays flat)
+                self.trial = None  # that many in order: trusted (memory stays flat)
         return len(kept)
 
-    def _take_ordered(
+    def inconsistent(self, text: str, offset: int, reason: str, *, fatal: bool = False) -> None:
+        """Raise ConsistencyError, or (warn mode) note it once and go on."""
+        if self.strict or fatal:
+            msg = (
+                f"{text}; the walk stopped rather than skip or repeat callbacks "
+                "(on_inconsistency='warn' walks on past them)"
+            )
+            raise ConsistencyError(msg, offset=offset, reason=reason)
+        self.notes.append((f"{text}; some of them may be missing (warned once per walk)", True))
+
+
+class _Ordered:
+    """Offset pages over a list sorted by dateAdded, seeks when deletes move it."""
+
+    __slots__ = (
+        "base",
+        "ending",
+        "first",
+        "plan_pos",
+        "planner",
+        "promised",
+        "seeking",
+        "ties",
+        "walk",
+    )
+
+    def __init__(self, planner: WalkPlanner, start_offset: int) -> None:
+        self.planner = planner
+        self.walk = planner.walk
+        self.base = self.walk.front.date  # offsets count in the list from this dateAdded
+        self.first = True
+        self.plan_pos = start_offset  # where the next planned page's new records start; -1: seek
+        self.seeking = False  # a seek is out: plan nothing more until it is answered
+        self.ending = 0  # the size of a short page that brought records: an empty one ends it
+        self.ties: deque[int] = deque(maxlen=_TIE_MEMORY)
+        self.promised = 0  # new records the pages out were planned to bring
+
+    def dropped(self, request: PageRequest) -> None:
+        self.promised -= request.new
+        if request.offset == 0 and request.base == self.base:
+            self.seeking = False
+
+    def next(self) -> PageRequest | None:
+        walk = self.walk
+        if self.seeking or (walk.deleting and walk.outstanding):
+            return None
+        room = walk.room() - self.promised  # records the requests out do not bring
+        if room <= 0:
+            return None
+        raw = self.first and self.plan_pos > 0
+        if self.first:
+            self.first = False
+            offset, overlap = self.plan_pos, 0
+        elif walk.deleting or self.plan_pos < 0:
+            self.seeking = True
+            self.base, self.plan_pos = walk.front.date, -1
+            offset, overlap = 0, len(walk.front.ids)
+        else:
+            # Re-read one more than the ties at a page's end: exactly those of the
+            # frontier when nothing is out, else the most seen lately.
+            ties = len(walk.front.ids) if not walk.outstanding else max(self.ties, default=1)
+            overlap = min(self.plan_pos, max(1, min(walk.page_size // 2, ties + 1)))
+            offset = self.plan_pos - overlap
+        limit = min(walk.page_size, room + overlap)
+        if self.plan_pos >= 0:
+            self.plan_pos = offset + limit
+        self.promised += limit - overlap
+        request = walk.request("page", offset, self.base, walk.hi, limit=limit)
+        return attrs.evolve(request, new=limit - overlap, raw=raw)
+
+    def take(
         self, request: PageRequest, records: Sequence[CustomerCallback], dates: list[int]
     ) -> None:
-        current = request.base == self._base
-        is_seek = current and request.offset == 0 and self._seeking
+        walk = self.walk
+        current = request.base == self.base
+        is_seek = current and request.offset == 0 and self.seeking
         if is_seek:
-            self._seeking = False
-        forced = request.raw
-        if not _sorted(dates):
-            if forced:
-                self._inconsistent(
-                    "start_offset needs a server that lists callbacks by dateAdded, and this one "
-                    f"does not (the page at offset {request.offset} is not sorted by it): start "
-                    "from the beginning, or resume_from a checkpoint",
-                    request.offset,
-                    "unordered_offset",
-                    fatal=True,
-                )
-            self._unordered(request, records, dates)
-            return
-        front = self._front
-        if (
-            self._trial is not None
-            and not self._trial
+            self.seeking = False
+        if not _sorted(dates) or (
+            # A full first page all added in one millisecond shows no order to go by.
+            walk.trial is not None
+            and not walk.trial
             and len(records) >= max(2, request.limit)
             and dates[0] == dates[-1]
         ):
-            # A full first page all added in one millisecond shows no order to go by.
             self._unordered(request, records, dates)
             return
+        front = walk.front
         if not records:
-            if request.offset == 0 or (self._ending and current):
-                self.done = True
-            elif current and not self._seeking:
-                self._plan_pos = -1
+            if request.offset == 0 or (self.ending and current):
+                walk.done = True
+            elif current and not self.seeking:
+                self.plan_pos = -1
             return
-        if self._ending and current and request.offset > 0:
+        if self.ending and current and request.offset > 0:
             # More after a short page: the server serves fewer records than
             # asked. Go on at the size it serves.
-            self.page_size, self._ending = self._ending, 0
-        full = len(records) >= min(request.limit, self.page_size)
-        if not (forced or request.offset == 0 or dates[0] < front.date) or (
+            walk.page_size, self.ending = self.ending, 0
+        full = len(records) >= min(request.limit, walk.page_size)
+        if not (request.raw or request.offset == 0 or dates[0] < front.date) or (
             full and dates[-1] < front.date
         ):
             # Starts past the frontier (deletes moved the list) or ends before it: seek.
-            if current and not self._seeking:
-                self._plan_pos = -1
+            if current and not self.seeking:
+                self.plan_pos = -1
             return
-        brought = self._advance(records, dates)
-        self._ties.append(dates.count(dates[-1]))
+        brought = walk.advance(records, dates)
+        self.ties.append(dates.count(dates[-1]))
         if is_seek:
-            self._plan_pos = len(records)
-        if self.done:
+            self.plan_pos = len(records)
+        if walk.done:
             return
         if not full:
             # The end, unless a page already out shows more (a server that
             # serves fewer records than asked: the walk goes on at its size).
-            if not brought or not self.outstanding:
-                self.done = True
-            self._ending = len(records)
+            if not brought or not walk.outstanding:
+                walk.done = True
+            self.ending = len(records)
         elif request.offset == 0 and dates[0] == dates[-1] == front.date:
-            self._start_bucket(front.date, "ordered")
+            self.planner.bucket.start(front.date, "ordered")
 
-    def _take_probe(
+    def seek_next(self) -> None:
+        """Back from a bucket: the next page seeks from the frontier."""
+        self.plan_pos, self.seeking = -1, False
+
+    def _unordered(
+        self, request: PageRequest, records: Sequence[CustomerCallback], dates: list[int]
+    ) -> None:
+        """A page not sorted by dateAdded: on to windows, exactly."""
+        walk = self.walk
+        why = (
+            "the server does not list callbacks by dateAdded (the page at offset "
+            f"{request.offset} is not sorted by it)"
+        )
+        if request.raw:
+            walk.inconsistent(
+                "start_offset needs a server that lists callbacks by dateAdded, and this one "
+                f"does not (the page at offset {request.offset} is not sorted by it): start "
+                "from the beginning, or resume_from a checkpoint",
+                request.offset,
+                "unordered_offset",
+                fatal=True,
+            )
+        trial = walk.trial
+        if trial is None:
+            walk.inconsistent(
+                f"{why}, after {walk.yielded} callbacks listed in that order",
+                request.offset,
+                "order_changed",
+            )
+        elif trial:
+            # Start over from the first date, leaving out what was yielded.
+            walk.front = _Frontier(walk.origin, set())
+            walk.front.skip = trial
+        walk.trial = None
+        start = request.offset == 0 and request.base == walk.front.date
+        self.planner.windows.start(why, records if start else (), dates if start else ())
+
+
+class _Windows:
+    """Date windows that each fit in a page, sized by a count and a sample of dates."""
+
+    __slots__ = ("planner", "points", "probe", "sample", "walk", "weight", "windows")
+
+    def __init__(self, planner: WalkPlanner) -> None:
+        self.planner = planner
+        self.walk = planner.walk
+        self.sample: dict[str, int] = {}
+        self.points: list[int] = []
+        self.probe = [0, -1]  # records known to exist (offset), offset seen empty (-1: none)
+        self.weight = 1.0  # records per sample date
+        self.windows: deque[_Window] = deque()
+
+    def start(self, why: str, records: Sequence[CustomerCallback], dates: Sequence[int]) -> None:
+        """Leave the ordered walk (say so once): count what is left, then size windows."""
+        text = (
+            f"{why}: the walk goes on exactly with dateAdded windows (about twice the "
+            "requests of an ordered walk)"
+        )
+        self.walk.notes.append((text, False))
+        self.walk.switch("probe")
+        self._add_sample(records, dates)
+        if len(records) >= self.walk.page_size:
+            self.probe = [len(records), -1]
+
+    def next_probe(self) -> PageRequest | None:
+        walk = self.walk
+        if walk.outstanding:
+            return None
+        known, empty = self.probe
+        size = walk.page_size
+        offset = known if known <= size else 2 * known - size
+        if empty >= 0:
+            offset = (known + empty) // 2
+        return walk.request("probe", offset, walk.front.date, walk.hi)
+
+    def take_probe(
         self, request: PageRequest, records: Sequence[CustomerCallback], dates: list[int]
     ) -> None:
         self._add_sample(records, dates)
-        known, empty = self._probe
+        known, empty = self.probe
         n = len(records)
         if n >= request.limit:
             known = max(known, request.offset + n)
@@ -552,74 +504,75 @@ class WalkPlanner:
             empty = request.offset if empty < 0 else min(empty, request.offset)
         if empty >= 0 and empty < known:  # the list changed meanwhile: take the smaller
             known = empty
-        self._probe = [known, empty]
-        if empty < 0 or empty - known > max(2 * self.page_size, known):
+        self.probe = [known, empty]
+        if empty < 0 or empty - known > max(2 * self.walk.page_size, known):
             return
         # The count is known well enough (the windows correct themselves): size them.
         count = max(1, (known + empty) // 2)
-        self._points = sorted(self._sample.values())
-        self._weight = max(0.05, count / max(1, len(self._points)))
-        self._mode = "windows"
-        self._epoch += 1
+        self.points = sorted(self.sample.values())
+        self.weight = max(0.05, count / max(1, len(self.points)))
+        self.walk.switch("windows")
 
     def _add_sample(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> None:
-        sample, floor = self._sample, self._front.date
+        sample, floor = self.sample, self.walk.front.date
         for r, m in zip(records, dates, strict=True):
             if len(sample) >= _SAMPLE_LIMIT:
                 return
             if m >= floor:
                 sample[r.customer_callback_id] = m
 
-    def _unordered(
+    def next(self) -> PageRequest | None:
+        walk, windows = self.walk, self.windows
+        if windows and windows[0].bucket:
+            if walk.outstanding:
+                return None
+            self.planner.bucket.start(windows[0].start, "windows", stale=False)
+            return self.planner.bucket.next()
+        for window in windows:
+            if not window.sent and not window.bucket:
+                return self._request(window)
+        start = windows[-1].end if windows else walk.front.date
+        if start is None:
+            return None  # the last window is planned: wait for it
+        window = self._plan(start)
+        windows.append(window)
+        return self._request(window)
+
+    def _plan(self, start: int) -> _Window:
+        """A window from ``start`` holding about half a page, by the sample's dates."""
+        points, hi = self.points, self.walk.hi
+        i = bisect.bisect_left(points, start)
+        k = max(1, round(_WINDOW_FILL * self.walk.page_size / self.weight))
+        if i + k >= len(points):
+            return _Window(start, None, len(points) - i)
+        end = points[i + k]
+        if end == start:
+            j = bisect.bisect_right(points, start)
+            if j >= len(points):
+                return _Window(start, None, len(points) - i)
+            end = points[j]
+        if hi is not None and end > hi:
+            return _Window(start, None, len(points) - i)
+        return _Window(start, end, bisect.bisect_left(points, end) - i)
+
+    def _request(self, window: _Window) -> PageRequest:
+        window.sent = True
+        walk = self.walk
+        return walk.request("window", 0, window.start, walk.to(window.end), below=window.end)
+
+    def take(
         self, request: PageRequest, records: Sequence[CustomerCallback], dates: list[int]
     ) -> None:
-        """An ordered page that is not sorted by dateAdded: on to windows, exactly."""
-        why = (
-            "the server does not list callbacks by dateAdded (the page at offset "
-            f"{request.offset} is not sorted by it)"
-        )
-        trial = self._trial
-        if trial is None:
-            self._inconsistent(
-                f"{why}, after {self._yielded} callbacks listed in that order",
-                request.offset,
-                "order_changed",
-            )
-        elif trial:
-            # Start over from the first date, leaving out what was yielded.
-            self._front = _Frontier(self._origin, set())
-            self._front.skip = trial
-        self._trial = None
-        start = request.offset == 0 and request.base == self._front.date
-        self._to_windows(why, records if start else (), dates if start else ())
-
-    def _to_windows(
-        self, why: str, records: Sequence[CustomerCallback], dates: Sequence[int]
-    ) -> None:
-        text = (
-            f"{why}: the walk goes on exactly with dateAdded windows (about twice the "
-            "requests of an ordered walk)"
-        )
-        self.notes.append((text, False))
-        self._mode = "probe"
-        self._epoch += 1
-        self._add_sample(records, dates)
-        if len(records) >= self.page_size:
-            self._probe = [len(records), -1]
-
-    def _take_window(
-        self, request: PageRequest, records: Sequence[CustomerCallback], dates: list[int]
-    ) -> None:
-        windows = self._windows
+        walk, windows = self.walk, self.windows
         index = next(i for i, w in enumerate(windows) if w.start == request.base and w.sent)
         window = windows[index]
         below = window.end
         keep = [
             i for i, m in enumerate(dates) if m >= window.start and (below is None or m < below)
         ]
-        if below is not None and not self._inclusive and any(m >= below for m in dates):
+        if below is not None and not walk.inclusive and any(m >= below for m in dates):
             # The server's toDateAdded is inclusive: from now on windows ask for end - 1.
-            self._inclusive = True
+            walk.inclusive = True
             if len(records) >= request.limit:
                 window.sent = False  # full of the edge's callbacks: ask again
                 return
@@ -627,16 +580,15 @@ class WalkPlanner:
             window.records = [records[i] for i in keep]
             if window.points:
                 seen = len(keep) / window.points
-                self._weight = max(0.05, (self._weight + seen) / 2)
-            self._release()
+                self.weight = max(0.05, (self.weight + seen) / 2)
+            self.release()
             return
         # Full: the window holds more than a page. Split it at the dates it showed.
         inside = sorted(dates[i] for i in keep)
         if window.points:
-            self._weight = max(self._weight, 1.5 * self.page_size / window.points)
-        pieces = self._split(window, inside)
+            self.weight = max(self.weight, 1.5 * walk.page_size / window.points)
         windows.remove(window)
-        for n, piece in enumerate(pieces):
+        for n, piece in enumerate(self._split(window, inside)):
             windows.insert(index + n, piece)
 
     def _split(self, window: _Window, inside: list[int]) -> list[_Window]:
@@ -644,111 +596,247 @@ class WalkPlanner:
         start, end = window.start, window.end
         if end == start + 1:
             return [_Window(start, end, bucket=True)]
-        step = max(1, int(_WINDOW_FILL * self.page_size / 1.5))
+        page_size = self.walk.page_size
+        step = max(1, int(_WINDOW_FILL * page_size / 1.5))
         cuts = {m for m in inside[step::step] if m > start}
         if not cuts or inside.count(start) >= step:
             cuts.add(start + 1)  # isolate a crowded first millisecond
         edges = [start, *sorted(c for c in cuts if end is None or c < end), end]
         pieces = [_Window(start if a is None else a, b) for a, b in itertools.pairwise(edges)]
         for piece in pieces:
-            if piece.end == piece.start + 1 and inside.count(piece.start) >= self.page_size:
+            if piece.end == piece.start + 1 and inside.count(piece.start) >= page_size:
                 piece.bucket = True
         return pieces
 
-    def _release(self) -> None:
+    def release(self) -> None:
         """Yield the complete windows at the front, in date order."""
-        windows, front = self._windows, self._front
+        walk, windows = self.walk, self.windows
         while windows and windows[0].records is not None:
             window = windows.popleft()
             records = window.records or []
             records.sort(key=_ms)
             dates = [_ms(r) for r in records]
-            new = front.new(records, dates)
+            new = walk.front.new(records, dates)
             if window.end is None:
-                self._emit([records[i] for i in new])
-                self.done = True
+                walk.emit([records[i] for i in new])
+                walk.done = True
                 return
-            front.close_through(window.end - 1)
-            self._emit([records[i] for i in new])
-            if self.done:
+            walk.front.close_through(window.end - 1)
+            walk.emit([records[i] for i in new])
+            if walk.done:
                 return
 
-    def _start_bucket(self, date: int, back: str) -> None:
-        self._mode = "bucket"
-        self._stalls = 0
-        self._epoch += 1
-        self._bucket = (date, 0, None, back)
+    def bucket_done(self) -> None:
+        """The bucket window at the front is complete."""
+        self.walk.switch("windows")
+        self.windows.popleft()
+        self.release()
 
-    def _take_bucket(
+
+class _Bucket:
+    """One millisecond holding more than a page: offset pages that re-read one in place."""
+
+    __slots__ = ("back", "date", "last", "offset", "planner", "stalls", "walk")
+
+    def __init__(self, planner: WalkPlanner) -> None:
+        self.planner = planner
+        self.walk = planner.walk
+        self.date = 0
+        self.offset = 0  # of the next page
+        self.last: str | None = None  # the id the next page must start with
+        self.back: Mode = "ordered"  # the strategy to return to
+        self.stalls = 0  # pages in a row that brought nothing
+
+    def start(self, date: int, back: Mode, *, stale: bool = True) -> None:
+        if stale:
+            self.walk.switch("bucket")
+        else:
+            self.walk.mode = "bucket"  # (nothing else is out: no request goes stale)
+        self.date, self.offset, self.last, self.back, self.stalls = date, 0, None, back, 0
+
+    def next(self) -> PageRequest | None:
+        walk, date = self.walk, self.date
+        if walk.outstanding:
+            return None
+        return walk.request("bucket", self.offset, date, walk.to(date + 1), below=date + 1)
+
+    def take(
         self, request: PageRequest, records: Sequence[CustomerCallback], dates: list[int]
     ) -> None:
-        """One page of a millisecond holding more than a page (see the module docstring).
+        """One page of the millisecond (see the module docstring).
 
         Pages re-read the last record of the one before, where it was; when
         the caller deletes what it is given, each page asks from offset 0
         instead and must bring something new.
         """
-        date, offset, last, back = self._bucket
-        if not self._inclusive and any(m > date for m in dates):
+        walk, date = self.walk, self.date
+        keep = [i for i, m in enumerate(dates) if m == date]
+        if not walk.inclusive and any(m > date for m in dates):
             # toDateAdded includes its date: yield these, then start over asking for date - 1.
-            self._inclusive = True
-            keep = [i for i, m in enumerate(dates) if m == date]
-            self._advance([records[i] for i in keep], [date] * len(keep))
-            self._bucket = (date, 0, None, back)
+            walk.inclusive = True
+            walk.advance([records[i] for i in keep], [date] * len(keep))
+            self.offset, self.last = 0, None
             return
-        front = self._front
-        known = len(front.ids) if front.date == date else 0
-        unstable = bool(offset) and (not records or records[0].customer_callback_id != last)
-        if unstable and len(records) < request.limit and not self._deleting:
+        known = len(walk.front.ids) if walk.front.date == date else 0
+        unstable = bool(self.offset) and (
+            not records or records[0].customer_callback_id != self.last
+        )
+        if unstable and len(records) < request.limit and not walk.deleting:
             # A short answer in another order: complete if as many are there as were seen.
             unstable = known < request.offset + len(records)
         full = len(records) >= request.limit
-        if unstable and self._deleting:
+        if unstable and walk.deleting:
             # The caller deletes: offsets moved. Ask from the start of the millisecond again.
-            self._stalls += 1
-            self._bucket = (date, 0, None, back)
-            unstable = self._stalls > 2
+            self.stalls += 1
+            self.offset, self.last = 0, None
+            unstable = self.stalls > 2
             if not unstable:
                 return
-        keep = [i for i, m in enumerate(dates) if m == date]
-        brought = 0 if unstable else self._advance([records[i] for i in keep], [date] * len(keep))
+        brought = 0 if unstable else walk.advance([records[i] for i in keep], [date] * len(keep))
         # (Deleting: a page asked before the caller deleted the last one may bring nothing.)
-        self._stalls = 0 if brought or not full or not self._deleting else self._stalls + 1
-        if unstable or self._stalls > 2:
-            self._inconsistent(
+        self.stalls = 0 if brought or not full or not walk.deleting else self.stalls + 1
+        if unstable or self.stalls > 2:
+            walk.inconsistent(
                 f"more than a page of callbacks share dateAdded {date} (epoch ms), and the "
                 "server lists them in another order on each answer: no request can page "
                 "through them",
                 request.offset,
                 "ties_unstable",
             )
-            self._end_bucket(date, back)
-            return
-        if self.done:
-            return
-        if not full:
-            self._end_bucket(date, back)
-            return
-        following = 0 if self._deleting else offset + len(records) - 1
-        self._bucket = (date, following, records[-1].customer_callback_id, back)
+            self._end()
+        elif not walk.done and not full:
+            self._end()
+        elif not walk.done:
+            self.offset = 0 if walk.deleting else self.offset + len(records) - 1
+            self.last = records[-1].customer_callback_id
 
-    def _end_bucket(self, date: int, back: str) -> None:
-        self._front.close_through(date)
-        self._epoch += 1
-        if back == "windows":
-            self._mode = "windows"
-            self._windows.popleft()
-            self._release()
+    def _end(self) -> None:
+        self.walk.front.close_through(self.date)
+        if self.back == "windows":
+            self.planner.windows.bucket_done()
         else:
-            self._mode = "ordered"
-            self._plan_pos = -1
-            self._seeking = False
+            self.walk.switch("ordered")
+            self.planner.ordered.seek_next()
 
-    def _inconsistent(self, text: str, offset: int, reason: str, *, fatal: bool = False) -> None:
-        if self._strict or fatal:
-            msg = (
-                f"{text}; the walk stopped rather than skip or repeat callbacks "
-                "(on_inconsistency='warn' walks on past them)"
-            )
-            raise ConsistencyError(msg, offset=offset, reason=reason)
-        self.notes.append((f"{text}; some of them may be missing (warned once per walk)", True))
+
+class WalkPlanner:
+    """Plans the requests of one walk and reads their answers; see the module docstring.
+
+    Give answers in the order the requests were planned; a request that
+    :meth:`stale` calls stale may be cancelled and :meth:`drop`-ped instead.
+    Pages to yield collect in :attr:`pages`; :attr:`notes` holds what the
+    driver should say (``(text, warn)``: ``warn`` for a guarantee given up).
+    """
+
+    __slots__ = ("bucket", "ordered", "walk", "windows")
+
+    def __init__(
+        self,
+        *,
+        page_size: int,
+        from_date: int | None = None,
+        to_date: int | None = None,
+        start_offset: int = 0,
+        max_items: int | None = None,
+        strict: bool = True,
+        resume: Cursor | None = None,
+        scope: str = "",
+    ) -> None:
+        lo = MIN_DATE if from_date is None else from_date
+        front, position = _Frontier(lo, set()), start_offset
+        if resume is not None and resume.date is not None:
+            front, position = _Frontier(max(lo, resume.date), set(resume.ids)), resume.offset
+        self.walk = _Walk(
+            page_size, front, to_date, max_items, position, strict=strict, scope=scope
+        )
+        self.ordered = _Ordered(self, start_offset)
+        self.windows = _Windows(self)
+        self.bucket = _Bucket(self)
+
+    @property
+    def pages(self) -> deque[Page]:
+        """The pages ready to yield, in order."""
+        return self.walk.pages
+
+    @property
+    def notes(self) -> list[tuple[str, bool]]:
+        """What the driver should say: ``(text, warn)``."""
+        return self.walk.notes
+
+    @property
+    def done(self) -> bool:
+        """Nothing more to ask (pages may still wait in :attr:`pages`)."""
+        return self.walk.done
+
+    @property
+    def requests(self) -> int:
+        """Requests planned so far."""
+        return self.walk.requests
+
+    @property
+    def outstanding(self) -> int:
+        """Requests planned and not yet answered or dropped."""
+        return self.walk.outstanding
+
+    @property
+    def strategy(self) -> str:
+        """``"ordered"``, ``"probe"``, ``"windows"`` or ``"bucket"``: what the walk does now."""
+        return self.walk.mode
+
+    def stale(self, request: PageRequest) -> bool:
+        """Whether an answer to ``request`` would be ignored: cancel it and :meth:`drop` it."""
+        return self.walk.done or request.epoch != self.walk.epoch
+
+    def drop(self, request: PageRequest) -> None:
+        """``request`` will not be answered (stale, or its walk stopped)."""
+        self.walk.outstanding -= 1
+        if request.kind == "page":
+            self.ordered.dropped(request)
+
+    def next_request(self) -> PageRequest | None:
+        """The next request to send, or None: wait for an answer (or the walk is done)."""
+        walk = self.walk
+        if walk.hi is not None and walk.front.date > walk.hi:
+            walk.done = True  # every date the caller asked for is done
+        if walk.done or walk.room() <= 0:
+            return None
+        if walk.mode == "ordered":
+            request = self.ordered.next()
+        elif walk.mode == "probe":
+            request = self.windows.next_probe()
+        elif walk.mode == "windows":
+            request = self.windows.next()
+        else:
+            request = self.bucket.next()
+        if request is not None:
+            walk.outstanding += 1
+            walk.requests += 1
+        return request
+
+    def take(self, request: PageRequest, records: Sequence[CustomerCallback]) -> None:
+        """Read the answer to ``request`` (in planned order): queue pages, move the frontier."""
+        self.walk.outstanding -= 1
+        if request.kind == "page":
+            self.ordered.promised -= request.new
+        if self.stale(request):
+            return
+        dates = [_ms(r) for r in records]
+        if request.kind == "page":
+            self.ordered.take(request, records, dates)
+        elif request.kind == "probe":
+            self.windows.take_probe(request, records, dates)
+        elif request.kind == "window":
+            self.windows.take(request, records, dates)
+        else:
+            self.bucket.take(request, records, dates)
+
+    def forget(self, callback_id: str) -> None:
+        """The walk's own caller deleted this callback: seek from now on (deletes move offsets).
+
+        The id stays in the frontier's set: an answer already out may list it.
+        """
+        self.walk.deleting = True
+
+    def cursor(self) -> Cursor:
+        """Where the walk stands now (what ``Page.checkpoint`` carries)."""
+        return self.walk.cursor()
