@@ -26,9 +26,11 @@ set of every id yielded). Three strategies move it:
   caller deletes (``forget``), every page is such a seek: it costs what a
   still walk costs.
 - **Windows** (any order). An answer that is not sorted by ``dateAdded``
+  (or a first page that could be sorted by chance: a few records, or most
+  of them added in one millisecond; or a whole page behind the frontier)
   switches the walk: it counts what is left (a few probes at doubling
   offsets) and lists date windows ``[a, b)`` sized from the dates it saw to
-  hold about half a page. A window whose answer is short is complete,
+  hold about 60% of a page. A window whose answer is short is complete,
   whatever the order; a full one is split at the dates it showed. The
   window asks for ``toDateAdded=b`` and keeps only dates before ``b``, so
   it is exact whether the server's ``toDateAdded`` is inclusive or not, and
@@ -56,7 +58,8 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections import deque
+import math
+from collections import Counter, deque
 from collections.abc import Sequence
 from typing import Literal
 
@@ -71,11 +74,17 @@ __all__ = ["MIN_DATE", "PageRequest", "WalkPlanner"]
 #: 0001-01-01T00:00:00Z in epoch ms: below every dateAdded a datetime can show.
 MIN_DATE = -62135596800000
 #: A window aims at this share of a page (its count is an estimate).
-_WINDOW_FILL = 0.5
+_WINDOW_FILL = 0.6
 #: Dates kept to size windows (a sample; memory stays flat).
 _SAMPLE_LIMIT = 4096
 #: Page ends remembered to size the overlap (the largest tie among them).
 _TIE_MEMORY = 16
+#: A first page sorted by dateAdded with less chance than this of being sorted
+#: by luck makes the walk take the server's order for dateAdded.
+_CHANCE = 1e-6
+#: Times a bucket starts over when a page does not start where the last one
+#: ended (deletes moved it) before it takes the order for unstable.
+_BUCKET_RESTARTS = 3
 #: Records an ordered walk yields before it trusts the server's order (until
 #: then it keeps their ids, to start over exactly in windows if it must).
 _TRUST = 4096
@@ -124,6 +133,17 @@ def _ms(record: CustomerCallback) -> int:
 
 def _sorted(dates: Sequence[int]) -> bool:
     return all(a <= b for a, b in itertools.pairwise(dates))
+
+
+def _evidence(dates: Sequence[int]) -> bool:
+    """Whether a sorted page is evidence of a dateAdded order: unlikely sorted by chance.
+
+    A page in a random order comes out sorted with probability
+    ``prod(ties!) / n!`` (each millisecond's ties in any order); below
+    ``_CHANCE`` it is taken as the server's order (a trial: see ``_TRUST``).
+    """
+    odds = sum(math.lgamma(n + 1) for n in Counter(dates).values()) - math.lgamma(len(dates) + 1)
+    return odds < math.log(_CHANCE)
 
 
 class _Frontier:
@@ -372,13 +392,10 @@ class _Ordered:
         is_seek = current and request.offset == 0 and self.seeking
         if is_seek:
             self.seeking = False
-        if not _sorted(dates) or (
-            # A full first page all added in one millisecond shows no order to go by.
-            walk.trial is not None
-            and not walk.trial
-            and len(records) >= max(2, request.limit)
-            and dates[0] == dates[-1]
-        ):
+        first = walk.trial is not None and not walk.trial and len(records) >= walk.page_size
+        if not _sorted(dates) or (first and not _evidence(dates)):
+            # Not sorted, or a full first page that might be sorted by chance
+            # (a few records, or most added in one millisecond): windows.
             self._unordered(request, records, dates)
             return
         front = walk.front
@@ -393,10 +410,13 @@ class _Ordered:
             # asked. Go on at the size it serves.
             walk.page_size, self.ending = self.ending, 0
         full = len(records) >= min(request.limit, walk.page_size)
-        if not (request.raw or request.offset == 0 or dates[0] < front.date) or (
-            full and dates[-1] < front.date
-        ):
-            # Starts past the frontier (deletes moved the list) or ends before it: seek.
+        if full and dates[-1] < front.date:
+            # A whole page behind the frontier: not the order it seemed (or many old
+            # dates added behind it). Windows are exact either way.
+            self._unordered(request, records, dates)
+            return
+        if not (request.raw or request.offset == 0 or dates[0] < front.date):
+            # Starts past the frontier (deletes moved the list): seek.
             if current and not self.seeking:
                 self.plan_pos = -1
             return
@@ -539,7 +559,7 @@ class _Windows:
         return self._request(window)
 
     def _plan(self, start: int) -> _Window:
-        """A window from ``start`` holding about half a page, by the sample's dates."""
+        """A window from ``start`` holding about 60% of a page, by the sample's dates."""
         points, hi = self.points, self.walk.hi
         i = bisect.bisect_left(points, start)
         k = max(1, round(_WINDOW_FILL * self.walk.page_size / self.weight))
@@ -597,7 +617,7 @@ class _Windows:
         if end == start + 1:
             return [_Window(start, end, bucket=True)]
         page_size = self.walk.page_size
-        step = max(1, int(_WINDOW_FILL * page_size / 1.5))
+        step = max(1, int(_WINDOW_FILL * page_size / 1.2))
         cuts = {m for m in inside[step::step] if m > start}
         if not cuts or inside.count(start) >= step:
             cuts.add(start + 1)  # isolate a crowded first millisecond
@@ -636,7 +656,7 @@ class _Windows:
 class _Bucket:
     """One millisecond holding more than a page: offset pages that re-read one in place."""
 
-    __slots__ = ("back", "date", "last", "offset", "planner", "stalls", "walk")
+    __slots__ = ("back", "date", "last", "offset", "planner", "restarts", "stalls", "walk")
 
     def __init__(self, planner: WalkPlanner) -> None:
         self.planner = planner
@@ -646,6 +666,7 @@ class _Bucket:
         self.last: str | None = None  # the id the next page must start with
         self.back: Mode = "ordered"  # the strategy to return to
         self.stalls = 0  # pages in a row that brought nothing
+        self.restarts = 0  # times a page did not start where the last one ended
 
     def start(self, date: int, back: Mode, *, stale: bool = True) -> None:
         if stale:
@@ -653,6 +674,7 @@ class _Bucket:
         else:
             self.walk.mode = "bucket"  # (nothing else is out: no request goes stale)
         self.date, self.offset, self.last, self.back, self.stalls = date, 0, None, back, 0
+        self.restarts = 0
 
     def next(self) -> PageRequest | None:
         walk, date = self.walk, self.date
@@ -685,9 +707,11 @@ class _Bucket:
             # A short answer in another order: complete if as many are there as were seen.
             unstable = known < request.offset + len(records)
         full = len(records) >= request.limit
-        if unstable and walk.deleting:
-            # The caller deletes: offsets moved. Ask from the start of the millisecond again.
-            self.stalls += 1
+        if unstable and (walk.deleting or self.restarts < _BUCKET_RESTARTS):
+            # Deletes moved the offsets (the caller's, or anyone's): ask from the
+            # start of the millisecond again; what was yielded is left out.
+            self.stalls += walk.deleting
+            self.restarts += not walk.deleting
             self.offset, self.last = 0, None
             unstable = self.stalls > 2
             if not unstable:
