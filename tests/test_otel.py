@@ -147,7 +147,7 @@ async def test_one_default_client_can_be_instrumented_alone(
         async with AmeyoCallbacksClient(BASE, session_id=SESSION) as client:
             http = client.http_client
             assert http is not None
-            otel_httpx.HTTPXClientInstrumentor.instrument_client(http, tracer_provider=provider)
+            otel_httpx.HTTPXClientInstrumentor().instrument_client(http, tracer_provider=provider)
             await _three_calls_through_respx(client)
     provider.shutdown()
     _check_three_spans(spans, SESSION)
