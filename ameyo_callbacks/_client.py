@@ -26,7 +26,7 @@ import contextlib
 import logging
 import ssl
 import time
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -34,6 +34,7 @@ import anyio
 import attrs
 import httpx
 
+from . import _tracing
 from ._bulk import BulkDeleteResult, BulkProgress, BulkTally, delete_callbacks, delete_matching
 from ._checks import check_bool, check_choice, check_float, check_int
 from ._convert import make_converter
@@ -372,8 +373,16 @@ class AmeyoCallbacksClient:
         (some servers refuse it). To walk every page, use
         :meth:`iter_callbacks`.
         """
-        spec = self._list_spec(_check_where(where), limit, offset, _check_info(info))
-        return await self._call(spec, self._decode_list)
+        where = _check_where(where)
+        spec = self._list_spec(where, limit, offset, _check_info(info))
+        attributes = {"ameyo.page.limit": limit, "ameyo.page.offset": offset}
+        with _tracing.operation(
+            "ameyo.get_callbacks", self._span_attributes(where, attributes)
+        ) as op:
+            records = await self._call(spec, self._decode_list)
+            if op is not None:
+                op.set({"ameyo.records": len(records)})
+            return records
 
     def iter_callbacks(
         self,
@@ -424,6 +433,16 @@ class AmeyoCallbacksClient:
         attempt most likely did it.
         """
         spec = build_delete_request(customer_callback_id)
+        attributes = {"ameyo.callback_id": customer_callback_id}
+        with _tracing.operation("ameyo.delete_callback", self._span_attributes(None, attributes)):
+            await self._send_delete(spec)
+
+    async def _delete_one(self, customer_callback_id: str) -> None:
+        """The bulk deletes' sender: no span of its own (the bulk operation's is current)."""
+        await self._send_delete(build_delete_request(customer_callback_id))
+
+    async def _send_delete(self, spec: RequestSpec) -> None:
+        """One delete, with the rule for an answer that was lost."""
         rule = _DeleteRule(decode_delete_response)
         await self._call(spec, rule.decode, on_failure=rule.attempt_failed)
 
@@ -444,9 +463,17 @@ class AmeyoCallbacksClient:
         ``concurrency="auto"`` follows the server: it starts at 1 and climbs
         while the latency holds, up to the client's ``max_concurrency``.
         """
-        with self._concurrency(concurrency) as limit:
+        tally = BulkTally() if tally is None else tally
+        attributes = {"ameyo.concurrency": str(concurrency)}
+        with (
+            _tracing.operation(
+                "ameyo.delete_callbacks", self._span_attributes(None, attributes)
+            ) as op,
+            _tallied(op, tally),
+            self._concurrency(concurrency) as limit,
+        ):
             return await delete_callbacks(
-                self.delete_callback,
+                self._delete_one,
                 ids,
                 concurrency=limit,
                 on_progress=on_progress,
@@ -470,16 +497,41 @@ class AmeyoCallbacksClient:
         returns what would be deleted, deleting nothing. ``concurrency="auto"``
         as in :meth:`delete_callbacks`.
         """
-        fetch = self._page_fetcher(_check_where(where), None)
-        with self._concurrency(concurrency) as limit:
+        where = _check_where(where)
+        fetch = self._page_fetcher(where, None)
+        tally = BulkTally() if tally is None else tally
+        attributes: dict[str, _tracing.Value] = {
+            "ameyo.concurrency": str(concurrency),
+            "ameyo.dry_run": dry_run,
+        }
+        with (
+            _tracing.operation(
+                "ameyo.delete_matching", self._span_attributes(where, attributes)
+            ) as op,
+            _tallied(op, tally),
+            self._concurrency(concurrency) as limit,
+        ):
             return await delete_matching(
                 fetch,
-                self.delete_callback,
+                self._delete_one,
                 concurrency=limit,
                 dry_run=dry_run,
                 on_progress=on_progress,
                 tally=tally,
             )
+
+    def _span_attributes(
+        self, where: CallbackFilter | None, more: Mapping[str, _tracing.Value]
+    ) -> dict[str, _tracing.Value | None]:
+        """An operation span's first attributes: the server, the filter in words, ``more``."""
+        url = urlsplit(self.base_url)
+        return {
+            "server.address": url.hostname,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+            "ameyo.filter": None if where is None else repr(where)[len("<CallbackFilter ") : -1],
+            "ameyo.campaign_id": None if where is None else where.campaign_id,
+            **more,
+        }
 
     @contextlib.contextmanager
     def _concurrency(
@@ -579,12 +631,13 @@ class AmeyoCallbacksClient:
         call_end: float | None,
     ) -> None:
         """Log the retry; wait its back-off on the clock, or defer the gate by Retry-After."""
-        policy = self._retry
         after = decision.retry_after
+        # The back-off, drawn now (its jitter too), or the server's Retry-After.
+        seconds = self._retry.wait(number) if after is None else after
         if after is not None:
             wait = f"Retry-After {after:g} s (all requests of this client wait)"
         else:
-            wait = f"back-off ~{policy.backoff(number):.2f} s"
+            wait = f"back-off ~{self._retry.backoff(number):.2f} s"
         logger.warning(
             "retrying %s %s after %s (attempt %d of %d, %s)",
             spec.method,
@@ -594,10 +647,22 @@ class AmeyoCallbacksClient:
             attempts,
             wait,
         )
+        _tracing.event(
+            "ameyo.retry",
+            {
+                "ameyo.attempt": number + 1,
+                "ameyo.attempts": attempts,
+                "ameyo.reason": decision.reason,
+                "ameyo.wait_s": seconds,
+                "http.request.method": spec.method,
+            },
+        )
         if after is not None:
+            _tracing.event(
+                "ameyo.retry_after", {"ameyo.wait_s": after, "ameyo.reason": decision.reason}
+            )
             self._gate.defer(after)  # the next attempt waits at the gate, with every other
             return
-        seconds = policy.wait(number)
         if seconds <= 0:
             return
         # The back-off never outlasts the call's budget (a real-time deadline).
@@ -611,6 +676,7 @@ class AmeyoCallbacksClient:
         """One request: the gate, the rate limits, one send through the transport, the decoder."""
         await self._gate.wait()
         sent = await self._limits.acquire()  # max_rate and the throttled rate (_limits.py)
+        _tracing.request_sent()
         started = time.perf_counter()
         try:
             status, headers, body = await self._transport.send(spec, session_id, call_end)
@@ -634,6 +700,16 @@ class AmeyoCallbacksClient:
                 (time.perf_counter() - started) * 1000,
             )
         return decode(Answer(status, headers, body, spec, time.time(), self._session.secrets()))
+
+
+@contextlib.contextmanager
+def _tallied(op: _tracing.Operation | None, tally: BulkTally) -> Iterator[None]:
+    """At the block's end (a cancellation too), the bulk delete's counts on its span."""
+    try:
+        yield
+    finally:
+        if op is not None:
+            op.set({f"ameyo.{outcome}": n for outcome, n in tally.result().counts.items()})
 
 
 def _spent(call_end: float | None) -> bool:
