@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import anyio
@@ -144,9 +144,11 @@ class Transport:
             await stack.aclose()
 
     async def send(
-        self, spec: RequestSpec, session_id: str | None, call_end: float | None
+        self, spec: RequestSpec, auth: Mapping[str, str] | None, call_end: float | None
     ) -> Reply:
         """One request and its whole answer, within the attempt's deadline, or a TransportError.
+
+        ``auth`` holds the session's headers (``sessionId``, maybe ``Authorization``).
 
         The deadline is ``attempt_timeout`` from now, or ``call_end`` (the
         clock time the call's budget runs out) when that comes first.
@@ -160,10 +162,10 @@ class Transport:
                 seconds, kind = left, "call_deadline"
         try:
             if seconds is None:
-                return await stack.send(spec, session_id)
+                return await stack.send(spec, auth)
             if seconds > 0:
                 with anyio.move_on_after(seconds):
-                    return await stack.send(spec, session_id)
+                    return await stack.send(spec, auth)
         except TransportError as error:
             error.args = (scrub(str(error.args[0]), self._secrets()),)
             raise

@@ -21,7 +21,7 @@ pure, no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
 import aiohttp
@@ -98,14 +98,14 @@ class AiohttpStack:
             auto_decompress=True,
         )
 
-    async def send(self, spec: RequestSpec, session_id: str | None) -> Reply:
+    async def send(self, spec: RequestSpec, auth: Mapping[str, str] | None) -> Reply:
         """One request and its whole answer, or a TransportError."""
         text = self._base + spec.path
         if spec.params:
             text += "?" + urlencode(spec.params)
         headers = DEFAULT_HEADERS
-        if session_id is not None:
-            headers = {**headers, "sessionId": session_id}
+        if auth:
+            headers = {**headers, **auth}
         data = None
         if spec.body is not None:
             data = json.dumps(

@@ -88,8 +88,11 @@ class StackSettings:
 class HttpStack(Protocol):
     """One HTTP stack: one request at a time, closed once."""
 
-    async def send(self, spec: RequestSpec, session_id: str | None) -> Reply:
-        """One request and its whole answer, or a :class:`TransportError` with a kind."""
+    async def send(self, spec: RequestSpec, auth: Mapping[str, str] | None) -> Reply:
+        """One request (with the session's headers ``auth``) and its whole answer.
+
+        Or a :class:`TransportError` with a kind.
+        """
         ...
 
     async def aclose(self) -> None:

@@ -17,7 +17,7 @@ no I/O.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
@@ -159,7 +159,7 @@ class HttpxStack:
         """The ``httpx.AsyncClient`` every request goes through."""
         return self._http
 
-    async def send(self, spec: RequestSpec, session_id: str | None) -> Reply:
+    async def send(self, spec: RequestSpec, auth: Mapping[str, str] | None) -> Reply:
         """One request and its whole answer, or a TransportError."""
         http = self._http
         try:
@@ -168,7 +168,7 @@ class HttpxStack:
                 self._base + spec.path,
                 params=spec.params or None,
                 json=spec.body,
-                headers=None if session_id is None else {"sessionId": session_id},
+                headers=auth or None,
             )
             response = await http.send(request, stream=True)
             try:
