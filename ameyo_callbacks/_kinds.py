@@ -136,7 +136,7 @@ KINDS: Mapping[Kind, KindInfo] = {
         TLSError,
         retried=False,
         timeout=False,
-        happened="the handshake failed otherwise: no version or cipher in common, a port that ends it",
+        happened="the handshake failed: no version or cipher in common, or the port ended it",
         check=(
             "TLS handshake with {where} failed: check that this port speaks https "
             "(use http:// for a plain port)"
