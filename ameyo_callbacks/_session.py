@@ -236,19 +236,22 @@ class LoginSession(SessionProvider):
         return self._lock
 
     def _remember(self, *secrets: str | None) -> None:
-        self._seen.extend(s for s in secrets if s is not None)
+        self._seen.extend(s for s in secrets if s is not None and s not in self._seen)
         del self._seen[:-8]  # the last few, for scrubbing answers to in-flight requests
 
     async def _renew(
-        self, calls: SessionCalls, stale: Credentials | None, renewals_seen: int, jwt_refused: bool
+        self, calls: SessionCalls, stale: Credentials | None, renewals_seen: int, *, jwt_only: bool
     ) -> Credentials:
-        """Log in or renew the JWT, holding the lock; share a failure with whoever waited."""
+        """Log in, or first renew the JWT when only it was refused, holding the lock.
+
+        A failure is shared with whoever waited for the lock meanwhile.
+        """
         if self._renewals != renewals_seen and self._failure is not None:
             # A renewal finished while we waited for the lock, and failed:
             # fifty waiters must not make fifty more attempts in a row.
             raise self._failure
         try:
-            if stale is not None and stale.jwt is not None and jwt_refused:
+            if jwt_only and stale is not None and stale.jwt is not None:
                 renewed = await self._refresh_jwt(calls, stale)
                 if renewed is not None:
                     return self._done(renewed)
@@ -295,7 +298,7 @@ class LoginSession(SessionProvider):
         async with self._get_lock():
             if self._current is not None:
                 return self._current
-            return await self._renew(calls, None, renewals_seen, jwt_refused=False)
+            return await self._renew(calls, None, renewals_seen, jwt_only=False)
 
     async def renew(
         self, stale: Credentials, refused: AuthenticationError, calls: SessionCalls
@@ -308,7 +311,7 @@ class LoginSession(SessionProvider):
         async with self._get_lock():
             if self._current is not None and self._current != stale:
                 return self._current
-            return await self._renew(calls, stale, renewals_seen, jwt_refused=jwt_refused(refused))
+            return await self._renew(calls, stale, renewals_seen, jwt_only=jwt_refused(refused))
 
     def secrets(self) -> tuple[str, ...]:
         """The token, and the session ids and JWTs handed out lately."""
