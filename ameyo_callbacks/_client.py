@@ -2,8 +2,10 @@
 
 The send path, outermost first, one concern each:
 
-1. ``_call``: session header; on ``AuthenticationError`` a provider that
-   can renew does so (single-flight) and the request is repeated once.
+1. ``_call``: the session's headers (``sessionId``, and ``Authorization``
+   on a JWT server); on ``AuthenticationError`` a provider that can renew
+   does so (single-flight: a new JWT, or a new login) and the request is
+   repeated once.
 2. ``_with_retries``: the retry loop, every attempt the same (the first
    included): the retry decision of ``_retry.decide``, the back-off on the
    client's clock, Retry-After through the shared gate, the call's time
@@ -45,17 +47,19 @@ from ._paging import Background, CallbackIterator, OnInconsistency, PageFetcher,
 from ._protocol import (
     MAX_LIMIT,
     Answer,
+    LoginAnswer,
     RequestSpec,
     build_delete_request,
     build_list_request,
     decode_delete_response,
     decode_list_response,
     decode_login_response,
+    decode_refresh_response,
     is_cut_short_ok,
     tenant_list_path,
 )
 from ._retry import AnyioClock, BackoffGate, Clock, RetryDecision, RetryPolicy, decide
-from ._session import SessionProvider, StaticSession
+from ._session import Credentials, SessionCalls, SessionProvider, StaticSession
 from ._transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
@@ -186,6 +190,7 @@ class AmeyoCallbacksClient:
 
     __slots__ = (
         "_background",
+        "_calls",
         "_clock",
         "_converter",
         "_gate",
@@ -256,6 +261,7 @@ class AmeyoCallbacksClient:
 
         self._settings = _Settings(base_url=base, list_method=method, tenant_path=tenant_path)
         self._session = session_id
+        self._calls = SessionCalls(login=self._login, refresh_jwt=self._refresh_jwt)
         self._retry = retry if retry is not None else RetryPolicy()
         stack = StackSettings(
             base_url=base,
@@ -573,19 +579,23 @@ class AmeyoCallbacksClient:
     def _decode_list(self, answer: Answer) -> list[CustomerCallback]:
         return decode_list_response(answer, self._converter)
 
-    async def _login(self, spec: RequestSpec) -> str:
-        """Send a session provider's login request (no session header), with retries."""
+    async def _login(self, spec: RequestSpec) -> LoginAnswer:
+        """Send a session provider's login request (no session headers), with retries."""
         return await self._with_retries(spec, decode_login_response, None)
+
+    async def _refresh_jwt(self, spec: RequestSpec, stale: Credentials) -> str:
+        """Send a session provider's JWT renewal with the session's headers, with retries."""
+        return await self._with_retries(spec, decode_refresh_response, stale)
 
     async def _call(
         self, spec: RequestSpec, decode: Decoder[T], on_failure: OnFailure | None = None
     ) -> T:
         session = self._session
-        session_id = await session.session_id(self._login)
+        credentials = await session.credentials(self._calls)
         try:
-            return await self._with_retries(spec, decode, session_id, on_failure)
-        except AuthenticationError:
-            renewed = await session.refresh(session_id, self._login)
+            return await self._with_retries(spec, decode, credentials, on_failure)
+        except AuthenticationError as refused:
+            renewed = await session.renew(credentials, refused, self._calls)
             if renewed is None:
                 raise
             logger.info(
@@ -597,7 +607,7 @@ class AmeyoCallbacksClient:
         self,
         spec: RequestSpec,
         decode: Decoder[T],
-        session_id: str | None,
+        credentials: Credentials | None,
         on_failure: OnFailure | None = None,
     ) -> T:
         policy = self._retry
@@ -608,7 +618,7 @@ class AmeyoCallbacksClient:
         while True:
             number += 1
             try:
-                return await self._attempt(spec, decode, session_id, call_end)
+                return await self._attempt(spec, decode, credentials, call_end)
             except AmeyoError as exc:
                 exc.attempts = number
                 if on_failure is not None:
@@ -671,7 +681,11 @@ class AmeyoCallbacksClient:
             await self._clock.sleep(seconds)
 
     async def _attempt(
-        self, spec: RequestSpec, decode: Decoder[T], session_id: str | None, call_end: float | None
+        self,
+        spec: RequestSpec,
+        decode: Decoder[T],
+        credentials: Credentials | None,
+        call_end: float | None,
     ) -> T:
         """One request: the gate, the rate limits, one send through the transport, the decoder."""
         await self._gate.wait()
@@ -679,7 +693,8 @@ class AmeyoCallbacksClient:
         _tracing.request_sent()
         started = time.perf_counter()
         try:
-            status, headers, body = await self._transport.send(spec, session_id, call_end)
+            auth = credentials.headers() if credentials is not None else None
+            status, headers, body = await self._transport.send(spec, auth, call_end)
             self._limits.observe(sent, status, headers)  # feeds the rates and "auto" (_limits)
         except TransportError as exc:
             if logger.isEnabledFor(logging.DEBUG):
