@@ -117,7 +117,7 @@ def lowest(session: nox.Session) -> None:
     fails if some floor could not be installed (another package forcing
     more), since no test would have run against it.
     """
-    session.install("--resolution", "lowest-direct", "-e", ".[cli,fake]", *TEST_DEPS)
+    session.install("--resolution", "lowest-direct", "-e", ".[cli,fake,otel]", *TEST_DEPS)
     session.run("python", ".ci/check_floors.py")
     session.run("pytest", "-p", "no:cacheprovider", *XDIST, *session.posargs)
 

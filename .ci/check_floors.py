@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # the lowest session runs on 3.10; tomli comes with the cli extra there
     import tomli as tomllib
 
-EXTRAS = ("aiohttp", "cli", "fake")
+EXTRAS = ("aiohttp", "cli", "fake", "otel")
 
 
 def direct_requirements(pyproject: dict[str, Any]) -> list[Requirement]:

@@ -20,7 +20,7 @@ if _typing.TYPE_CHECKING:
     from ._models import CustomerCallback, Page
     from ._paging import CallbackIterator
     from ._retry import AnyioClock, BackoffGate, Clock, RetryPolicy
-    from ._session import LoginSession, SessionProvider, StaticSession
+    from ._session import Credentials, LoginSession, SessionCalls, SessionProvider, StaticSession
     from .exceptions import (
         AmeyoError,
         AnswerTimeoutError,
@@ -58,6 +58,7 @@ __all__ = [
     "ConnectionFailedError",
     "ConnectionLostError",
     "ConsistencyError",
+    "Credentials",
     "CustomerCallback",
     "DateBound",
     "HttpBackend",
@@ -69,6 +70,7 @@ __all__ = [
     "ResponseTooLargeError",
     "RetryPolicy",
     "ServerError",
+    "SessionCalls",
     "SessionProvider",
     "StaticSession",
     "TLSError",
@@ -99,7 +101,9 @@ _HOME = {
     "BackoffGate": "._retry",
     "Clock": "._retry",
     "RetryPolicy": "._retry",
+    "Credentials": "._session",
     "LoginSession": "._session",
+    "SessionCalls": "._session",
     "SessionProvider": "._session",
     "StaticSession": "._session",
     **{name: ".exceptions" for name in __all__ if name.endswith("Error")},

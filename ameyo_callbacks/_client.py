@@ -2,8 +2,10 @@
 
 The send path, outermost first, one concern each:
 
-1. ``_call``: session header; on ``AuthenticationError`` a provider that
-   can renew does so (single-flight) and the request is repeated once.
+1. ``_call``: the session's headers (``sessionId``, and ``Authorization``
+   on a JWT server); on ``AuthenticationError`` a provider that can renew
+   does so (single-flight: a new JWT, or a new login) and the request is
+   repeated once.
 2. ``_with_retries``: the retry loop, every attempt the same (the first
    included): the retry decision of ``_retry.decide``, the back-off on the
    client's clock, Retry-After through the shared gate, the call's time
@@ -27,7 +29,7 @@ import logging
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -35,6 +37,7 @@ import anyio
 import attrs
 import httpx
 
+from . import _tracing
 from ._bulk import BulkDeleteResult, BulkProgress, BulkTally, delete_callbacks, delete_matching
 from ._checks import check_bool, check_choice, check_float, check_int
 from ._convert import make_converter
@@ -45,17 +48,19 @@ from ._paging import CallbackIterator, OnInconsistency, PageFetcher, PageRequest
 from ._protocol import (
     MAX_LIMIT,
     Answer,
+    LoginAnswer,
     RequestSpec,
     build_delete_request,
     build_list_request,
     decode_delete_response,
     decode_list_response,
     decode_login_response,
+    decode_refresh_response,
     is_cut_short_ok,
     tenant_list_path,
 )
 from ._retry import AnyioClock, BackoffGate, Clock, RetryDecision, RetryPolicy, decide
-from ._session import SessionProvider, StaticSession
+from ._session import Credentials, SessionCalls, SessionProvider, StaticSession
 from ._transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
     DEFAULT_TIMEOUT,
@@ -185,6 +190,7 @@ class AmeyoCallbacksClient:
     """
 
     __slots__ = (
+        "_calls",
         "_clock",
         "_converter",
         "_gate",
@@ -256,6 +262,7 @@ class AmeyoCallbacksClient:
 
         self._settings = _Settings(base_url=base, list_method=method, tenant_path=tenant_path)
         self._session = session_id
+        self._calls = SessionCalls(login=self._login, refresh_jwt=self._refresh_jwt)
         self._retry = retry if retry is not None else RetryPolicy()
         stack = StackSettings(
             base_url=base,
@@ -363,8 +370,16 @@ class AmeyoCallbacksClient:
         (some servers refuse it). To walk every page, use
         :meth:`iter_callbacks`.
         """
-        spec = self._list_spec(_check_where(where), limit, offset, _check_info(info))
-        return await self._call(spec, self._decode_list)
+        where = _check_where(where)
+        spec = self._list_spec(where, limit, offset, _check_info(info))
+        attributes = {"ameyo.page.limit": limit, "ameyo.page.offset": offset}
+        with _tracing.operation(
+            "ameyo.get_callbacks", self._span_attributes(where, attributes)
+        ) as op:
+            records = await self._call(spec, self._decode_list)
+            if op is not None:
+                op.set({"ameyo.records": len(records)})
+            return records
 
     def iter_callbacks(
         self,
@@ -417,8 +432,18 @@ class AmeyoCallbacksClient:
         the retry finds the id gone, the delete is reported as done: that
         attempt most likely did it.
         """
-        spec = build_delete_request(customer_callback_id)
+        attributes = {"ameyo.callback_id": customer_callback_id}
+        with _tracing.operation("ameyo.delete_callback", self._span_attributes(None, attributes)):
+            await self._send_delete(customer_callback_id)
+
+    async def _delete_one(self, customer_callback_id: str) -> None:
+        """The bulk deletes' sender: no span of its own (the bulk operation's is current)."""
+        await self._send_delete(customer_callback_id)
+
+    async def _send_delete(self, customer_callback_id: str) -> None:
+        """One delete, with the rule for an answer that was lost; the walks are told."""
         rule = _DeleteRule(decode_delete_response)
+        spec = build_delete_request(customer_callback_id)
         await self._call(spec, rule.decode, on_failure=rule.attempt_failed)
         for walk in list(self._walks):
             walk.forget(customer_callback_id)  # offsets moved: the walk seeks instead
@@ -440,9 +465,17 @@ class AmeyoCallbacksClient:
         ``concurrency="auto"`` follows the server: it starts at 1 and climbs
         while the latency holds, up to the client's ``max_concurrency``.
         """
-        with self._concurrency(concurrency) as limit:
+        tally = BulkTally() if tally is None else tally
+        attributes = {"ameyo.concurrency": str(concurrency)}
+        with (
+            _tracing.operation(
+                "ameyo.delete_callbacks", self._span_attributes(None, attributes)
+            ) as op,
+            _tallied(op, tally),
+            self._concurrency(concurrency) as limit,
+        ):
             return await delete_callbacks(
-                self.delete_callback,
+                self._delete_one,
                 ids,
                 concurrency=limit,
                 on_progress=on_progress,
@@ -466,16 +499,41 @@ class AmeyoCallbacksClient:
         returns what would be deleted, deleting nothing. ``concurrency="auto"``
         as in :meth:`delete_callbacks`.
         """
-        fetch = self._walk_fetcher(_check_where(where), None)
-        with self._concurrency(concurrency) as limit:
+        where = _check_where(where)
+        fetch = self._walk_fetcher(where, None)
+        tally = BulkTally() if tally is None else tally
+        attributes: dict[str, _tracing.Value] = {
+            "ameyo.concurrency": str(concurrency),
+            "ameyo.dry_run": dry_run,
+        }
+        with (
+            _tracing.operation(
+                "ameyo.delete_matching", self._span_attributes(where, attributes)
+            ) as op,
+            _tallied(op, tally),
+            self._concurrency(concurrency) as limit,
+        ):
             return await delete_matching(
                 fetch,
-                self.delete_callback,
+                self._delete_one,
                 concurrency=limit,
                 dry_run=dry_run,
                 on_progress=on_progress,
                 tally=tally,
             )
+
+    def _span_attributes(
+        self, where: CallbackFilter | None, more: Mapping[str, _tracing.Value]
+    ) -> dict[str, _tracing.Value | None]:
+        """An operation span's first attributes: the server, the filter in words, ``more``."""
+        url = urlsplit(self.base_url)
+        return {
+            "server.address": url.hostname,
+            "server.port": url.port or (443 if url.scheme == "https" else 80),
+            "ameyo.filter": None if where is None else repr(where)[len("<CallbackFilter ") : -1],
+            "ameyo.campaign_id": None if where is None else where.campaign_id,
+            **more,
+        }
 
     @contextlib.contextmanager
     def _concurrency(
@@ -525,19 +583,23 @@ class AmeyoCallbacksClient:
     def _decode_list(self, answer: Answer) -> list[CustomerCallback]:
         return decode_list_response(answer, self._converter)
 
-    async def _login(self, spec: RequestSpec) -> str:
-        """Send a session provider's login request (no session header), with retries."""
+    async def _login(self, spec: RequestSpec) -> LoginAnswer:
+        """Send a session provider's login request (no session headers), with retries."""
         return await self._with_retries(spec, decode_login_response, None)
+
+    async def _refresh_jwt(self, spec: RequestSpec, stale: Credentials) -> str:
+        """Send a session provider's JWT renewal with the session's headers, with retries."""
+        return await self._with_retries(spec, decode_refresh_response, stale)
 
     async def _call(
         self, spec: RequestSpec, decode: Decoder[T], on_failure: OnFailure | None = None
     ) -> T:
         session = self._session
-        session_id = await session.session_id(self._login)
+        credentials = await session.credentials(self._calls)
         try:
-            return await self._with_retries(spec, decode, session_id, on_failure)
-        except AuthenticationError:
-            renewed = await session.refresh(session_id, self._login)
+            return await self._with_retries(spec, decode, credentials, on_failure)
+        except AuthenticationError as refused:
+            renewed = await session.renew(credentials, refused, self._calls)
             if renewed is None:
                 raise
             logger.info(
@@ -549,7 +611,7 @@ class AmeyoCallbacksClient:
         self,
         spec: RequestSpec,
         decode: Decoder[T],
-        session_id: str | None,
+        credentials: Credentials | None,
         on_failure: OnFailure | None = None,
     ) -> T:
         policy = self._retry
@@ -560,7 +622,7 @@ class AmeyoCallbacksClient:
         while True:
             number += 1
             try:
-                return await self._attempt(spec, decode, session_id, call_end)
+                return await self._attempt(spec, decode, credentials, call_end)
             except AmeyoError as exc:
                 exc.attempts = number
                 if on_failure is not None:
@@ -583,12 +645,13 @@ class AmeyoCallbacksClient:
         call_end: float | None,
     ) -> None:
         """Log the retry; wait its back-off on the clock, or defer the gate by Retry-After."""
-        policy = self._retry
         after = decision.retry_after
+        # The back-off, drawn now (its jitter too), or the server's Retry-After.
+        seconds = self._retry.wait(number) if after is None else after
         if after is not None:
             wait = f"Retry-After {after:g} s (all requests of this client wait)"
         else:
-            wait = f"back-off ~{policy.backoff(number):.2f} s"
+            wait = f"back-off ~{self._retry.backoff(number):.2f} s"
         logger.warning(
             "retrying %s %s after %s (attempt %d of %d, %s)",
             spec.method,
@@ -598,10 +661,22 @@ class AmeyoCallbacksClient:
             attempts,
             wait,
         )
+        _tracing.event(
+            "ameyo.retry",
+            {
+                "ameyo.attempt": number + 1,
+                "ameyo.attempts": attempts,
+                "ameyo.reason": decision.reason,
+                "ameyo.wait_s": seconds,
+                "http.request.method": spec.method,
+            },
+        )
         if after is not None:
+            _tracing.event(
+                "ameyo.retry_after", {"ameyo.wait_s": after, "ameyo.reason": decision.reason}
+            )
             self._gate.defer(after)  # the next attempt waits at the gate, with every other
             return
-        seconds = policy.wait(number)
         if seconds <= 0:
             return
         # The back-off never outlasts the call's budget (a real-time deadline).
@@ -610,14 +685,20 @@ class AmeyoCallbacksClient:
             await self._clock.sleep(seconds)
 
     async def _attempt(
-        self, spec: RequestSpec, decode: Decoder[T], session_id: str | None, call_end: float | None
+        self,
+        spec: RequestSpec,
+        decode: Decoder[T],
+        credentials: Credentials | None,
+        call_end: float | None,
     ) -> T:
         """One request: the gate, the rate limits, one send through the transport, the decoder."""
         await self._gate.wait()
         sent = await self._limits.acquire()  # max_rate and the throttled rate (_limits.py)
+        _tracing.request_sent()
         started = time.perf_counter()
         try:
-            status, headers, body = await self._transport.send(spec, session_id, call_end)
+            auth = credentials.headers() if credentials is not None else None
+            status, headers, body = await self._transport.send(spec, auth, call_end)
             self._limits.observe(sent, status, headers)  # feeds the rates and "auto" (_limits)
         except TransportError as exc:
             if logger.isEnabledFor(logging.DEBUG):
@@ -638,6 +719,16 @@ class AmeyoCallbacksClient:
                 (time.perf_counter() - started) * 1000,
             )
         return decode(Answer(status, headers, body, spec, time.time(), self._session.secrets()))
+
+
+@contextlib.contextmanager
+def _tallied(op: _tracing.Operation | None, tally: BulkTally) -> Iterator[None]:
+    """At the block's end (a cancellation too), the bulk delete's counts on its span."""
+    try:
+        yield
+    finally:
+        if op is not None:
+            op.set({f"ameyo.{outcome}": n for outcome, n in tally.result().counts.items()})
 
 
 def _spent(call_end: float | None) -> bool:

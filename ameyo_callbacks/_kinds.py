@@ -34,6 +34,8 @@ Kind = Literal[
     "tls_certificate",
     "tls_hostname",
     "tls_protocol",
+    "https_expected",
+    "http_expected",
     "read_timeout",
     "write_timeout",
     "attempt_deadline",
@@ -134,11 +136,29 @@ KINDS: Mapping[Kind, KindInfo] = {
         TLSError,
         retried=False,
         timeout=False,
-        happened="no TLS at that port (`https://` to a plain port), or nothing in common",
+        happened="the handshake failed: no version or cipher in common, or the port ended it",
         check=(
             "TLS handshake with {where} failed: check that this port speaks https "
             "(use http:// for a plain port)"
         ),
+    ),
+    "https_expected": KindInfo(
+        TLSError,
+        retried=False,
+        timeout=False,
+        happened=(
+            "`http://` to a port that speaks TLS: it answered with TLS bytes, nginx's 400 "
+            '"The plain HTTP request was sent to HTTPS port", or closed before any HTTP '
+            "answer and speaks TLS when asked"
+        ),
+        check="{where} speaks https (TLS), not plain HTTP: use https:// in the base URL",
+    ),
+    "http_expected": KindInfo(
+        TLSError,
+        retried=False,
+        timeout=False,
+        happened="`https://` to a port that speaks plain HTTP (OpenSSL: wrong version number)",
+        check="{where} speaks plain HTTP, not TLS: use http:// in the base URL",
     ),
     "read_timeout": KindInfo(
         AnswerTimeoutError,

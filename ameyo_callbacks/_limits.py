@@ -45,6 +45,7 @@ from typing import Protocol
 
 import anyio
 
+from . import _tracing
 from ._checks import check_float, check_int
 from ._fifo import wait_turn
 from ._retry import BackoffGate, Clock
@@ -276,12 +277,21 @@ class RequestLimits:
             self._fill,
             admitted,
         )
+        _tracing.event(
+            "ameyo.throttled",
+            {
+                "http.response.status_code": status,
+                "ameyo.rate": self._fill,
+                "ameyo.admitted_rate": admitted,
+            },
+        )
 
     def _climb(self, now: float) -> None:
         rate = _CUBIC_SCALE * (now - self._cut_at - self._k) ** 3 + self._peak
         if rate >= max(_RELEASE * self._peak, _RELEASE_FLOOR):
             self._fill = None
             logger.info("the throttled rate is released: the server admitted every request")
+            _tracing.event("ameyo.throttle_released", {"ameyo.reason": "every request admitted"})
             return
         self._fill = max(self._fill or _MIN_RATE, rate)
 
@@ -437,5 +447,8 @@ class AdaptiveConcurrency:
         self._saturated = self._in_use >= int(self._limit)
         if int(self._limit) != before:
             self.adjustments.append((int(self._limit), why))
+            _tracing.event(
+                "ameyo.concurrency", {"ameyo.limit": int(self._limit), "ameyo.reason": why}
+            )
             if int(self._limit) > before:
                 self._hand_over()

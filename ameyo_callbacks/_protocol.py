@@ -37,36 +37,46 @@ __all__ = [
     "CALLBACKS_PREFIX",
     "CAMPAIGN_LIST_PATH",
     "DEFAULT_LOGIN_PATH",
+    "DEFAULT_REFRESH_PATH",
+    "JWT_REFUSED_KEY",
     "MAX_LIMIT",
     "NOT_FOUND_KEY",
     "SESSION_INVALID_KEYS",
     "Answer",
+    "LoginAnswer",
     "RequestSpec",
     "build_delete_request",
     "build_list_request",
     "build_login_request",
+    "build_refresh_request",
     "check_callback_id",
     "decode_delete_response",
     "decode_error",
     "decode_list_response",
     "decode_login_response",
+    "decode_refresh_response",
     "is_cut_short_ok",
     "parse_retry_after",
     "scrub",
+    "session_headers",
     "tenant_list_path",
 ]
 
 CALLBACKS_PREFIX = "/ameyorestapi/voice/customerCallbacks"
 CAMPAIGN_LIST_PATH = f"{CALLBACKS_PREFIX}/getFiltered"
 DEFAULT_LOGIN_PATH = "/ameyorestapi/userLogin/login"
+#: Where a JWT server renews the JWT of a session (WIRE_NOTES, "Seen since").
+DEFAULT_REFRESH_PATH = "/ameyorestapi/session/refreshToken"
+#: The key of a 401 for a missing, expired or invalid JWT (or, on such servers, session).
+JWT_REFUSED_KEY = "invalid.authentication.token"
 MAX_LIMIT = 100
 NOT_FOUND_KEY = "CallBackManager.invalid.campcust.callback.id"
-SESSION_INVALID_KEYS = frozenset({"invalid.session.id", "invalid.authentication.token"})
+SESSION_INVALID_KEYS = frozenset({"invalid.session.id", JWT_REFUSED_KEY})
 SNIPPET_CHARS = 200
 _MESSAGE_CHARS = 300
 REDACTED = "<redacted>"
 
-Kind = Literal["list", "delete", "login"]
+Kind = Literal["list", "delete", "login", "refresh"]
 
 _KEY_LIKE = re.compile(r"^[A-Za-z][\w.\-]*$")
 _INT_TEXT = re.compile(r"-?[0-9]+")
@@ -191,6 +201,22 @@ def build_login_request(
     if domain is not None:
         body["domain"] = domain
     return RequestSpec(kind="login", method="POST", path=path, body=body)
+
+
+def build_refresh_request(*, path: str, user_id: str) -> RequestSpec:
+    """The JWT renewal of WIRE_NOTES: POST ``{"userId"}``, sent with the session's headers."""
+    return RequestSpec(kind="refresh", method="POST", path=path, body={"userId": user_id})
+
+
+def session_headers(session_id: str | None, jwt: str | None = None) -> dict[str, str]:
+    """The headers a session sends: ``sessionId``, and the JWT as a raw ``Authorization``.
+
+    A JWT server wants the token itself, with no ``Bearer`` before it (WIRE_NOTES).
+    """
+    headers = {} if session_id is None else {"sessionId": session_id}
+    if jwt is not None:
+        headers["Authorization"] = jwt
+    return headers
 
 
 # --------------------------------------------------------------------------
@@ -399,6 +425,8 @@ def decode_error(answer: Answer) -> AmeyoError:
     if status == 401 or (key in SESSION_INVALID_KEYS and status in (401, 403)):
         if spec.kind == "login":
             text += ". The login was refused: check the user id, token and domain"
+        elif spec.kind == "refresh":
+            text += ". The JWT renewal was refused: the client logs in again"
         else:
             text += (
                 ". The session id is missing, expired or invalid: log in again for a new "
@@ -489,11 +517,53 @@ def is_cut_short_ok(body: bytes) -> bool:
     return text not in _OK_BODIES and any(ok.startswith(text) for ok in _OK_BODIES)
 
 
-def decode_login_response(answer: Answer) -> str:
-    """The login answer -> the new session id.
+@attrs.frozen(repr=False)
+class LoginAnswer:
+    """What a login answer gives: the session id, and a JWT when the server uses them.
+
+    ``jwt_lifetime_ms`` is the answer's ``jwtTokenExpiryMs`` (the JWT's
+    lifetime, e.g. ``"900000"``), or None. The repr shows neither secret.
+    """
+
+    session_id: str
+    jwt: str | None = None
+    jwt_lifetime_ms: int | None = None
+
+    def __repr__(self) -> str:
+        jwt = "" if self.jwt is None else ", jwt=<redacted>"
+        return f"LoginAnswer(session_id=<redacted>{jwt})"
+
+
+def _header_value(value: object) -> str | None:
+    """``value`` when it is fit for a header (non-empty printable ASCII, no surrounding blanks)."""
+    if (
+        isinstance(value, str)
+        and value.strip() == value != ""
+        and value.isascii()
+        and value.isprintable()
+    ):
+        return value
+    return None
+
+
+def _login_jwt(payload: dict[str, Any]) -> tuple[str | None, int | None]:
+    """The JWT of a login answer and its lifetime, at
+    ``authenticationState.authPolicyVsUserInfo["auth.type.passwd"].loginProperties``."""
+    properties: Any = payload
+    for name in ("authenticationState", "authPolicyVsUserInfo", "auth.type.passwd"):
+        properties = properties.get(name) if isinstance(properties, dict) else None
+    properties = properties.get("loginProperties") if isinstance(properties, dict) else None
+    if not isinstance(properties, dict):
+        return None, None
+    return _header_value(properties.get("jwt")), _int_or_none(properties.get("jwtTokenExpiryMs"))
+
+
+def decode_login_response(answer: Answer) -> LoginAnswer:
+    """The login answer -> the new session id, and its JWT when there is one.
 
     Accepts both shapes seen in the field: ``{"userSessionInfo": {"sessionId": ...}}``
-    and ``{"sessionId": ...}``.
+    and ``{"sessionId": ...}``; a JWT server's answer also holds the JWT
+    (:func:`_login_jwt`). A JWT that is not fit for a header is left out.
     """
     status, spec = answer.status, answer.spec
     if not 200 <= status < 300:
@@ -506,14 +576,10 @@ def decode_login_response(answer: Answer) -> str:
         holder = payload.get("userSessionInfo")
         for source in (holder, payload):
             if isinstance(source, dict):
-                session_id = source.get("sessionId")
-                if (
-                    isinstance(session_id, str)
-                    and session_id.strip() == session_id != ""
-                    and session_id.isascii()
-                    and session_id.isprintable()
-                ):
-                    return session_id
+                session_id = _header_value(source.get("sessionId"))
+                if session_id is not None:
+                    jwt, lifetime = _login_jwt(payload)
+                    return LoginAnswer(session_id, jwt, lifetime)
         if _is_envelope(payload):
             raise decode_error(answer)
     # The body may hold a session id in an unexpected place: never quote it.
@@ -527,3 +593,26 @@ def decode_login_response(answer: Answer) -> str:
         path=spec.path,
         status_code=status,
     )
+
+
+def decode_refresh_response(answer: Answer) -> str:
+    """The JWT renewal's answer ``{"jwtToken": ...}`` -> the new JWT, or raise.
+
+    An answer without one is a :class:`ResponseFormatError` that quotes nothing
+    of the body (it may hold a token in an unexpected place).
+    """
+    status, spec = answer.status, answer.spec
+    if not 200 <= status < 300:
+        raise decode_error(answer)
+    try:
+        payload = _loads(answer.body)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict):
+        jwt = _header_value(payload.get("jwtToken"))
+        if jwt is not None:
+            return jwt
+        if _is_envelope(payload):
+            raise decode_error(answer)
+    msg = f"{spec.method} {spec.path} answered HTTP {status} without a jwtToken"
+    raise ResponseFormatError(msg, method=spec.method, path=spec.path, status_code=status)

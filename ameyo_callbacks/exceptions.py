@@ -7,7 +7,7 @@ Every error the library raises for a server, a transport or a response is an
     AmeyoError                      one root: ``except AmeyoError`` catches them all
     ├── TransportError              no usable HTTP answer (``kind`` says which, ``cause`` why)
     │   ├── ConnectionFailedError   no connection made, nothing sent: refused, connect timeout
-    │   ├── TLSError                the TLS handshake failed: certificate, hostname, protocol
+    │   ├── TLSError                TLS failed or on one side only: certificate, hostname, scheme
     │   ├── AnswerTimeoutError      no whole answer in time: read timeout, attempt or call deadline
     │   ├── ConnectionLostError     the connection dropped after sending, or the answer is not HTTP
     │   └── ResponseTooLargeError   the answer is larger than ``max_response_bytes``
@@ -155,9 +155,11 @@ class TLSError(TransportError):
     """The TLS handshake failed, so nothing was sent.
 
     Kinds: ``tls_certificate`` (not trusted, expired), ``tls_hostname`` (the
-    certificate is for another name), ``tls_protocol`` (no TLS at that port,
-    or no version and cipher in common). Not retried: the next attempt would
-    fail the same way.
+    certificate is for another name), ``tls_protocol`` (no version and
+    cipher in common, or no TLS at that port), and the scheme mismatches:
+    ``https_expected`` (``http://`` to a port that speaks TLS) and
+    ``http_expected`` (``https://`` to a plain-HTTP port). Not retried: the
+    next attempt would fail the same way.
     """
 
     _DEFAULT_KIND: ClassVar[Kind] = "tls_certificate"

@@ -1,4 +1,4 @@
-"""Run the benchmarks: ``python benchmarks/run.py [--runs N] [b1 b2 ...]``.
+"""Run the benchmarks: ``python benchmarks/run.py [--runs N] [--otel] [b1 b2 ...]``.
 
 Runs the ``main()`` of every ``benchmarks/b*_*.py`` module in name order,
 or only those named (``b2`` or ``b2_prefetch``), then prints a summary
@@ -46,6 +46,29 @@ def run_one(name: str) -> bool:
     return True
 
 
+def tracing_on() -> None:
+    """A tracer provider as an application sets one: the library's spans are made and ended.
+
+    Each span goes through a SimpleSpanProcessor to an exporter that keeps
+    nothing, so what is measured is the making, not a backend.
+    """
+    from opentelemetry import trace  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class Nowhere(SpanExporter):
+        def export(self, spans: object) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(Nowhere()))
+    trace.set_tracer_provider(provider)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("names", nargs="*", help="benchmarks to run (default: all), e.g. b2")
@@ -60,7 +83,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="a reduced form of the long benchmarks (B7-B9), for a smoke run",
     )
+    parser.add_argument(
+        "--otel",
+        action="store_true",
+        help="set an OpenTelemetry SDK tracer provider first (spans made, then dropped)",
+    )
     args = parser.parse_args(argv)
+    if args.otel:
+        tracing_on()
     if args.quick:
         os.environ["BENCH_QUICK"] = "1"
     if args.client_uvloop:
@@ -77,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"python {sys.version.split()[0]} on {os.cpu_count()} CPUs; "
         f"client on the {_common.CLIENT_LOOP} event loop, server in its own process"
+        + ("; an OpenTelemetry tracer provider set (--otel)" if args.otel else "")
     )
     started = time.perf_counter()
     crashed = [name for name in names if not run_one(name)]

@@ -14,6 +14,10 @@ binds 127.0.0.1 on a free port, counts what it got, and stops itself.
   bound for a ``with`` block); a listener that never completes a
   connection (connect timeout).
 - :func:`reserved_port`: a port held for a server the test starts itself.
+- :class:`CountingRelay`: a TCP relay in front of another loopback server
+  (uvicorn) that counts the connections it accepted.
+- :class:`TlsAlertServer`: answers whatever arrives with a TLS alert record
+  and hangs up, as a TLS port does to a plain HTTP request.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ import attrs
 
 __all__ = [
     "BlackHole",
+    "CountingRelay",
     "DeleteServer",
     "RawServer",
     "RecordingProxy",
     "Request",
+    "TlsAlertServer",
     "closed_port",
     "not_found_body",
     "read_request",
@@ -414,3 +420,86 @@ class RecordingProxy:
             await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
         finally:
             _hang_up(up_writer)
+
+
+class CountingRelay:
+    """A TCP relay on 127.0.0.1 to ``port`` (loopback); ``connections`` counts accepted ones."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def url(self, scheme: str) -> str:
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> CountingRelay:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await _shut_down(self._server, self._tasks)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = _tracked(self._tasks)
+        self.connections += 1
+        up_writer: asyncio.StreamWriter | None = None
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            _hang_up(dst)
+
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            if up_writer is not None:
+                _hang_up(up_writer)
+            _hang_up(writer)
+
+
+class TlsAlertServer:
+    """Answers the first bytes of every connection with a TLS alert record, then hangs up."""
+
+    #: A TLS 1.2 fatal alert, "protocol version" (70).
+    ALERT = b"\x15\x03\x03\x00\x02\x02\x46"
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> TlsAlertServer:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await _shut_down(self._server, self._tasks)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = _tracked(self._tasks)
+        self.connections += 1
+        try:
+            await reader.read(5)
+            writer.write(self.ALERT)
+            await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()

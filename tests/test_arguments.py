@@ -185,6 +185,12 @@ CASES: dict[str, tuple[str, Call, tuple[object, ...], tuple[object, ...]]] = {
         NOT_SESSION,
         BAD_SESSION,
     ),
+    "StaticSession.jwt": (
+        "jwt",
+        built(StaticSession, "jwt", "5e55-10n1d"),
+        (12345, b"eyJ"),
+        BAD_SESSION,
+    ),
     "LoginSession.user_id": ("user_id", built(LoginSession, "user_id", token="t"), (5,), ("",)),
     "LoginSession.token": ("token", built(LoginSession, "token", "admin"), (5, b"t"), (" ",)),
     "LoginSession.domain": ("domain", built(LoginSession, "domain", "admin", "t"), (5,), ()),
@@ -193,6 +199,12 @@ CASES: dict[str, tuple[str, Call, tuple[object, ...], tuple[object, ...]]] = {
         built(LoginSession, "login_path", "admin", "t"),
         (5, None),
         ("login",),
+    ),
+    "LoginSession.refresh_path": (
+        "refresh_path",
+        built(LoginSession, "refresh_path", "admin", "t"),
+        (5, None),
+        ("refreshToken",),
     ),
     "LoginSession.force_login": (
         "force_login",

@@ -134,7 +134,7 @@ RUNNABLE_PER_PAGE = {
     "docs/guides/production.md": 2,
     "docs/guides/purge.md": 3,
     "docs/guides/observability.md": 1,
-    "docs/guides/testing.md": 3,
+    "docs/guides/testing.md": 4,
 }
 
 

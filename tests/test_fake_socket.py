@@ -401,3 +401,30 @@ def test_command_line_prints_url_and_session_and_stops_on_ctrl_c(https: bool) ->
         reap(proc)
     assert proc.returncode == 0, err
     assert "Ctrl-C" in err
+
+
+@pytest.mark.integration
+def test_command_line_secure_mode_prints_a_jwt_that_calls_need() -> None:
+    """fake-server --secure prints AMEYO_JWT; a call needs it beside the session id."""
+    args = [sys.executable, "-m", "ameyo_callbacks.testing", "--port", "0", "--callbacks", "40"]
+    proc = subprocess.Popen(  # noqa: S603
+        [*args, "--secure"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        lines = line_reader(proc.stdout)
+        values = dict(lines.get(timeout=30).split("=", 1) for _ in range(3))
+        base, session = values["AMEYO_BASE_URL"], values["AMEYO_SESSION_ID"]
+        with httpx.Client(base_url=base, headers={"sessionId": session}) as http:
+            without = http.post(LIST, params=PARAMS, timeout=10)
+            with_jwt = http.post(
+                LIST, params=PARAMS, headers={"Authorization": values["AMEYO_JWT"]}, timeout=10
+            )
+        err = interrupt(proc, 20)
+    finally:
+        reap(proc)
+    assert without.status_code == 401
+    assert without.json()["message"] == "invalid.authentication.token"
+    assert with_jwt.status_code == 200
+    assert len(with_jwt.json()) == 10
+    assert proc.returncode == 0, err

@@ -29,7 +29,12 @@ from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.trace import export
 from opentelemetry.sdk.trace.export import in_memory_span_exporter as in_memory
 
-from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter, CallbackNotFoundError
+from ameyo_callbacks import (
+    AmeyoCallbacksClient,
+    CallbackFilter,
+    CallbackNotFoundError,
+    StaticSession,
+)
 from ameyo_callbacks._protocol import NOT_FOUND_KEY
 from ameyo_callbacks.testing import FakeAmeyo, serve
 
@@ -56,16 +61,20 @@ INSTRUMENTORS = {
 async def test_each_request_is_one_client_span_without_the_session_id(
     backend: str, spans: in_memory.InMemorySpanExporter
 ) -> None:
-    """A list, a delete, a not-found delete: three CLIENT spans from the backend's instrumentor."""
+    """A list, a delete, a not-found delete: three CLIENT spans from the backend's instrumentor.
+
+    On a JWT server (the fake's secure mode): no span shows the session id or the JWT.
+    """
     provider = sdk_trace.TracerProvider()
     provider.add_span_processor(export.SimpleSpanProcessor(spans))
     instrumentor = INSTRUMENTORS[backend]()
     instrumentor.instrument(tracer_provider=provider)
-    fake = FakeAmeyo.seeded(50)
+    fake = FakeAmeyo.seeded(50, secure_mode=True)
+    session = StaticSession(fake.session_id, jwt=fake.jwt)
     try:
         with serve(fake) as url:
             async with AmeyoCallbacksClient(
-                url, session_id=fake.session_id, http_backend=backend
+                url, session_id=session, http_backend=backend
             ) as client:
                 page = await client.get_callbacks(CallbackFilter.campaign(6), limit=5)
                 await client.delete_callback(page[0].customer_callback_id)
@@ -76,11 +85,11 @@ async def test_each_request_is_one_client_span_without_the_session_id(
         instrumentor.uninstrument()
         provider.shutdown()
 
-    _check_three_spans(spans, fake.session_id)
+    _check_three_spans(spans, fake.session_id, fake.jwt)
 
 
-def _check_three_spans(spans: in_memory.InMemorySpanExporter, session_id: str) -> None:
-    """A list, a delete and a not-found delete, each one CLIENT span without the session id."""
+def _check_three_spans(spans: in_memory.InMemorySpanExporter, *secrets: str) -> None:
+    """A list, a delete and a not-found delete, each one CLIENT span without a secret."""
     finished = spans.get_finished_spans()
     assert [s.kind for s in finished] == [trace.SpanKind.CLIENT] * 3
     methods = [_attr(s, "http.request.method", "http.method") for s in finished]
@@ -92,8 +101,9 @@ def _check_three_spans(spans: in_memory.InMemorySpanExporter, session_id: str) -
     assert "/ameyorestapi/voice/customerCallbacks/getFiltered" in urls[0]
     for span in finished:
         for key, value in (span.attributes or {}).items():
-            assert session_id not in str(value), key
+            assert [s for s in secrets if s in str(value)] == [], key
             assert "sessionid" not in key.lower()
+            assert "authorization" not in key.lower()
 
 
 def _attr(span: sdk_trace.ReadableSpan, new: str, old: str) -> object:
@@ -147,7 +157,7 @@ async def test_one_default_client_can_be_instrumented_alone(
         async with AmeyoCallbacksClient(BASE, session_id=SESSION) as client:
             http = client.http_client
             assert http is not None
-            otel_httpx.HTTPXClientInstrumentor.instrument_client(http, tracer_provider=provider)
+            otel_httpx.HTTPXClientInstrumentor().instrument_client(http, tracer_provider=provider)
             await _three_calls_through_respx(client)
     provider.shutdown()
     _check_three_spans(spans, SESSION)

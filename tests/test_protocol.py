@@ -881,7 +881,8 @@ def test_delete_unknown_id_is_callback_not_found() -> None:
 )
 def test_login_answer_gives_session_id(payload: dict[str, Any]) -> None:
     """Both login answer shapes give the session id."""
-    assert _login(200, {}, json.dumps(payload).encode()) == SESSION
+    answer = _login(200, {}, json.dumps(payload).encode())
+    assert (answer.session_id, answer.jwt) == (SESSION, None)
 
 
 @pytest.mark.parametrize(
@@ -1143,8 +1144,8 @@ def test_fuzz_login_decoder(status: int, headers: dict[str, str], body: bytes) -
         _check_error(error)
     else:
         assert 200 <= status < 300
-        assert isinstance(result, str)
-        assert result.strip()
+        assert isinstance(result.session_id, str)
+        assert result.session_id.strip()
 
 
 @FUZZ

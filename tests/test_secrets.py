@@ -211,7 +211,8 @@ def assert_hidden(secrets: list[str], texts: list[str]) -> None:
 
 def route_for(router: respx.MockRouter, case: Case, also_echo: str) -> respx.Route:
     def side_effect(request: httpx.Request) -> httpx.Response:
-        echo = f"{request.headers.get('sessionId', '')} {also_echo}".strip()
+        held = (request.headers.get(name, "") for name in ("sessionId", "Authorization"))
+        echo = " ".join(part for part in (*held, also_echo) if part)
         return case.answer(request, echo)
 
     if case.target == "list":
@@ -404,7 +405,7 @@ def showings(secret: str, text: str) -> int:
 HOSTLIKE = "http://no-such-host.invalid:8888"
 
 
-def failing_call_texts(session: str, case: Case, echo: str) -> list[str]:
+def failing_call_texts(session: str | SessionProvider, case: Case, echo: str) -> list[str]:
     """What the caller sees of the case's error, on a client of ``session`` at ``HOSTLIKE``."""
 
     async def call() -> AmeyoError:
@@ -425,23 +426,35 @@ def failing_call_texts(session: str, case: Case, echo: str) -> list[str]:
         return visible_texts(anyio.run(call))
 
 
+#: The session id beside a JWT under test: long, so it never stands in a word by chance.
+OTHER_SESSION = "zz-other-session-111111111111"
+
+
+def holding(role: str, secret: str) -> str | SessionProvider:
+    """A session whose ``role`` ("session_id" or "jwt") is ``secret``."""
+    return secret if role == "session_id" else StaticSession(OTHER_SESSION, jwt=secret)
+
+
 @given(
     secret=st.text(st.sampled_from(SECRET_ALPHABET), min_size=1, max_size=40),
     name=st.sampled_from(sorted(CASES)),
+    role=st.sampled_from(["session_id", "jwt"]),
 )
 @settings(max_examples=examples(200))
-def test_any_secret_is_hidden_and_every_other_word_stays_whole(secret: str, name: str) -> None:
-    """Secrets of 1 to 40 characters: no error text shows one, and every other word is intact.
+def test_any_secret_is_hidden_and_every_other_word_stays_whole(
+    secret: str, name: str, role: str
+) -> None:
+    """Secrets (session id or JWT) of 1 to 40 characters: none shows, other words stay whole.
 
-    The server echoes the session id and a few words that hold it, at a host
+    The server echoes the session's headers and a few words that hold the secret, at a host
     whose name holds it too. Beside the same failure on a client whose
     session id no text holds (the secret's place taken by a marker), the
     secret shows no more often (only where the client's own words hold it,
     as ``0`` in the callback id ``...-cm-0``), and every word of the echo and
     the host name that the secret does not stand alone in is still there.
     """
-    seen = failing_call_texts(secret, CASES[name], f"{CONTEXT} {secret}")
-    baseline = failing_call_texts(BASELINE, CASES[name], f"{CONTEXT} {MARK}")
+    seen = failing_call_texts(holding(role, secret), CASES[name], f"{CONTEXT} {secret}")
+    baseline = failing_call_texts(holding(role, BASELINE), CASES[name], f"{CONTEXT} {MARK}")
     words = [*CONTEXT.split(), "no-such-host.invalid"]
     for before, after in zip(baseline, seen, strict=True):
         assert showings(secret, after) <= showings(secret, before), f"{secret!r} shows"

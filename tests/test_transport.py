@@ -28,7 +28,9 @@ import anyio
 import httpx
 import pytest
 import respx
+import yarl
 from _support import BASE, DELETE_PATH, SESSION, spec_record
+from multidict import CIMultiDict, CIMultiDictProxy
 
 import ameyo_callbacks
 from ameyo_callbacks import (
@@ -116,7 +118,17 @@ CASES = [
     (
         "httpx-wrong-version",
         chained(httpx.ConnectError("x"), ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER]")),
+        "http_expected",
+    ),
+    (
+        "httpx-no-shared-cipher",
+        chained(httpx.ConnectError("x"), ssl.SSLError(1, "[SSL: NO_SHARED_CIPHER]")),
         "tls_protocol",
+    ),
+    (
+        "httpx-tls-bytes",
+        httpx.RemoteProtocolError("illegal status line: bytearray(b'\\x15\\x03\\x03\\x00')"),
+        "https_expected",
     ),
     (
         "httpx-disconnected",
@@ -165,7 +177,32 @@ CASES = [
     (
         "aiohttp-wrong-version",
         aiohttp.ClientConnectorSSLError(KEY, ssl.SSLError(1, "WRONG_VERSION_NUMBER")),
+        "http_expected",
+    ),
+    (
+        "aiohttp-handshake-failure",
+        aiohttp.ClientConnectorSSLError(KEY, ssl.SSLError(1, "SSLV3_ALERT_HANDSHAKE_FAILURE")),
         "tls_protocol",
+    ),
+    (
+        "aiohttp-tls-bytes",
+        aiohttp.ClientResponseError(
+            aiohttp.RequestInfo(yarl.URL("http://h"), "GET", CIMultiDictProxy(CIMultiDict())),
+            (),
+            status=400,
+            message="Bad status line:\n  Expected HTTP/:\n\n  b'\\\\x15\\\\x03\\\\x03'",
+        ),
+        "https_expected",
+    ),
+    (
+        "aiohttp-garbage",
+        aiohttp.ClientResponseError(
+            aiohttp.RequestInfo(yarl.URL("http://h"), "GET", CIMultiDictProxy(CIMultiDict())),
+            (),
+            status=400,
+            message="Bad status line: b'SSH-2.0'",
+        ),
+        "protocol_error",
     ),
     ("aiohttp-disconnected", aiohttp.ServerDisconnectedError(), "connection_lost"),
     ("aiohttp-reset", aiohttp.ClientOSError(104, "reset"), "connection_lost"),
@@ -190,6 +227,8 @@ EXPECTED_CLASS = {
     "tls_certificate": TLSError,
     "tls_hostname": TLSError,
     "tls_protocol": TLSError,
+    "https_expected": TLSError,
+    "http_expected": TLSError,
     "read_timeout": AnswerTimeoutError,
     "write_timeout": AnswerTimeoutError,
     "connection_lost": ConnectionLostError,

@@ -201,13 +201,13 @@ async def test_hostname_mismatch_is_not_retried(
     assert server.requests == []
 
 
-async def test_https_to_a_plain_port_is_a_protocol_mismatch(backend: HttpBackend) -> None:
-    """https:// to a port that speaks plain HTTP: TLSError tls_protocol, one attempt."""
+async def test_https_to_a_plain_port_is_a_scheme_mismatch(backend: HttpBackend) -> None:
+    """https:// to a port that speaks plain HTTP: TLSError http_expected, one attempt."""
     async with RawServer(answer_page) as server:
         url = server.url.replace("http://", "https://")
         error = await _tls_failure(url, backend)
-    assert error.kind == "tls_protocol"
-    assert "check that this port speaks https" in str(error)
+    assert error.kind == "http_expected"
+    assert "use http:// in the base URL" in str(error)
     assert error.attempts == 1
 
 

@@ -16,7 +16,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Literal
 
 import anyio
@@ -35,6 +35,8 @@ from ._base import (
     deadline_error,
     env_proxy,
     failure,
+    plain_http_refused,
+    scheme_error,
 )
 from ._httpx import HttpxStack, httpx_kind
 
@@ -74,7 +76,16 @@ def _aiohttp_module() -> ModuleType:
 class Transport:
     """One client's HTTP stack: built on first use, one request at a time, closed once."""
 
-    __slots__ = ("_aiohttp", "_closed", "_given", "_name", "_secrets", "_settings", "_stack")
+    __slots__ = (
+        "_aiohttp",
+        "_closed",
+        "_given",
+        "_name",
+        "_plain",
+        "_secrets",
+        "_settings",
+        "_stack",
+    )
 
     def __init__(
         self,
@@ -85,6 +96,7 @@ class Transport:
         secrets: Callable[[], Sequence[str]],
     ) -> None:
         self._settings = settings
+        self._plain = settings.base_url.startswith("http://")
         self._secrets = secrets
         self._closed = False
         self._stack: HttpStack | None = None
@@ -144,9 +156,11 @@ class Transport:
             await stack.aclose()
 
     async def send(
-        self, spec: RequestSpec, session_id: str | None, call_end: float | None
+        self, spec: RequestSpec, auth: Mapping[str, str] | None, call_end: float | None
     ) -> Reply:
         """One request and its whole answer, within the attempt's deadline, or a TransportError.
+
+        ``auth`` holds the session's headers (``sessionId``, maybe ``Authorization``).
 
         The deadline is ``attempt_timeout`` from now, or ``call_end`` (the
         clock time the call's budget runs out) when that comes first.
@@ -158,13 +172,20 @@ class Transport:
             left = call_end - anyio.current_time()
             if seconds is None or left <= seconds:
                 seconds, kind = left, "call_deadline"
+        reply: Reply | None = None
         try:
             if seconds is None:
-                return await stack.send(spec, session_id)
-            if seconds > 0:
+                reply = await stack.send(spec, auth)
+            elif seconds > 0:
                 with anyio.move_on_after(seconds):
-                    return await stack.send(spec, session_id)
+                    reply = await stack.send(spec, auth)
         except TransportError as error:
             error.args = (scrub(str(error.args[0]), self._secrets()),)
             raise
-        raise deadline_error(spec, kind, self._settings)
+        if reply is None:
+            raise deadline_error(spec, kind, self._settings)
+        if self._plain and plain_http_refused(reply[0], reply[2]):
+            seen = "it answered 400: The plain HTTP request was sent to HTTPS port"
+            mismatch: Literal["https_expected"] = "https_expected"
+            raise scheme_error(mismatch, spec, self._settings, seen, None)
+        return reply

@@ -21,7 +21,7 @@ pure, no I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
 import aiohttp
@@ -33,13 +33,16 @@ from ._base import (
     DEFAULT_HEADERS,
     Reply,
     StackSettings,
+    TlsProbe,
     capped,
     certificate_kind,
     chain,
     failure,
     os_kind,
+    probed_kind,
     proxy_for,
     ssl_context,
+    tls_record,
 )
 
 __all__ = ["AiohttpStack", "AnswerLostError", "aiohttp_kind"]
@@ -72,7 +75,7 @@ class AiohttpStack:
     answers are decompressed before the size cap.
     """
 
-    __slots__ = ("_base", "_proxy", "_session", "_settings")
+    __slots__ = ("_base", "_probe", "_proxy", "_session", "_settings")
 
     def __init__(self, settings: StackSettings) -> None:
         self._settings = settings
@@ -80,6 +83,7 @@ class AiohttpStack:
         # (already percent-encoded) path and query to it as text.
         self._base = str(yarl.URL(settings.base_url))
         self._proxy = proxy_for(settings)
+        self._probe = TlsProbe(settings)
         timeout = settings.timeout
         connector = aiohttp.TCPConnector(
             limit=settings.max_connections,
@@ -98,14 +102,14 @@ class AiohttpStack:
             auto_decompress=True,
         )
 
-    async def send(self, spec: RequestSpec, session_id: str | None) -> Reply:
+    async def send(self, spec: RequestSpec, auth: Mapping[str, str] | None) -> Reply:
         """One request and its whole answer, or a TransportError."""
         text = self._base + spec.path
         if spec.params:
             text += "?" + urlencode(spec.params)
         headers = DEFAULT_HEADERS
-        if session_id is not None:
-            headers = {**headers, "sessionId": session_id}
+        if auth:
+            headers = {**headers, **auth}
         data = None
         if spec.body is not None:
             data = json.dumps(
@@ -129,6 +133,8 @@ class AiohttpStack:
             kind = aiohttp_kind(exc)
             if kind is None:
                 raise
+            began = any(isinstance(link, aiohttp.ClientPayloadError) for link in chain(exc))
+            kind = await probed_kind(kind, self._probe, answer_began=began)
             raise failure(kind, exc, spec=spec, settings=self._settings) from exc
 
     async def aclose(self) -> None:
@@ -146,14 +152,20 @@ _KINDS: tuple[_Rule, ...] = (
     ),
     (aiohttp.ClientProxyConnectionError, "proxy_error"),
     (aiohttp.ClientHttpProxyError, "proxy_error"),
-    (aiohttp.ClientConnectorSSLError, "tls_protocol"),
+    (
+        aiohttp.ClientConnectorSSLError,
+        lambda exc: os_kind(exc.os_error) or "tls_protocol",  # type: ignore[attr-defined]
+    ),
     (aiohttp.ConnectionTimeoutError, "connect_timeout"),
     (aiohttp.SocketTimeoutError, "read_timeout"),
     (
         aiohttp.ClientConnectorError,
         lambda exc: os_kind(exc.os_error) or "connect_error",  # type: ignore[attr-defined]
     ),
-    (aiohttp.ClientResponseError, "protocol_error"),  # the parser refused the status line
+    (
+        aiohttp.ClientResponseError,  # the parser refused the status line: TLS bytes?
+        lambda exc: "https_expected" if tls_record(str(exc)) else "protocol_error",
+    ),
     (AnswerLostError, "connection_lost"),
     (aiohttp.ClientOSError, "connection_lost"),
     (aiohttp.ClientPayloadError, "connection_lost"),

@@ -6,11 +6,23 @@ headers and body (read up to ``max_response_bytes``), or raises a
 chain. :func:`failure` builds that error from the one table of kinds
 (``_kinds.KINDS``); the pieces of the chain both stacks meet (``ssl`` and OS
 errors) are read here.
+
+A scheme that does not match the port is told apart the same way on both
+stacks: ``https://`` to a plain port fails the handshake with OpenSSL's
+"wrong version number" (:func:`os_kind`: ``http_expected``); ``http://`` to
+a TLS port answers TLS bytes (the classifiers: ``https_expected``), nginx's
+400 page (:func:`plain_http_refused`), or closes before any HTTP answer,
+which a plain server that drops the request does too: then
+:class:`TlsProbe` asks the port once, with a TLS hello on one short
+connection, whether it speaks TLS.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import ipaddress
+import re
 import socket
 import ssl
 import urllib.request
@@ -18,6 +30,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
+import anyio
 import attrs
 import httpx
 
@@ -35,13 +48,18 @@ __all__ = [
     "HttpStack",
     "Reply",
     "StackSettings",
+    "TlsProbe",
     "capped",
     "chain",
     "deadline_error",
     "env_proxy",
     "failure",
     "os_kind",
+    "plain_http_refused",
+    "probed_kind",
+    "scheme_error",
     "ssl_context",
+    "tls_record",
 ]
 
 #: "httpx" (the default: an ``httpx.AsyncClient``) or "aiohttp" (the ``aiohttp`` extra).
@@ -61,6 +79,17 @@ DEFAULT_HEADERS = {
 }
 # OpenSSL's X509_V_ERR_HOSTNAME_MISMATCH and X509_V_ERR_IP_ADDRESS_MISMATCH.
 _NAME_MISMATCH_CODES = frozenset({62, 64})
+# What OpenSSL says when the "server hello" is plain text (an HTTP answer).
+_PLAIN_PORT_REASONS = (
+    "WRONG_VERSION_NUMBER",
+    "RECORD_LAYER_FAILURE",
+    "PACKET_LENGTH_TOO_LONG",
+    "UNKNOWN_PROTOCOL",
+    "HTTP_REQUEST",
+)
+_QUOTED_TLS = re.compile(r"\\+x1[56]\\+x03")
+#: nginx's answer to plain HTTP at its TLS port (status 400).
+NGINX_PLAIN_HTTP = b"The plain HTTP request was sent to HTTPS port"
 
 
 @attrs.frozen
@@ -88,8 +117,11 @@ class StackSettings:
 class HttpStack(Protocol):
     """One HTTP stack: one request at a time, closed once."""
 
-    async def send(self, spec: RequestSpec, session_id: str | None) -> Reply:
-        """One request and its whole answer, or a :class:`TransportError` with a kind."""
+    async def send(self, spec: RequestSpec, auth: Mapping[str, str] | None) -> Reply:
+        """One request (with the session's headers ``auth``) and its whole answer.
+
+        Or a :class:`TransportError` with a kind.
+        """
         ...
 
     async def aclose(self) -> None:
@@ -232,7 +264,8 @@ def os_kind(exc: BaseException) -> Kind | None:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return certificate_kind(exc)
     if isinstance(exc, ssl.SSLError):
-        return "tls_protocol"
+        text = f"{getattr(exc, 'reason', None) or ''} {exc}".upper().replace(" ", "_")
+        return "http_expected" if any(r in text for r in _PLAIN_PORT_REASONS) else "tls_protocol"
     if isinstance(exc, socket.gaierror):
         return "name_not_resolved"
     if isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED:
@@ -273,3 +306,104 @@ def _detail(links: list[BaseException]) -> str:
         if text and not isinstance(exc, BaseExceptionGroup):
             return text[:200]
     return "no detail"
+
+
+# ----------------------------------------------------------------------
+# The scheme against the port
+
+
+def tls_record(data: bytes | str) -> bool:
+    """Whether ``data`` (an answer's first bytes, or a parser's text about them) is a TLS record.
+
+    A TLS record starts with its type (0x15 alert, 0x16 handshake) and the
+    major version 3; a parser quotes them as ``\\x15\\x03`` or ``\\x16\\x03``
+    (its backslashes maybe escaped again).
+    """
+    if isinstance(data, bytes):
+        return len(data) >= 2 and data[0] in (0x15, 0x16) and data[1] == 0x03
+    return _QUOTED_TLS.search(data) is not None
+
+
+async def probed_kind(kind: Kind, probe: TlsProbe, *, answer_began: bool) -> Kind:
+    """``https_expected`` for a failure before any HTTP answer at a port that speaks TLS.
+
+    Otherwise ``kind`` as the classifier read it.
+    """
+    no_answer = kind in ("connection_lost", "protocol_error") and not answer_began
+    return "https_expected" if no_answer and await probe.speaks_tls() else kind
+
+
+def plain_http_refused(status: int, body: bytes) -> bool:
+    """Whether an answer is nginx's 400 to plain HTTP at a TLS port."""
+    return status == 400 and NGINX_PLAIN_HTTP in body[:4096]
+
+
+def scheme_error(
+    kind: Kind, spec: RequestSpec, settings: StackSettings, seen: str, cause: Exception | None
+) -> TransportError:
+    """The error of a scheme that does not fit the port (``https_expected``, ``http_expected``)."""
+    msg = f"{spec.method} {spec.path}: {advice(kind, settings.where)} ({seen})"
+    return KINDS[kind].error(msg, method=spec.method, path=spec.path, cause=cause, kind=kind)
+
+
+def _client_hello(host: str) -> bytes:
+    """The bytes of a TLS ClientHello for ``host``, made by ``ssl`` without a socket."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        ipaddress.ip_address(host)
+        name = None
+    except ValueError:
+        name = host
+    outgoing = ssl.MemoryBIO()
+    tls = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname=name)
+    with contextlib.suppress(ssl.SSLWantReadError):  # it waits for the server's answer
+        tls.do_handshake()
+    return outgoing.read()
+
+
+class TlsProbe:
+    """Whether the base URL's port speaks TLS: asked at most once per client.
+
+    Used when an ``http://`` request ended before any HTTP answer (closed,
+    reset, or bytes that are not HTTP): one short connection sends a TLS
+    hello and reads the first bytes back. Off (always False) for
+    ``https://``, through a proxy, and on a caller's client or transport
+    (an in-process app has no port to ask).
+    """
+
+    __slots__ = ("_answer", "_host", "_lock", "_port", "_seconds")
+
+    def __init__(self, settings: StackSettings, *, enabled: bool = True) -> None:
+        parts = urlsplit(settings.base_url)
+        plain = parts.scheme == "http" and proxy_for(settings) is None
+        self._answer: bool | None = None if enabled and plain else False
+        self._host = parts.hostname or ""
+        self._port = parts.port or 0
+        self._seconds = min(settings.timeout.connect or 5.0, 5.0)
+        self._lock: anyio.Lock | None = None
+
+    async def speaks_tls(self) -> bool:
+        """True when the port answers a TLS hello with a TLS record (asked once, then kept)."""
+        if self._answer is not None:
+            return self._answer
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            if self._answer is None:
+                self._answer = await self._ask()
+        return self._answer
+
+    async def _ask(self) -> bool:
+        with anyio.move_on_after(self._seconds):
+            try:
+                async with await anyio.connect_tcp(self._host, self._port) as stream:
+                    await stream.send(_client_hello(self._host))
+                    first = b""
+                    while len(first) < 2:
+                        first += await stream.receive(5)
+                    return tls_record(first)
+            except (OSError, anyio.EndOfStream, anyio.BrokenResourceError):
+                return False
+        return False

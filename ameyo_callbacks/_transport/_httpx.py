@@ -17,7 +17,7 @@ no I/O.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 
@@ -27,13 +27,16 @@ from ._base import (
     DEFAULT_HEADERS,
     Reply,
     StackSettings,
+    TlsProbe,
     capped,
     certificate_kind,
     chain,
     failure,
     os_kind,
+    probed_kind,
     proxy_for,
     ssl_context,
+    tls_record,
 )
 
 __all__ = ["SHARD_SIZE", "HttpxStack", "ShardedTransport", "httpx_kind"]
@@ -123,22 +126,27 @@ class HttpxStack:
     """Requests through an ``httpx.AsyncClient``: ours (:class:`ShardedTransport`) or the caller's.
 
     Ours sends the library's default headers; a caller's ``http_client``
-    keeps its own headers, hooks and auth, and is never closed here.
+    keeps its own headers, hooks and auth, and is never closed here. Only
+    ours asks the port whether it speaks TLS (:class:`TlsProbe`).
     """
 
-    __slots__ = ("_base", "_http", "_owned", "_settings")
+    __slots__ = ("_base", "_http", "_owned", "_probe", "_settings")
 
-    def __init__(self, settings: StackSettings, http: httpx.AsyncClient, *, owned: bool) -> None:
+    def __init__(
+        self, settings: StackSettings, http: httpx.AsyncClient, *, owned: bool, probe: bool = False
+    ) -> None:
         self._settings = settings
         self._http = http
         self._owned = owned
         self._base = settings.base_url
+        self._probe = TlsProbe(settings, enabled=probe)
 
     @classmethod
     def build(
         cls, settings: StackSettings, transport: httpx.AsyncBaseTransport | None = None
     ) -> HttpxStack:
         """The library's own client, over ``transport`` or a new :class:`ShardedTransport`."""
+        probe = transport is None
         if transport is None:
             transport = ShardedTransport(
                 verify=ssl_context(settings.verify, trust_env=settings.trust_env),
@@ -152,14 +160,14 @@ class HttpxStack:
             # proxies and CAs from the environment are read once, for every stack alike
             trust_env=False,
         )
-        return cls(settings, http, owned=True)
+        return cls(settings, http, owned=True, probe=probe)
 
     @property
     def http_client(self) -> httpx.AsyncClient:
         """The ``httpx.AsyncClient`` every request goes through."""
         return self._http
 
-    async def send(self, spec: RequestSpec, session_id: str | None) -> Reply:
+    async def send(self, spec: RequestSpec, auth: Mapping[str, str] | None) -> Reply:
         """One request and its whole answer, or a TransportError."""
         http = self._http
         try:
@@ -168,7 +176,7 @@ class HttpxStack:
                 self._base + spec.path,
                 params=spec.params or None,
                 json=spec.body,
-                headers=None if session_id is None else {"sessionId": session_id},
+                headers=auth or None,
             )
             response = await http.send(request, stream=True)
             try:
@@ -181,6 +189,7 @@ class HttpxStack:
             kind = httpx_kind(exc)
             if kind is None:
                 raise
+            kind = await probed_kind(kind, self._probe, answer_began=_answer_began(exc))
             raise failure(kind, exc, spec=spec, settings=self._settings) from exc
         return response.status_code, response.headers, body
 
@@ -222,6 +231,8 @@ def httpx_kind(exc: BaseException) -> Kind | None:
     if connecting:
         return "connect_error"
     if isinstance(exc, httpx.RemoteProtocolError):
+        if tls_record(str(exc)):
+            return "https_expected"  # h11 quotes the status line: TLS bytes
         text = str(exc).lower()
         closed = "disconnected" in text or "closed" in text or "incomplete" in text
         return "connection_lost" if closed else "protocol_error"
@@ -230,3 +241,11 @@ def httpx_kind(exc: BaseException) -> Kind | None:
     if isinstance(exc, (httpx.NetworkError, OSError)):
         return "connection_lost"
     return "other"
+
+
+def _answer_began(exc: BaseException) -> bool:
+    """Whether an HTTP answer had begun (its body cut short) when ``exc`` was raised."""
+    text = str(exc).lower()
+    return isinstance(exc, httpx.DecodingError) or (
+        isinstance(exc, httpx.RemoteProtocolError) and "message body" in text
+    )

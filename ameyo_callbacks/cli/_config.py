@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import attrs
 import click
 
-from .. import AmeyoCallbacksClient, LoginSession, RetryPolicy, SessionProvider
+from .. import AmeyoCallbacksClient, LoginSession, RetryPolicy, SessionProvider, StaticSession
 from ._errors import ConfigError, library_errors
 from ._profiles import load_profile
 from ._ui import count
@@ -216,6 +216,19 @@ def _env(name: str) -> str | None:
 
 
 def _session(options: ConnectionOptions) -> str | SessionProvider | None:
+    """The session the options and environment name; a fixed one takes ``AMEYO_JWT`` along."""
+    session = _given_session(options)
+    jwt = _env("AMEYO_JWT")
+    if not isinstance(session, str) or jwt is None:
+        return session
+    try:
+        return StaticSession(session, jwt=jwt)
+    except ValueError:
+        msg = "the session id or AMEYO_JWT holds blanks, a line break or non-ASCII characters"
+        raise ConfigError(msg) from None
+
+
+def _given_session(options: ConnectionOptions) -> str | SessionProvider | None:
     if options.session_id is not None:
         if not options.session_id.strip():
             msg = "--session-id is empty"

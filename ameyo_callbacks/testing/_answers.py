@@ -59,7 +59,8 @@ def json_answer(status: int, payload: object, *headers: tuple[bytes, bytes]) -> 
 
 
 def invalid_token() -> Answer:
-    """401 ``invalid.authentication.token``: secure mode's bad session, or a failed login."""
+    """401 ``invalid.authentication.token``: secure mode's bad session or JWT, a refused
+    JWT renewal, or a failed login."""
     envelope = {"message": "invalid.authentication.token", "code": 909090, "info": None}
     return json_answer(401, {**envelope, "status": 401})
 

@@ -52,8 +52,19 @@ class FakeAmeyo(LiveControls):
     - ``delete_ok_body``: the success body of a delete: ``'"OK"'`` (the spec's,
       JSON-quoted) or bare ``"OK"``/``"ok"`` (Exotel's) or ``'"ok"'``.
     - ``info_supported``: False answers ``info=true`` with 405, as some servers do.
-    - ``secure_mode``: an invalid session answers 401 ``invalid.authentication.token``
-      instead of 403 ``invalid.session.id``.
+    - ``secure_mode``: a JWT server (WIRE_NOTES "Seen since"). A login answer
+      also holds a JWT (``authenticationState.authPolicyVsUserInfo
+      ["auth.type.passwd"].loginProperties.jwt``, with ``jwtTokenExpiryMs``);
+      every other call needs it as a raw ``Authorization`` header beside
+      ``sessionId``; a missing, expired or unknown JWT or session answers 401
+      ``invalid.authentication.token`` (not 403 ``invalid.session.id``);
+      ``POST /ameyorestapi/session/refreshToken`` ``{"userId"}`` answers a
+      new ``{"jwtToken"}`` for a valid session. :attr:`jwt` is the default
+      session's JWT; :meth:`expire_jwt` expires JWTs now.
+    - ``jwt_ttl``: seconds a JWT lives from its issue (900, as
+      ``jwtTokenExpiryMs`` ``"900000"``; None: forever).
+    - ``refuse_refresh``: the JWT renewal answers 401 (the client then logs
+      in again).
     - ``session_ttl``: seconds a session lives unused (None: forever).
     - ``latency``, ``jitter``: every request waits ``latency`` plus up to
       ``jitter`` seconds (``anyio.sleep``, so requests overlap).
@@ -85,6 +96,8 @@ class FakeAmeyo(LiveControls):
         delete_ok_body: DeleteOkBody = '"OK"',
         info_supported: bool = True,
         secure_mode: bool = False,
+        jwt_ttl: float | None = 900.0,
+        refuse_refresh: bool = False,
         session_ttl: float | None = None,
         latency: float = 0.0,
         jitter: float = 0.0,
@@ -105,13 +118,14 @@ class FakeAmeyo(LiveControls):
         self.delete_ok_body: DeleteOkBody = delete_ok_body
         self.info_supported = info_supported
         self.secure_mode = secure_mode
+        self.refuse_refresh = refuse_refresh
         self.latency = latency
         self.jitter = jitter
         self.order = order
         self.to_date_added_inclusive = to_date_added_inclusive
 
         self._store = CallbackStore()
-        self._sessions = SessionBook(seed=seed, ttl=session_ttl)
+        self._sessions = SessionBook(seed=seed, ttl=session_ttl, jwt_ttl=jwt_ttl)
         self._faults = FaultInjector(faults)
         self._log = RequestLog(log_limit)
         self._router = Router(tenant_path)
@@ -127,6 +141,7 @@ class FakeAmeyo(LiveControls):
         self._limits: ServerLimits | None = None
         self.limits = limits
         self._session_id = self._sessions.open()
+        self._jwt = self._sessions.issue_jwt(self._session_id, "fake")
         self.add(*callbacks)
 
     def __repr__(self) -> str:
@@ -287,6 +302,29 @@ class FakeAmeyo(LiveControls):
         """Successful logins so far."""
         return self._sessions.logins
 
+    @property
+    def jwt(self) -> str:
+        """The default session's JWT (secure mode; valid until :meth:`expire_jwt`)."""
+        return self._jwt
+
+    @property
+    def jwt_ttl(self) -> float | None:
+        """Seconds a JWT lives from its issue (None: forever); settable."""
+        return self._sessions.jwt_ttl
+
+    @jwt_ttl.setter
+    def jwt_ttl(self, seconds: float | None) -> None:
+        self._sessions.jwt_ttl = seconds
+
+    def expire_jwt(self, jwt: str | None = None) -> None:
+        """Expire ``jwt``, or every JWT handed out so far when None: they now answer 401."""
+        self._sessions.expire_jwt(jwt)
+
+    @property
+    def refresh_count(self) -> int:
+        """Successful JWT renewals so far (secure mode)."""
+        return self._sessions.refreshes
+
     # ------------------------------------------------------------------
     # Faults
 
@@ -354,8 +392,9 @@ class FakeAmeyo(LiveControls):
     def client(self, **kwargs: Any) -> AmeyoCallbacksClient:
         """An ``AmeyoCallbacksClient`` wired to this app in-process (no socket).
 
-        Uses this fake's :attr:`session_id`, list method and tenant path unless
-        given; other keyword arguments go to the client.
+        Uses this fake's :attr:`session_id` (with its :attr:`jwt` in secure
+        mode), list method and tenant path unless given; other keyword
+        arguments go to the client.
         """
         from ._helpers import make_client  # noqa: PLC0415  (the client is imported on use)
 

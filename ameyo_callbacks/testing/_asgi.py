@@ -82,11 +82,9 @@ async def read_body(receive: Receive) -> bytes | None:
             return b"".join(chunks)
 
 
-def session_header(scope: Scope) -> str | None:
-    """The ``sessionId`` header's value, or None."""
-    return next(
-        (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"sessionid"), None
-    )
+def session_header(scope: Scope, name: bytes = b"sessionid") -> str | None:
+    """The ``sessionId`` header's value (or another's, by lower-case ``name``), or None."""
+    return next((v.decode("latin-1") for k, v in scope["headers"] if k.lower() == name), None)
 
 
 async def _start(send: Send, answer: Answer, length: int) -> None:

@@ -237,6 +237,18 @@ def _off_by_default(name: str, text: str, most: float | None = None) -> Callable
     callback=_logins,
     help="Accept this login (repeatable).",
 )
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="A JWT server: logins hand out a JWT, every call needs it as Authorization, "
+    "/ameyorestapi/session/refreshToken renews it (prints AMEYO_JWT too).",
+)
+@click.option(
+    "--jwt-ttl",
+    type=click.FloatRange(min=0, min_open=True),
+    default=900.0,
+    help="With --secure: seconds a JWT lives.",
+)
 @click.option("--https", is_flag=True, help="Serve HTTPS (with a throwaway CA unless --certfile).")
 @click.option(
     "--certfile",
@@ -301,6 +313,8 @@ def fake_server(
     max_limit: int,
     list_methods: tuple[str, ...],
     logins: tuple[tuple[str, str], ...],
+    secure: bool,
+    jwt_ttl: float,
     https: bool,
     certfile: str | None,
     keyfile: str | None,
@@ -315,9 +329,10 @@ def fake_server(
 ) -> None:
     """Serve a fake Ameyo server on 127.0.0.1 until Ctrl-C.
 
-    Prints AMEYO_BASE_URL=..., AMEYO_SESSION_ID=... (and with a generated
-    HTTPS certificate AMEYO_CA_FILE=..., the file to pass as --ca-bundle) on
-    stdout: export them, then run export or delete in another shell.
+    Prints AMEYO_BASE_URL=..., AMEYO_SESSION_ID=... (with --secure
+    AMEYO_JWT=..., and with a generated HTTPS certificate AMEYO_CA_FILE=...,
+    the file to pass as --ca-bundle) on stdout: export them, then run export
+    or delete in another shell.
     """
     if keyfile is not None and certfile is None:
         msg = "--keyfile needs --certfile"
@@ -346,6 +361,8 @@ def fake_server(
         list_methods=list_methods,
         log_limit=log_limit,
         order=order,
+        secure_mode=secure,
+        jwt_ttl=jwt_ttl,
     )
     for user, token in logins:
         fake.add_user(user, token)
@@ -371,6 +388,8 @@ def fake_server(
             msg = f"cannot serve HTTPS with {certfile}: {exc.strerror or exc}"
             raise ServeError(msg) from None
         lines = [f"AMEYO_BASE_URL={url}", f"AMEYO_SESSION_ID={fake.session_id}"]
+        if secure:
+            lines.append(f"AMEYO_JWT={fake.jwt}")
         if ca_file is not None:
             lines.append(f"AMEYO_CA_FILE={ca_file}")
         click.echo("\n".join(lines))

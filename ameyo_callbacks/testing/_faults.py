@@ -45,7 +45,7 @@ FaultKind = Literal[
     "trickle",
     "oversized",
 ]
-Endpoint = Literal["list", "tenant", "delete", "login"]
+Endpoint = Literal["list", "tenant", "delete", "login", "refresh"]
 
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 ENDPOINTS: tuple[Endpoint, ...] = get_args(Endpoint)

@@ -1,4 +1,5 @@
-"""The endpoint handlers: list (campaign and tenant), delete, login; pure but for state.
+"""The endpoint handlers: list (campaign and tenant), delete, login, JWT renewal; pure but
+for state.
 
 :meth:`Handlers.handle` turns one routed :class:`Request` into one
 :class:`Answer`; it never sleeps or sends. ``commit=False`` computes the
@@ -9,6 +10,13 @@ The list query is parsed into a :class:`~ameyo_callbacks.CallbackFilter`,
 the value the client sends; a query the client would refuse to build (a
 ``from`` bound after its ``to``, a campaign id below 1, a blank user id) is
 answered as a server would: a page that holds none of those callbacks.
+
+In secure mode (a JWT server, WIRE_NOTES "Seen since") a login also hands
+out a JWT, every other call needs it as a raw ``Authorization`` header
+beside ``sessionId`` (401 ``invalid.authentication.token`` when it is
+missing, expired or another session's), and ``POST /session/refreshToken``
+``{"userId"}`` renews it for a valid session (``{"jwtToken"}``), unless
+``refuse_refresh``. Without secure mode that path is unknown (404).
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from ._answers import (
 from ._columns import ListOrder
 from ._faults import Endpoint
 from ._routing import Request, Router
-from ._sessions import NO_SESSION, SessionBook
+from ._sessions import NO_JWT, NO_SESSION, SessionBook
 from ._store import CallbackStore
 
 __all__ = ["DeleteOkBody", "HandlerOptions", "Handlers", "wire_filter"]
@@ -57,6 +65,7 @@ class HandlerOptions(Protocol):
     delete_ok_body: DeleteOkBody
     info_supported: bool
     secure_mode: bool
+    refuse_refresh: bool
     order: ListOrder
     to_date_added_inclusive: bool
 
@@ -140,8 +149,17 @@ class Handlers:
             if req.method != "POST":
                 return method_not_allowed(("POST",))
             return self.login(req, commit=commit)
+        secure = self.options.secure_mode
+        if endpoint == "refresh":
+            if not secure:
+                return jax_rs_not_found(f"Could not find resource for full path: {req.path}")
+            if req.method != "POST":
+                return method_not_allowed(("POST",))
+            return self.refresh(req, commit=commit)
         if self.sessions.state(req.session, touch=True) != "valid":
-            return invalid_session(secure_mode=self.options.secure_mode)
+            return invalid_session(secure_mode=secure)
+        if secure and self.sessions.jwt_state(req.session, req.jwt) != "valid":
+            return invalid_token()
         if endpoint == "delete":
             if req.method != "DELETE":
                 return method_not_allowed(("DELETE",))
@@ -222,11 +240,39 @@ class Handlers:
         # A faulted login opens no session: it answers with one that will never work.
         session = self.sessions.login() if commit else NO_SESSION
         if req.flat_login:
-            return json_answer(200, {"sessionId": session, "userId": user_id})
-        return json_answer(
-            200,
-            {
+            answer: dict[str, object] = {"sessionId": session, "userId": user_id}
+        else:
+            answer = {
                 "userSessionInfo": {"sessionId": session, "userId": user_id, "domain": domain},
                 "forceLogin": payload.get("forceLogin", False),
-            },
-        )
+            }
+        if self.options.secure_mode:
+            jwt = self.sessions.issue_jwt(session, user_id) if commit else NO_JWT
+            answer["authenticationState"] = {
+                "authPolicyVsUserInfo": {"auth.type.passwd": {"loginProperties": self._jwt(jwt)}}
+            }
+        return json_answer(200, answer)
+
+    def _jwt(self, jwt: str) -> dict[str, str]:
+        """``loginProperties``' JWT and its lifetime (a string of milliseconds, as seen)."""
+        properties = {"jwt": jwt}
+        ttl = self.sessions.jwt_ttl
+        if ttl is not None:
+            properties["jwtTokenExpiryMs"] = str(round(ttl * 1000))
+        return properties
+
+    def refresh(self, req: Request, *, commit: bool) -> Answer:
+        """A new JWT for a valid session (``{"userId"}`` -> ``{"jwtToken"}``), else 401."""
+        session = req.session
+        if session is None or self.sessions.state(session, touch=True) != "valid":
+            return invalid_token()
+        if self.options.refuse_refresh:
+            return invalid_token()
+        try:
+            payload = json.loads(req.body) if req.body.strip() else None
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict) or not isinstance(payload.get("userId"), str):
+            return invalid_input("parameter expected in input: userId")
+        jwt = self.sessions.refreshed(session, payload["userId"]) if commit else NO_JWT
+        return json_answer(200, {"jwtToken": jwt})

@@ -20,7 +20,8 @@ FAKE_BASE_URL = "http://ameyo.invalid:8888"
 def make_client(fake: FakeAmeyo, **kwargs: Any) -> AmeyoCallbacksClient:
     """An ``AmeyoCallbacksClient`` talking to ``fake`` through ``httpx.ASGITransport``.
 
-    Defaults taken from the fake: ``session_id`` (its valid session),
+    Defaults taken from the fake: ``session_id`` (its valid session, with its
+    JWT in secure mode),
     ``list_method`` (POST if it accepts POST) and ``tenant_callbacks_path``.
     Everything else in ``kwargs`` goes to the client unchanged.
 
@@ -38,7 +39,11 @@ def make_client(fake: FakeAmeyo, **kwargs: Any) -> AmeyoCallbacksClient:
                 "AmeyoCallbacksClient(..., transport=httpx.ASGITransport(app=fake)) yourself"
             )
             raise TypeError(msg)
-    kwargs.setdefault("session_id", fake.session_id)
+    if "session_id" not in kwargs:
+        from .._session import StaticSession  # noqa: PLC0415  (imported on use)
+
+        jwt = fake.jwt if fake.secure_mode else None
+        kwargs["session_id"] = StaticSession(fake.session_id, jwt=jwt)
     kwargs.setdefault("list_method", "POST" if "POST" in fake.list_methods else "GET")
     kwargs.setdefault("tenant_callbacks_path", fake.tenant_path)
     return AmeyoCallbacksClient(FAKE_BASE_URL, transport=httpx.ASGITransport(app=fake), **kwargs)

@@ -28,7 +28,9 @@ class RequestLogEntry:
     or a client the fake saw go away first (a send to a client gone without
     the fake noticing is dropped by uvicorn, and still logged with its status).
     ``fault`` is the injected fault's kind.
-    ``session`` says how the ``sessionId`` header looked, never its value.
+    ``session`` says how the ``sessionId`` header looked, never its value;
+    ``jwt`` how the ``Authorization`` header's JWT looked (secure mode;
+    ``"missing"`` without one).
     ``body`` is the request body, except for login calls (None: it carries a
     token). ``started``/``ended`` are ``time.monotonic()`` readings, ``seq`` the
     arrival number.
@@ -45,6 +47,7 @@ class RequestLogEntry:
     body: bytes | None
     started: float
     ended: float
+    jwt: SessionState = "missing"
 
     @property
     def duration(self) -> float:
@@ -69,6 +72,7 @@ class Exchange:
     status: int | None = None
     fault: str | None = None
     session: SessionState = "missing"
+    jwt: SessionState = "missing"
     body: bytes | None = None
     logged: bool = False
 
@@ -112,6 +116,7 @@ class RequestLog:
             body=ex.body,
             started=ex.started,
             ended=time.monotonic(),
+            jwt=ex.jwt,
         )
         with self._lock:
             self.in_flight -= 1

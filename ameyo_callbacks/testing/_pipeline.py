@@ -87,9 +87,19 @@ class Pipeline:
             body = await read_body(receive)
             if body is None:
                 return
-            req = Request(method, raw_path, scope["path"], query, session_header(scope), body)
+            req = Request(
+                method,
+                raw_path,
+                scope["path"],
+                query,
+                session_header(scope),
+                body,
+                session_header(scope, b"authorization"),
+            )
             ex.endpoint = self.handlers.router.route(method, raw_path)
-            ex.session = self.handlers.sessions.state(req.session, touch=False)
+            sessions = self.handlers.sessions
+            ex.session = sessions.state(req.session, touch=False)
+            ex.jwt = sessions.jwt_state(req.session, req.jwt)
             ex.body = None if ex.endpoint == "login" else body
             if ex.endpoint is not None:
                 for hook in self.before_request:

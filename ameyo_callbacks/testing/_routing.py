@@ -7,6 +7,7 @@ Routes (all under ``/ameyorestapi``)::
     DELETE    /voice/customerCallbacks/<percent-encoded id>     delete one callback
     POST      /userLogin/login                                  {"userSessionInfo": {"sessionId"}}
     POST      /session/userLogin                                {"sessionId"} (Exotel's shape)
+    POST      /session/refreshToken                             {"jwtToken"} (secure mode)
 
 The tenant list's place follows :func:`ameyo_callbacks._protocol.tenant_list_path`,
 the rule the client uses too.
@@ -18,7 +19,13 @@ from urllib.parse import unquote_to_bytes
 
 import attrs
 
-from .._protocol import CALLBACKS_PREFIX, CAMPAIGN_LIST_PATH, DEFAULT_LOGIN_PATH, tenant_list_path
+from .._protocol import (
+    CALLBACKS_PREFIX,
+    CAMPAIGN_LIST_PATH,
+    DEFAULT_LOGIN_PATH,
+    DEFAULT_REFRESH_PATH,
+    tenant_list_path,
+)
 from ._faults import Endpoint
 
 __all__ = ["FLAT_LOGIN_PATH", "Request", "Router"]
@@ -27,11 +34,12 @@ FLAT_LOGIN_PATH = "/ameyorestapi/session/userLogin"
 
 _PREFIX = CALLBACKS_PREFIX.encode() + b"/"
 _LOGINS = (DEFAULT_LOGIN_PATH.encode(), FLAT_LOGIN_PATH.encode())
+_REFRESH = DEFAULT_REFRESH_PATH.encode()
 
 
 @attrs.frozen
 class Request:
-    """One request as the handlers see it (session and body kept out of the repr)."""
+    """One request as the handlers see it (session, JWT and body kept out of the repr)."""
 
     method: str
     raw_path: bytes
@@ -39,6 +47,7 @@ class Request:
     query: tuple[tuple[str, str], ...]
     session: str | None = attrs.field(repr=False)
     body: bytes = attrs.field(repr=False)
+    jwt: str | None = attrs.field(default=None, repr=False)
 
     def first(self, name: str) -> str | None:
         """The first value of a query parameter, or None."""
@@ -69,6 +78,8 @@ class Router:
         """The endpoint, or None (a 404). Any method reaches its endpoint, which may 405."""
         if raw_path in _LOGINS:
             return "login"
+        if raw_path == _REFRESH:
+            return "refresh"
         if method != "DELETE":
             if raw_path == self._list:
                 return "list"

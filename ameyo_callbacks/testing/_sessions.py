@@ -2,31 +2,48 @@
 
 Session ids are UUID4 text drawn from a seeded stream, so a seeded fake hands
 out the same ids every run. A session lives ``ttl`` seconds unused (None:
-forever). Thread-safe: the server thread checks sessions while a test thread
-may expire them.
+forever). In secure mode each login (and each renewal) also gives the session
+a JWT, which lives ``jwt_ttl`` seconds from its issue (None: forever).
+Thread-safe: the server thread checks sessions while a test thread may
+expire them.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import random
 import threading
 import time
 import uuid
 from typing import Literal
 
-__all__ = ["NO_SESSION", "SessionBook", "SessionState"]
+__all__ = ["NO_JWT", "NO_SESSION", "SessionBook", "SessionState"]
 
 SessionState = Literal["missing", "valid", "unknown", "expired"]
 
 #: What a faulted login answers with: a well-formed session id that never works.
 NO_SESSION = str(uuid.UUID(int=0))
+#: What a faulted JWT renewal answers with: a JWT that never works.
+NO_JWT = "eyJhbGciOiJub25lIn0.e30.never"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 class SessionBook:
     """Open sessions (last use), expired ones, and the credentials logins accept."""
 
-    def __init__(self, *, seed: int, ttl: float | None = None) -> None:
+    def __init__(
+        self, *, seed: int, ttl: float | None = None, jwt_ttl: float | None = 900.0
+    ) -> None:
         self.ttl = ttl
+        self.jwt_ttl = jwt_ttl
+        self._jwt_rng = random.Random(f"ameyo-fake-jwt-{seed}")
+        self._jwts: dict[str, tuple[str, float]] = {}  # JWT -> (its session, issue time)
+        self._expired_jwts: set[str] = set()
+        self.refreshes = 0
         self._lock = threading.Lock()
         self._rng = random.Random(f"ameyo-fake-session-{seed}")
         self._open: dict[str, float] = {}
@@ -81,3 +98,48 @@ class SessionBook:
         with self._lock:
             self.logins += 1
         return session
+
+    # ------------------------------------------------------------------
+    # JWTs (secure mode)
+
+    def issue_jwt(self, session: str, user_id: str) -> str:
+        """A new JWT for ``session``, shaped like one (three base64url parts)."""
+        header = _b64(b'{"alg":"HS256","typ":"JWT"}')
+        with self._lock:
+            claims = {"sub": user_id, "jti": f"{self._jwt_rng.getrandbits(64):016x}"}
+            signature = _b64(self._jwt_rng.getrandbits(256).to_bytes(32, "big"))
+            jwt = f"{header}.{_b64(json.dumps(claims).encode())}.{signature}"
+            self._jwts[jwt] = (session, time.monotonic())
+        return jwt
+
+    def jwt_state(self, session: str | None, jwt: str | None) -> SessionState:
+        """How ``jwt`` looks for ``session`` now: valid only for the session it was issued to."""
+        if jwt is None:
+            return "missing"
+        with self._lock:
+            known = self._jwts.get(jwt)
+            if known is None:
+                return "expired" if jwt in self._expired_jwts else "unknown"
+            owner, issued = known
+            if owner != session:
+                return "unknown"
+            if self.jwt_ttl is not None and time.monotonic() - issued > self.jwt_ttl:
+                del self._jwts[jwt]
+                self._expired_jwts.add(jwt)
+                return "expired"
+            return "valid"
+
+    def expire_jwt(self, jwt: str | None = None) -> None:
+        """Expire ``jwt``, or every JWT issued so far when None."""
+        with self._lock:
+            gone = list(self._jwts) if jwt is None else [jwt]
+            for one in gone:
+                self._jwts.pop(one, None)
+                self._expired_jwts.add(one)
+
+    def refreshed(self, session: str, user_id: str) -> str:
+        """A successful JWT renewal: a new JWT for ``session``, counted."""
+        jwt = self.issue_jwt(session, user_id)
+        with self._lock:
+            self.refreshes += 1
+        return jwt
