@@ -69,15 +69,10 @@ class FakeAmeyo(LiveControls):
     - ``latency``, ``jitter``: every request waits ``latency`` plus up to
       ``jitter`` seconds (``anyio.sleep``, so requests overlap).
     - ``faults``: a :class:`FaultPlan` (see also :meth:`script`).
-    - ``order``: the order of list answers: ``"dateAdded"`` (date added, then
-      id), ``"callbackTime"`` (callback time, then id), ``"ties"`` (date
-      added, and callbacks added in the same millisecond in a new order in
-      each answer, as ``ORDER BY dateAdded`` gives on a column that is not
-      unique) or ``"unstable"`` (no ``ORDER BY``: each answer a page of the
-      list shuffled anew). ``iter_callbacks`` is exact on all four.
-    - ``to_date_added_inclusive``: True (default) keeps callbacks added at
-      ``toDateAdded`` itself; False keeps those before it (the spec does not
-      say which a server does).
+    - ``order``: ``"dateAdded"`` (then id), ``"callbackTime"`` (then id),
+      ``"ties"`` (by date added, each millisecond's ties in a new order per
+      answer) or ``"unstable"`` (the whole list shuffled per answer).
+    - ``to_date_added_inclusive``: False leaves out ``toDateAdded``'s own ms.
     - ``seed``: drives session ids, jitter and the shuffled orders.
     - ``log_limit``: the request log keeps this many newest entries (None: all).
     - ``limits``: a :class:`ServerLimits`: a number of workers (requests beyond
@@ -203,15 +198,13 @@ class FakeAmeyo(LiveControls):
         Spread over ``campaigns`` and ``users`` (one in five is a campaign
         callback: ``selfCallback`` false, ``userId`` null), added over 30 days
         from 2024-01-01 UTC and scheduled 10 minutes to 14 days later. Ids look
-        like ``d806-59423051-cm-17`` and are unique. ``bulk`` > 1 adds them in
-        bulk uploads: runs of 1 to ``bulk`` callbacks share one millisecond.
-        ``options`` go to the constructor. A million records seed in a few
-        seconds.
+        like ``d806-59423051-cm-17`` and are unique. ``bulk`` > 1: runs of 1 to
+        ``bulk`` callbacks share a millisecond (bulk uploads). ``options`` go to
+        the constructor. A million records seed in a few seconds.
         """
         fake = cls(seed=seed, **options)
-        seed_store(
-            fake._store, n, campaigns=tuple(campaigns), users=tuple(users), seed=seed, bulk=bulk
-        )
+        campaigns, users = tuple(campaigns), tuple(users)
+        seed_store(fake._store, n, campaigns=campaigns, users=users, seed=seed, bulk=bulk)
         fake._store.select(None, fake._sorted_by)  # sort once now, not in the first request
         return fake
 

@@ -1,11 +1,10 @@
 """The fake's one command line, a click command with one set of options.
 
-``ameyo-callbacks fake-server`` and ``python -m ameyo_callbacks.testing``
-both run :data:`fake_server`. It prints, on stdout, one ``NAME=value`` line
-each for the base URL and the session id to use (and the CA file when it
-made a throwaway certificate), then serves on 127.0.0.1 until Ctrl-C. A
-human summary goes to stderr. Exit statuses: 0 stopped; 2 a usage error,
-uvicorn missing or the port taken.
+``ameyo-callbacks fake-server`` and ``python -m ameyo_callbacks.testing`` both run
+:data:`fake_server`. It prints, on stdout, one ``NAME=value`` line each for the base
+URL and the session id to use (and the CA file when it made a throwaway certificate),
+then serves on 127.0.0.1 until Ctrl-C. A human summary goes to stderr. Exit
+statuses: 0 stopped; 2 a usage error, uvicorn missing or the port taken.
 """
 
 from __future__ import annotations
@@ -200,17 +199,8 @@ def _off_by_default(name: str, text: str, most: float | None = None) -> Callable
     help="Agent user ids, comma-separated.",
 )
 @click.option("--seed", type=int, default=0, help="Seed of the data, sessions and jitter.")
-@click.option(
-    "--bulk",
-    type=click.IntRange(min=1),
-    default=1,
-    help="Seed in bulk uploads: runs of 1 to N callbacks share a millisecond.",
-)
-@click.option(
-    "--to-date-exclusive",
-    is_flag=True,
-    help="toDateAdded keeps callbacks added before it, not at it (default: at it too).",
-)
+@click.option("--bulk", type=click.IntRange(min=1), default=1, help="Up to N share a ms.")
+@click.option("--to-date-exclusive", is_flag=True, help="toDateAdded leaves out its own ms.")
 @_off_by_default("--latency-ms", "Added to every request.")
 @_off_by_default("--jitter-ms", "Extra random latency, up to this.")
 @_off_by_default(
@@ -260,13 +250,7 @@ def _off_by_default(name: str, text: str, most: float | None = None) -> Callable
     type=click.Path(exists=True, dir_okay=False),
     help="Private key (PEM), if not in --certfile.",
 )
-@click.option(
-    "--order",
-    type=click.Choice(LIST_ORDERS),
-    default="dateAdded",
-    help="Order of list answers (ties: by dateAdded, ties shuffled per answer; "
-    "unstable: all shuffled per answer).",
-)
+@click.option("--order", type=click.Choice(LIST_ORDERS), default="dateAdded", help="List order.")
 @_off_by_default("--live-rate", "Live mode: change the list this many times a second.")
 @click.option(
     "--live-mix",
