@@ -354,7 +354,7 @@ async def _collect(fetch: PageFetcher) -> list[str]:
     """Every id the filter matches, by an exact walk (see _paging): on a live list too.
 
     Every record present from the walk's first request to its last is in
-    the result; pages that cannot be joined raise ConsistencyError.
+    the result, whatever the server's order (see _planner).
     """
     seen: dict[str, None] = {}
     async with CallbackIterator(fetch) as walk:

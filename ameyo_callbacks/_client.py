@@ -28,6 +28,7 @@ import contextlib
 import logging
 import ssl
 import time
+import weakref
 from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
@@ -43,7 +44,7 @@ from ._convert import make_converter
 from ._filters import CallbackFilter
 from ._limits import DEFAULT_MAX_CONCURRENCY, AdaptiveConcurrency, RequestLimits
 from ._models import CustomerCallback
-from ._paging import Background, CallbackIterator, OnInconsistency, PageFetcher, walk_scope
+from ._paging import CallbackIterator, OnInconsistency, PageFetcher, PageRequest, walk_scope
 from ._protocol import (
     MAX_LIMIT,
     Answer,
@@ -189,7 +190,6 @@ class AmeyoCallbacksClient:
     """
 
     __slots__ = (
-        "_background",
         "_calls",
         "_clock",
         "_converter",
@@ -199,6 +199,7 @@ class AmeyoCallbacksClient:
         "_session",
         "_settings",
         "_transport",
+        "_walks",
     )
 
     def __init__(
@@ -284,7 +285,8 @@ class AmeyoCallbacksClient:
         self._limits = RequestLimits(clock, self._gate, max_rate=max_rate, adaptive=adaptive_rate)
         self._settings.max_concurrency = max_concurrency
         self._converter = make_converter()
-        self._background: Background | None = None  # prefetch of plain ``async for`` walks
+        # Walks of this client: told of its deletes, stopped when it closes.
+        self._walks: weakref.WeakSet[CallbackIterator] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         state = "closed" if self._transport.closed else "open"
@@ -333,29 +335,18 @@ class AmeyoCallbacksClient:
 
     async def __aenter__(self) -> AmeyoCallbacksClient:
         self._transport.open()
-        if self._background is None:
-            # The block owns the task group where a plain ``async for`` over
-            # iter_callbacks runs its prefetch requests (see _paging.Background).
-            background = Background()
-            await background.open()
-            self._background = background
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        background, self._background = self._background, None
-        try:
-            if background is not None:
-                await background.close()
-        finally:
-            await self.aclose()
+        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connections this client opened (a caller's ``http_client`` is left open).
 
-        Prefetch requests of walks still running in the background are cancelled.
+        The requests of walks still running are cancelled.
         """
-        if self._background is not None:
-            self._background.cancel()
+        for walk in list(self._walks):
+            await walk.aclose()
         await self._transport.aclose()
 
     # ------------------------------------------------------------------
@@ -417,8 +408,8 @@ class AmeyoCallbacksClient:
         """
         where = _check_where(where)
         info = _check_info(info)
-        return CallbackIterator(
-            self._page_fetcher(where, info),
+        walk = CallbackIterator(
+            self._walk_fetcher(where, info),
             page_size=page_size,
             start_offset=start_offset,
             max_items=max_items,
@@ -426,8 +417,11 @@ class AmeyoCallbacksClient:
             resume_from=resume_from,
             on_inconsistency=on_inconsistency,
             scope=walk_scope(where.campaign_id, [*where.params(), ("info", str(info))]),
-            background=self._background,
+            from_date=where.from_date_added,
+            to_date=where.to_date_added,
         )
+        self._walks.add(walk)
+        return walk
 
     async def delete_callback(self, customer_callback_id: str) -> None:
         """Delete one callback (DELETE ``.../customerCallbacks/<id>``).
@@ -438,19 +432,21 @@ class AmeyoCallbacksClient:
         the retry finds the id gone, the delete is reported as done: that
         attempt most likely did it.
         """
-        spec = build_delete_request(customer_callback_id)
         attributes = {"ameyo.callback_id": customer_callback_id}
         with _tracing.operation("ameyo.delete_callback", self._span_attributes(None, attributes)):
-            await self._send_delete(spec)
+            await self._send_delete(customer_callback_id)
 
     async def _delete_one(self, customer_callback_id: str) -> None:
         """The bulk deletes' sender: no span of its own (the bulk operation's is current)."""
-        await self._send_delete(build_delete_request(customer_callback_id))
+        await self._send_delete(customer_callback_id)
 
-    async def _send_delete(self, spec: RequestSpec) -> None:
-        """One delete, with the rule for an answer that was lost."""
+    async def _send_delete(self, customer_callback_id: str) -> None:
+        """One delete, with the rule for an answer that was lost; the walks are told."""
         rule = _DeleteRule(decode_delete_response)
+        spec = build_delete_request(customer_callback_id)
         await self._call(spec, rule.decode, on_failure=rule.attempt_failed)
+        for walk in list(self._walks):
+            walk.forget(customer_callback_id)  # offsets moved: the walk seeks instead
 
     async def delete_callbacks(
         self,
@@ -504,7 +500,7 @@ class AmeyoCallbacksClient:
         as in :meth:`delete_callbacks`.
         """
         where = _check_where(where)
-        fetch = self._page_fetcher(where, None)
+        fetch = self._walk_fetcher(where, None)
         tally = BulkTally() if tally is None else tally
         attributes: dict[str, _tracing.Value] = {
             "ameyo.concurrency": str(concurrency),
@@ -570,9 +566,17 @@ class AmeyoCallbacksClient:
             info=info,
         )
 
-    def _page_fetcher(self, where: CallbackFilter, info: bool | None) -> PageFetcher:
-        async def fetch(offset: int, limit: int) -> list[CustomerCallback]:
-            return await self._call(self._list_spec(where, limit, offset, info), self._decode_list)
+    def _walk_fetcher(self, where: CallbackFilter, info: bool | None) -> PageFetcher:
+        """Pages of ``where`` narrowed to a request's added dates (a walk's planner picks them)."""
+
+        async def fetch(request: PageRequest) -> list[CustomerCallback]:
+            low = _tighter(max, where.from_date_added, request.from_date)
+            high = _tighter(min, where.to_date_added, request.to_date)
+            if low is not None and high is not None and low > high:
+                return []  # nothing can match: no request
+            narrowed = attrs.evolve(where, from_date_added=low, to_date_added=high)
+            spec = self._list_spec(narrowed, request.limit, request.offset, info)
+            return await self._call(spec, self._decode_list)
 
         return fetch
 
@@ -730,6 +734,10 @@ def _tallied(op: _tracing.Operation | None, tally: BulkTally) -> Iterator[None]:
 def _spent(call_end: float | None) -> bool:
     """Whether the call's budget is used up."""
     return call_end is not None and anyio.current_time() >= call_end
+
+
+def _tighter(pick: Callable[[int, int], int], a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else pick(a, b)
 
 
 def _check_where(where: object) -> CallbackFilter:

@@ -63,9 +63,9 @@ WIRE_NAMES: Mapping[str, str] = MappingProxyType(
 )
 
 
-#: How many of the last records a checkpoint names (anchors to join a resumed walk).
-CHECKPOINT_ANCHORS = 16
-_CHECKPOINT_PREFIX = "ck1."
+#: Ids a checkpoint names at most (those added in the frontier's millisecond).
+CHECKPOINT_ANCHORS = 4096
+_CHECKPOINT_PREFIX = "ck2."
 
 
 def fingerprint(record: CustomerCallback) -> str:
@@ -81,33 +81,26 @@ def fingerprint(record: CustomerCallback) -> str:
 class Cursor:
     """Where a walk stands after a page: what a checkpoint carries (no secret in it).
 
-    ``offset`` is the raw offset after the last record yielded; ``anchors``
-    the last records yielded (oldest first), as records of this run or as
-    ``(id, fingerprint)`` pairs carried over from a checkpoint; ``ahead``
-    yielded records that may still sit after that offset; ``scope`` a
-    fingerprint of the filter; ``whole`` says the anchors are every record
-    the walk yielded since offset 0.
+    ``offset`` counts the records yielded (what ``start_offset`` takes on a
+    still list); ``date`` is the walk's frontier in epoch ms: every callback
+    added before it is done, and so are the ``ids`` added at that very
+    millisecond; ``scope`` is a fingerprint of the filter. None: a bare
+    offset (no frontier known).
     """
 
     offset: int
-    anchors: tuple[CustomerCallback | tuple[str, str], ...] = ()
-    ahead: tuple[tuple[str, str], ...] = ()
+    date: int | None = None
+    ids: tuple[str, ...] = ()
     scope: str = ""
-    whole: bool = False
 
     def encode(self) -> str:
-        """The checkpoint string: ``ck1.`` and base64url JSON, ASCII only."""
-        pairs = [
-            a if isinstance(a, tuple) else (a.customer_callback_id, fingerprint(a))
-            for a in self.anchors[-CHECKPOINT_ANCHORS:]
-        ]
-        body: dict[str, Any] = {"o": self.offset, "a": pairs}
-        if self.ahead:
-            body["h"] = list(self.ahead[-CHECKPOINT_ANCHORS:])
+        """The checkpoint string: ``ck2.`` and base64url JSON, ASCII only."""
+        body: dict[str, Any] = {"o": self.offset}
+        if self.date is not None:
+            body["d"] = self.date
+            body["i"] = list(self.ids[-CHECKPOINT_ANCHORS:])
         if self.scope:
             body["s"] = self.scope
-        if self.whole and len(self.anchors) <= CHECKPOINT_ANCHORS:
-            body["w"] = 1
         raw = json.dumps(body, separators=(",", ":")).encode()
         return _CHECKPOINT_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
@@ -130,15 +123,18 @@ class Cursor:
         try:
             body = json.loads(base64.urlsafe_b64decode(data + "=" * (-len(data) % 4)))
             offset = body["o"]
-            anchors = tuple((str(i), str(f)) for i, f in body["a"])
-            ahead = tuple((str(i), str(f)) for i, f in body.get("h", ()))
+            date = body.get("d")
+            listed = body.get("i", [])
+            ids = tuple(i for i in listed if isinstance(i, str))
             scope = str(body.get("s", ""))
-            whole = bool(body.get("w", 0))
-        except (ValueError, TypeError, KeyError, binascii.Error):
+        except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
             raise ValueError(bad) from None
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        for value in (offset, date):
+            if value is not None and (type(value) is not int or value < -(2**62)):
+                raise ValueError(bad)
+        if offset is None or offset < 0 or len(ids) != len(listed):
             raise ValueError(bad)
-        return cls(offset=offset, anchors=anchors, ahead=ahead, scope=scope, whole=whole)
+        return cls(offset=offset, date=date, ids=ids, scope=scope)
 
 
 @attrs.frozen

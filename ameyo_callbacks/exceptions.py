@@ -17,7 +17,7 @@ Every error the library raises for a server, a transport or a response is an
     │   ├── RateLimitedError        429 (``retry_after`` in seconds, or None)
     │   └── ServerError             5xx other than Ameyo's generic 512
     ├── ResponseFormatError         a 2xx body that is not what the call returns
-    ├── ConsistencyError            a walk's pages cannot be joined: the server's order is unstable
+    ├── ConsistencyError            a walk met what no strategy can page through (see its reasons)
     └── IncompleteDeleteError       a bulk delete whose outcome is unknown or not carried out
 
 Every exception carries structured attributes (``method``, ``path``, and for
@@ -321,16 +321,17 @@ class ResponseFormatError(AmeyoError):
 
 
 class ConsistencyError(AmeyoError):
-    """A walk could not join its pages: it stopped rather than skip or repeat callbacks.
+    """A walk met what no strategy can page through: it stopped rather than skip callbacks.
 
-    Raised by ``iter_callbacks`` (and what uses it) when two answers list the
-    same unchanged callbacks in opposite orders (the server's order is not
-    stable: ties sorted at random, say), or when no re-read near the
-    expected place holds any record the walk already yielded (the list
-    changed by more than the walk can bridge, or a checkpoint is too old).
-    ``offset`` is the page's offset; ``reason`` is ``"unstable_order"`` or
-    ``"no_join"``. ``iter_callbacks(..., on_inconsistency="warn")`` warns
-    once instead and walks on as plain offset paging does, without the guarantee.
+    Raised by ``iter_callbacks`` (and what uses it) when more than a page of
+    callbacks were added in one millisecond and the server lists them in a
+    new order on every answer (``reason="ties_unstable"``); when an ordered
+    walk that already trusted the server's ``dateAdded`` order (4,096
+    callbacks in it) meets a page out of that order (``"order_changed"``);
+    or when ``start_offset`` is given to a server that does not list by
+    ``dateAdded`` (``"unordered_offset"``, raised in either mode). ``offset``
+    is the page's offset. ``iter_callbacks(..., on_inconsistency="warn")``
+    warns once instead and walks on past them.
     """
 
     offset: int | None

@@ -20,6 +20,8 @@ import httpx
 import respx
 
 from ameyo_callbacks import CustomerCallback
+from ameyo_callbacks._convert import datetime_to_epoch_ms
+from ameyo_callbacks._planner import PageRequest
 from ameyo_callbacks._protocol import CALLBACKS_PREFIX, NOT_FOUND_KEY
 
 if TYPE_CHECKING:
@@ -218,8 +220,15 @@ def last_request(router: respx.MockRouter) -> httpx.Request:
     return router.calls.last.request
 
 
+def in_dates(record: CustomerCallback, request: PageRequest) -> bool:
+    """Whether ``record`` was added within the request's bounds (both inclusive)."""
+    added = datetime_to_epoch_ms(record.date_added)
+    low, high = request.from_date, request.to_date
+    return (low is None or added >= low) and (high is None or added <= high)
+
+
 class ListFetch:
-    """``fetch(offset, limit)`` over a list, with a log of calls and of concurrency.
+    """A walk's ``fetch(request)`` over a list, with a log of calls and of concurrency.
 
     ``ticks(offset)`` is the number of checkpoints a call waits before it
     answers; ``serve_max`` clamps every page like a server that serves at most
@@ -250,7 +259,8 @@ class ListFetch:
         self.in_flight = 0
         self.high_water = 0
 
-    async def __call__(self, offset: int, limit: int) -> list[CustomerCallback]:
+    async def __call__(self, request: PageRequest) -> list[CustomerCallback]:
+        offset, limit = request.offset, request.limit
         self.calls.append((offset, limit))
         self.events.append(("start", offset))
         self.in_flight += 1
@@ -265,7 +275,7 @@ class ListFetch:
             served = limit if self.serve_max is None else min(limit, self.serve_max)
             if self.serve_exactly is not None:
                 served = self.serve_exactly
-            page = self.records[offset : offset + served]
+            page = [r for r in self.records if in_dates(r, request)][offset : offset + served]
         except anyio.get_cancelled_exc_class():
             self.cancelled.append(offset)
             raise

@@ -30,6 +30,7 @@ from ameyo_callbacks import (
     RetryPolicy,
     StaticSession,
 )
+from ameyo_callbacks._planner import MIN_DATE, PageRequest
 
 WHERE = CallbackFilter.campaign(6)
 NOT_INT = ("3", 1.5, True, None)  # bool is an int subclass, refused all the same
@@ -82,9 +83,9 @@ def matching(name: str) -> Call:
 PAGES_ASKED: list[tuple[int, int]] = []
 
 
-async def no_pages(offset: int, limit: int) -> list[CustomerCallback]:
+async def no_pages(request: PageRequest) -> list[CustomerCallback]:
     """The fetch of a CallbackIterator built directly: it logs the page asked, serves none."""
-    PAGES_ASKED.append((offset, limit))
+    PAGES_ASKED.append((request.offset, request.limit))
     return []
 
 
@@ -218,6 +219,8 @@ CASES: dict[str, tuple[str, Call, tuple[object, ...], tuple[object, ...]]] = {
             ("start_offset", NOT_INT, (-1,)),
             ("max_items", NOT_OPTIONAL_INT, (-1,)),
             ("prefetch", NOT_INT, (0,)),
+            ("from_date", NOT_OPTIONAL_INT, (MIN_DATE - 1,)),
+            ("to_date", NOT_OPTIONAL_INT, (MIN_DATE - 1,)),
             ("resume_from", (5,), ("junk",)),
             ("on_inconsistency", (5,), ("ignore",)),
         ]

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import anyio
 import pytest
 import trio
-from _support import T0, make_callback
+from _support import T0, in_dates, make_callback
 
 from ameyo_callbacks import (
     BulkDeleteResult,
@@ -22,6 +22,7 @@ from ameyo_callbacks import (
     TransportError,
 )
 from ameyo_callbacks._bulk import delete_callbacks, delete_matching
+from ameyo_callbacks._planner import PageRequest
 from ameyo_callbacks.exceptions import AmeyoError
 
 if sys.version_info < (3, 11):  # pragma: no cover
@@ -75,11 +76,16 @@ class Store:
             self.in_flight -= 1
         self.completed += 1
 
-    async def fetch(self, offset: int, limit: int) -> list[CustomerCallback]:
-        if offset == 0:
+    async def fetch(self, request: PageRequest) -> list[CustomerCallback]:
+        offset, limit = request.offset, request.limit
+        if offset == 0 and request.from_date is None:
             self.walks += 1
         await anyio.sleep(0)
-        kept = [r for r in sorted(self.records.values(), key=_order) if self.keep(r)]
+        kept = [
+            r
+            for r in sorted(self.records.values(), key=_order)
+            if self.keep(r) and in_dates(r, request)
+        ]
         return kept[offset : offset + limit]
 
     def add(self, *records: CustomerCallback) -> None:
@@ -564,9 +570,9 @@ async def test_delete_matching_cancelled_during_a_walk_is_cancelled() -> None:
     """A timeout during the first walk leaves a tally that says cancelled and not ok."""
     store = _campaign_store(10, 0)
 
-    async def slow_fetch(offset: int, limit: int) -> list[CustomerCallback]:
+    async def slow_fetch(request: PageRequest) -> list[CustomerCallback]:
         await anyio.sleep_forever()
-        return await store.fetch(offset, limit)  # pragma: no cover
+        return await store.fetch(request)  # pragma: no cover
 
     tally = BulkTally()
     with anyio.move_on_after(0.01):

@@ -26,9 +26,9 @@ def client_of(fake: FakeAmeyo) -> AmeyoCallbacksClient:
 
 
 def forged(body: object) -> str:
-    """A string in the checkpoint's outer form (``ck1.`` + base64url JSON) holding ``body``."""
+    """A string in the checkpoint's outer form (``ck2.`` + base64url JSON) holding ``body``."""
     raw = base64.urlsafe_b64encode(json.dumps(body).encode()).decode("ascii").rstrip("=")
-    return f"ck1.{raw}"
+    return f"ck2.{raw}"
 
 
 async def first_checkpoint(fake: FakeAmeyo, where: CallbackFilter) -> tuple[list[str], str]:
@@ -45,12 +45,12 @@ async def first_checkpoint(fake: FakeAmeyo, where: CallbackFilter) -> tuple[list
     "text",
     [
         pytest.param("", id="empty"),
-        pytest.param("ck2.eyJvIjowfQ", id="another-version"),
-        pytest.param("ck1.%%%not-base64%%%", id="not-base64"),
-        pytest.param("ck1." + base64.urlsafe_b64encode(b"not json").decode(), id="not-json"),
+        pytest.param("ck1.eyJvIjowfQ", id="another-version"),
+        pytest.param("ck2.%%%not-base64%%%", id="not-base64"),
+        pytest.param("ck2." + base64.urlsafe_b64encode(b"not json").decode(), id="not-json"),
         pytest.param(forged({"a": []}), id="no-offset"),
-        pytest.param(forged({"o": 0}), id="no-anchors"),
-        pytest.param(forged({"o": 0, "a": [["only-an-id"]]}), id="anchor-not-a-pair"),
+        pytest.param(forged({"o": 0, "d": "5", "i": []}), id="string-date"),
+        pytest.param(forged({"o": 0, "d": 5, "i": [["an-id"]]}), id="id-not-a-string"),
         pytest.param(forged({"o": -1, "a": []}), id="negative-offset"),
         pytest.param(forged({"o": True, "a": []}), id="bool-offset"),
         pytest.param(forged({"o": "40", "a": []}), id="string-offset"),

@@ -130,7 +130,7 @@ RUNNABLE_PER_PAGE = {
     "docs/errors.md": 1,
     "docs/getting-started.md": 3,
     "docs/guides/export.md": 3,
-    "docs/guides/live-lists.md": 2,
+    "docs/guides/live-lists.md": 3,
     "docs/guides/production.md": 2,
     "docs/guides/purge.md": 3,
     "docs/guides/observability.md": 1,

@@ -69,10 +69,11 @@ class FakeAmeyo(LiveControls):
     - ``latency``, ``jitter``: every request waits ``latency`` plus up to
       ``jitter`` seconds (``anyio.sleep``, so requests overlap).
     - ``faults``: a :class:`FaultPlan` (see also :meth:`script`).
-    - ``order``: the order of list answers: ``"dateAdded"`` (date added, then
-      id), ``"callbackTime"`` (callback time, then id) or ``"unstable"`` (each
-      answer a page of the list shuffled anew: pages cannot be joined).
-    - ``seed``: drives session ids, jitter and the unstable order.
+    - ``order``: ``"dateAdded"`` (then id), ``"callbackTime"`` (then id),
+      ``"ties"`` (by date added, each millisecond's ties in a new order per
+      answer) or ``"unstable"`` (the whole list shuffled per answer).
+    - ``to_date_added_inclusive``: False leaves out ``toDateAdded``'s own ms.
+    - ``seed``: drives session ids, jitter and the shuffled orders.
     - ``log_limit``: the request log keeps this many newest entries (None: all).
     - ``limits``: a :class:`ServerLimits`: a number of workers (requests beyond
       it queue; the latency is the service time) and a token-bucket rate limit
@@ -98,6 +99,7 @@ class FakeAmeyo(LiveControls):
         faults: FaultPlan | None = None,
         log_limit: int | None = 100_000,
         order: ListOrder = "dateAdded",
+        to_date_added_inclusive: bool = True,
         limits: ServerLimits | None = None,
     ) -> None:
         self.list_methods: frozenset[str] = frozenset(m.upper() for m in list_methods)
@@ -115,6 +117,7 @@ class FakeAmeyo(LiveControls):
         self.latency = latency
         self.jitter = jitter
         self.order = order
+        self.to_date_added_inclusive = to_date_added_inclusive
 
         self._store = CallbackStore()
         self._sessions = SessionBook(seed=seed, ttl=session_ttl, jwt_ttl=jwt_ttl)
@@ -172,7 +175,7 @@ class FakeAmeyo(LiveControls):
 
     @property
     def _sorted_by(self) -> SortOrder:
-        return "dateAdded" if self._order == "unstable" else self._order
+        return "callbackTime" if self._order == "callbackTime" else "dateAdded"
 
     @property
     def tenant_path(self) -> str:
@@ -187,6 +190,7 @@ class FakeAmeyo(LiveControls):
         campaigns: Iterable[int] = DEFAULT_CAMPAIGNS,
         users: Iterable[str] = DEFAULT_USERS,
         seed: int = 0,
+        bulk: int = 1,
         **options: Any,
     ) -> FakeAmeyo:
         """A fake holding ``n`` deterministic callbacks (same seed, same records).
@@ -194,11 +198,13 @@ class FakeAmeyo(LiveControls):
         Spread over ``campaigns`` and ``users`` (one in five is a campaign
         callback: ``selfCallback`` false, ``userId`` null), added over 30 days
         from 2024-01-01 UTC and scheduled 10 minutes to 14 days later. Ids look
-        like ``d806-59423051-cm-17`` and are unique. ``options`` go to the
-        constructor. A million records seed in a few seconds.
+        like ``d806-59423051-cm-17`` and are unique. ``bulk`` > 1: runs of 1 to
+        ``bulk`` callbacks share a millisecond (bulk uploads). ``options`` go to
+        the constructor. A million records seed in a few seconds.
         """
         fake = cls(seed=seed, **options)
-        seed_store(fake._store, n, campaigns=tuple(campaigns), users=tuple(users), seed=seed)
+        campaigns, users = tuple(campaigns), tuple(users)
+        seed_store(fake._store, n, campaigns=campaigns, users=users, seed=seed, bulk=bulk)
         fake._store.select(None, fake._sorted_by)  # sort once now, not in the first request
         return fake
 
@@ -207,7 +213,7 @@ class FakeAmeyo(LiveControls):
 
     @property
     def callbacks(self) -> list[CustomerCallback]:
-        """Every callback held, in serving order (``order``; date added when unstable)."""
+        """Every callback held, in serving order (by date added, then id, when shuffled)."""
         return self._store.records(None, self._sorted_by)
 
     def ids(self) -> set[str]:

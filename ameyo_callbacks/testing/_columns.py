@@ -25,9 +25,12 @@ __all__ = ["LIST_ORDERS", "SORT_ORDERS", "Columns", "ListOrder", "Rows", "SortOr
 #: The stable orders the fake can serve: by this wire field, then by id.
 SortOrder = Literal["dateAdded", "callbackTime"]
 SORT_ORDERS: tuple[SortOrder, ...] = ("dateAdded", "callbackTime")
-#: What a list answer may follow: a stable order, or "unstable" (shuffled per request).
-ListOrder = Literal["dateAdded", "callbackTime", "unstable"]
-LIST_ORDERS: tuple[ListOrder, ...] = (*SORT_ORDERS, "unstable")
+#: What a list answer may follow: a stable order, "ties" (by date added, each
+#: answer listing callbacks added in one millisecond in a new order: ORDER BY
+#: dateAdded on a column that is not unique) or "unstable" (no ORDER BY: the
+#: whole list shuffled per answer).
+ListOrder = Literal["dateAdded", "callbackTime", "ties", "unstable"]
+LIST_ORDERS: tuple[ListOrder, ...] = (*SORT_ORDERS, "ties", "unstable")
 
 NO_CUSTOMER = -(2**63)  # customerId null
 

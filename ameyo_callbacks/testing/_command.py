@@ -1,11 +1,10 @@
 """The fake's one command line, a click command with one set of options.
 
-``ameyo-callbacks fake-server`` and ``python -m ameyo_callbacks.testing``
-both run :data:`fake_server`. It prints, on stdout, one ``NAME=value`` line
-each for the base URL and the session id to use (and the CA file when it
-made a throwaway certificate), then serves on 127.0.0.1 until Ctrl-C. A
-human summary goes to stderr. Exit statuses: 0 stopped; 2 a usage error,
-uvicorn missing or the port taken.
+``ameyo-callbacks fake-server`` and ``python -m ameyo_callbacks.testing`` both run
+:data:`fake_server`. It prints, on stdout, one ``NAME=value`` line each for the base
+URL and the session id to use (and the CA file when it made a throwaway certificate),
+then serves on 127.0.0.1 until Ctrl-C. A human summary goes to stderr. Exit
+statuses: 0 stopped; 2 a usage error, uvicorn missing or the port taken.
 """
 
 from __future__ import annotations
@@ -200,6 +199,8 @@ def _off_by_default(name: str, text: str, most: float | None = None) -> Callable
     help="Agent user ids, comma-separated.",
 )
 @click.option("--seed", type=int, default=0, help="Seed of the data, sessions and jitter.")
+@click.option("--bulk", type=click.IntRange(min=1), default=1, help="Up to N share a ms.")
+@click.option("--to-date-exclusive", is_flag=True, help="toDateAdded leaves out its own ms.")
 @_off_by_default("--latency-ms", "Added to every request.")
 @_off_by_default("--jitter-ms", "Extra random latency, up to this.")
 @_off_by_default(
@@ -249,12 +250,7 @@ def _off_by_default(name: str, text: str, most: float | None = None) -> Callable
     type=click.Path(exists=True, dir_okay=False),
     help="Private key (PEM), if not in --certfile.",
 )
-@click.option(
-    "--order",
-    type=click.Choice(LIST_ORDERS),
-    default="dateAdded",
-    help="Order of list answers (unstable: shuffled per answer).",
-)
+@click.option("--order", type=click.Choice(LIST_ORDERS), default="dateAdded", help="List order.")
 @_off_by_default("--live-rate", "Live mode: change the list this many times a second.")
 @click.option(
     "--live-mix",
@@ -291,6 +287,8 @@ def fake_server(
     campaigns: tuple[int, ...],
     users: tuple[str, ...],
     seed: int,
+    bulk: int,
+    to_date_exclusive: bool,
     latency_ms: float,
     jitter_ms: float,
     fault_rate: float,
@@ -338,6 +336,8 @@ def fake_server(
         campaigns=campaigns,
         users=users,
         seed=seed,
+        bulk=bulk,
+        to_date_added_inclusive=not to_date_exclusive,
         latency=latency_ms / 1000,
         jitter=jitter_ms / 1000,
         faults=FaultPlan(rate=fault_rate, seed=fault_seed, **kinds),

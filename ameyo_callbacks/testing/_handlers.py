@@ -67,6 +67,7 @@ class HandlerOptions(Protocol):
     secure_mode: bool
     refuse_refresh: bool
     order: ListOrder
+    to_date_added_inclusive: bool
 
 
 def _java_int(text: str, bounds: tuple[int, int]) -> int | None:
@@ -121,8 +122,8 @@ class Handlers:
     """List, delete and login against the store and the sessions.
 
     In the ``"unstable"`` order each list answer is a page of the filtered
-    list shuffled anew (from a stream seeded by ``seed``), so pages cannot
-    be joined.
+    list shuffled anew (from a stream seeded by ``seed``); in ``"ties"``,
+    callbacks added in one millisecond come in a new order in each answer.
     """
 
     def __init__(
@@ -194,20 +195,21 @@ class Handlers:
         info = (req.first("info") or "").lower() == "true"
         if info and not self.options.info_supported:
             return method_not_allowed(())
-        where = wire_filter(
-            None if tenant else numbers["campaignId"],
-            req.every("userIds"),
-            {name: numbers[name] for name in _DATES},
-        )
+        dates = {name: numbers[name] for name in _DATES}
+        to_added = dates["toDateAdded"]
+        if to_added is not None and not self.options.to_date_added_inclusive:
+            dates["toDateAdded"] = to_added - 1  # before that millisecond, not at it
+        where = wire_filter(None if tenant else numbers["campaignId"], req.every("userIds"), dates)
         if where is None:
             return Answer(200, (JSON,), b"[]")
         limit = min(limit, self.options.max_limit)
         order = self.options.order
-        if order == "unstable":
-            shuffle = random.Random(self._shuffle_rng.getrandbits(64))
-            body = self.store.page_json(where, offset, limit, info=info, shuffle=shuffle)
-        else:
+        if order == "callbackTime" or order == "dateAdded":  # noqa: PLR1714  (narrows for mypy)
             body = self.store.page_json(where, offset, limit, info=info, order=order)
+        else:
+            rng = random.Random(self._shuffle_rng.getrandbits(64))
+            ties, shuffle = (rng, None) if order == "ties" else (None, rng)
+            body = self.store.page_json(where, offset, limit, info=info, ties=ties, shuffle=shuffle)
         return Answer(200, (JSON,), body)
 
     def delete(self, req: Request, *, commit: bool) -> Answer:

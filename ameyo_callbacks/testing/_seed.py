@@ -32,6 +32,7 @@ def seed_store(
     seed: int,
     days: int = 30,
     start_ms: int = SEED_START_MS,
+    bulk: int = 1,
 ) -> None:
     """Append ``n`` deterministic callbacks spread over campaigns, users and dates.
 
@@ -39,10 +40,14 @@ def seed_store(
     are unique. One callback in five is a campaign callback (``selfCallback``
     false, ``userId`` null); the rest belong to one of ``users``. Date added is
     uniform over ``days`` days from ``start_ms``; the callback is scheduled 10
-    minutes to 14 days after it was added.
+    minutes to 14 days after it was added. ``bulk`` > 1: runs of 1 to
+    ``bulk`` callbacks share one millisecond (bulk uploads).
     """
     if n < 0:
         msg = f"n must be >= 0, got {n}"
+        raise ValueError(msg)
+    if bulk < 1:
+        msg = f"bulk must be >= 1 (callbacks per millisecond at most), got {bulk}"
         raise ValueError(msg)
     if not campaigns or not users:
         msg = "seeding needs at least one campaign id and one user id"
@@ -61,6 +66,11 @@ def seed_store(
         user_col = [u if s else None for u, s in zip(user_pick, self_cb, strict=True)]
         customers = [10_000_000 + int(rand() * 90_000_000) for _ in range(k)]
         added = sorted([start_ms + int(rand() * span) for _ in range(k)])
+        j = 0
+        while bulk > 1 and j < k:
+            size = 1 + int(rand() * bulk)
+            added[j : j + size] = [added[j]] * len(added[j : j + size])
+            j += size
         times = [a + lead_min + int(rand() * lead_span) for a in added]
         phones = [f"+9198{int(rand() * 100_000_000):08d}" for _ in range(k)]
         ids = [

@@ -125,21 +125,47 @@ class CallbackStore:
         info: bool,
         order: SortOrder = "dateAdded",
         shuffle: random.Random | None = None,
+        ties: random.Random | None = None,
     ) -> bytes:
         """The JSON array of one page of a filtered order: O(limit) once the filter is cached.
 
         With ``shuffle``, the whole filtered list is shuffled first (an
-        unstable order: O(n) per page).
+        unstable order: O(n) per page). With ``ties`` (a dateAdded order),
+        callbacks added in the same millisecond come in a new order in each
+        answer: the page is cut from its span widened to whole milliseconds,
+        each shuffled (O(limit) plus the ties at its two edges).
         """
         with self.lock:
             rows: Sequence[int] = self.select(flt, order)
             if shuffle is not None:
                 rows = list(rows)
                 shuffle.shuffle(rows)
-            text = ",".join(
-                [self.cols.row_json(r, info=info) for r in rows[offset : offset + limit]]
-            )
+            page: Sequence[int] = rows[offset : offset + limit]
+            if ties is not None and page:
+                page = self._tied(rows, offset, len(page), ties)
+            text = ",".join([self.cols.row_json(r, info=info) for r in page])
         return f"[{text}]".encode()
+
+    def _tied(self, rows: Sequence[int], offset: int, n: int, rng: random.Random) -> list[int]:
+        """``rows[offset:offset + n]`` of a dateAdded order whose ties are shuffled anew."""
+        added = self.cols.added
+        start, end = offset, offset + n
+        while start > 0 and added[rows[start - 1]] == added[rows[offset]]:
+            start -= 1
+        while end < len(rows) and added[rows[end]] == added[rows[offset + n - 1]]:
+            end += 1
+        span = list(rows[start:end])
+        out: list[int] = []
+        i = 0
+        while i < len(span):
+            j = i
+            while j < len(span) and added[span[j]] == added[span[i]]:
+                j += 1
+            group = span[i:j]
+            rng.shuffle(group)
+            out.extend(group)
+            i = j
+        return out[offset - start : offset - start + n]
 
     def record(self, row: int) -> CustomerCallback:
         """One row as a :class:`CustomerCallback`."""

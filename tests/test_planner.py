@@ -1,0 +1,380 @@
+"""The walk's planner, synchronously: which request comes next, what each answer means.
+
+No event loop here: :func:`_model_servers.walk` drives a
+:class:`~ameyo_callbacks._planner.WalkPlanner` against in-memory servers in
+every order SQL produces (by dateAdded, ties in any order, no order at all,
+by callbackTime, a few pairs swapped) while the list changes under it. The
+property tests check the contract (every callback present from the first
+request to the last comes out exactly once; one added or removed meanwhile
+at most once) and the bound (at most 3x the requests of the same walk over
+a still, stable list, plus a small constant), in raise and warn modes.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from _model_servers import EPOCH_MS, ORDERS, ModelServer, Order, callback, walk
+from _support import examples
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ameyo_callbacks import ConsistencyError, CustomerCallback
+from ameyo_callbacks._convert import datetime_to_epoch_ms
+from ameyo_callbacks._models import Cursor
+from ameyo_callbacks._planner import WalkPlanner
+
+#: Requests a walk may spend beyond 3x the still walk's (probes, a seek, the end).
+SLACK = 16
+
+
+def listed(n: int, runs: int = 1, seed: int = 0, start: int = 0) -> dict[str, CustomerCallback]:
+    """``n`` callbacks added in runs of 1..``runs`` sharing a millisecond, ids from ``start``."""
+    rng = random.Random(seed)
+    out: dict[str, CustomerCallback] = {}
+    ms, i = 0, start
+    while i < start + n:
+        ms += rng.randint(1, 40)
+        for _ in range(min(rng.randint(1, runs), start + n - i)):
+            cb = callback(i, ms, rng.randint(0, 20_000))
+            out[cb.customer_callback_id] = cb
+            i += 1
+    return out
+
+
+def ids(records: list[CustomerCallback]) -> list[str]:
+    return [r.customer_callback_id for r in records]
+
+
+def still_requests(records: dict[str, CustomerCallback], page_size: int, prefetch: int) -> int:
+    """Requests of the same walk over the same list, still and in a stable dateAdded order."""
+    server = ModelServer(dict(records))
+    walk(WalkPlanner(page_size=page_size), server, prefetch=prefetch)
+    return server.requests
+
+
+# -- the ordered walk -----------------------------------------------------------------
+
+
+def test_a_still_list_is_walked_in_pages_that_re_read_two() -> None:
+    """250 callbacks, pages of 100, one at a time: offsets 0, 98, 196, and the walk ends there."""
+    server = ModelServer(listed(250))
+    planner = WalkPlanner(page_size=100)
+    got = walk(planner, server, prefetch=1)
+    assert ids(got) == sorted(server.records)
+    assert planner.requests == 3
+    assert planner.strategy == "ordered"
+
+
+def test_an_empty_list_ends_at_the_first_answer() -> None:
+    """No callback: one request, no page."""
+    planner = WalkPlanner(page_size=10)
+    assert walk(planner, ModelServer({}), prefetch=4) == []
+    assert planner.requests <= 4
+    assert planner.done
+
+
+def test_max_items_zero_plans_nothing() -> None:
+    """max_items=0: the walk is done before it asks anything."""
+    planner = WalkPlanner(page_size=10, max_items=0)
+    assert planner.next_request() is None
+    assert planner.done
+
+
+@pytest.mark.parametrize("max_items", [1, 99, 150, 250])
+def test_max_items_caps_the_walk_and_its_requests(max_items: int) -> None:
+    """max_items caps what comes out, and the last request asks only for what is missing."""
+    server = ModelServer(listed(1000))
+    planner = WalkPlanner(page_size=100, max_items=max_items)
+    got = walk(planner, server, prefetch=4)
+    assert ids(got) == sorted(server.records)[:max_items]
+    assert server.requests == 1 + -(-max(0, max_items - 100) // 98)  # 100, then 98 new a page
+
+
+def test_ties_in_any_order_come_out_once_each() -> None:
+    """3,000 callbacks in runs of up to 40 per millisecond, ties reshuffled per answer: exact."""
+    records = listed(3000, runs=40, seed=1)
+    server = ModelServer(dict(records), order="ties", seed=2)
+    planner = WalkPlanner(page_size=100)
+    got = walk(planner, server, prefetch=4)
+    assert sorted(ids(got)) == sorted(records)
+    assert len(got) == 3000
+    assert planner.strategy == "ordered"
+
+
+def test_a_page_moved_by_deletes_is_replaced_by_a_seek() -> None:
+    """60 callbacks deleted behind the walk after its first page: the next page seeks, exact."""
+    records = listed(400)
+    server = ModelServer(dict(records))
+    first = sorted(records)[:60]
+    planner = WalkPlanner(page_size=50)
+    seen: list[PageSeen] = []
+
+    def delete_behind(items: list[CustomerCallback]) -> None:
+        seen.append(len(items))
+        if len(seen) == 1:
+            for cb_id in first:
+                server.records.pop(cb_id, None)
+
+    got = walk(planner, server, prefetch=1, on_page=delete_behind)
+    assert ids(got) == sorted(records)
+    assert server.requests <= still_requests(records, 50, 1) + 2
+
+
+PageSeen = int
+
+
+@pytest.mark.parametrize("prefetch", [1, 4])
+def test_deleting_as_you_walk_leaves_nothing(prefetch: int) -> None:
+    """The caller deletes each page it is given (and says so): every callback is yielded once."""
+    records = listed(1500, runs=5, seed=3)
+    server = ModelServer(dict(records), order="ties", seed=1)
+    planner = WalkPlanner(page_size=100)
+
+    def delete(items: list[CustomerCallback]) -> None:
+        for cb in items:
+            del server.records[cb.customer_callback_id]
+            planner.forget(cb.customer_callback_id)
+
+    got = walk(planner, server, prefetch=prefetch, on_page=delete)
+    assert sorted(ids(got)) == sorted(records)
+    assert server.records == {}
+    assert server.requests <= 3 * still_requests(records, 100, prefetch) + SLACK
+
+
+def test_a_server_serving_fewer_than_asked_is_followed() -> None:
+    """A server that serves 30 when asked 100: the walk goes on at 30, exact."""
+    records = listed(450)
+
+    class Clamped(ModelServer):
+        def answer(self, request):  # type: ignore[no-untyped-def]
+            return super().answer(request)[:30]
+
+    server = Clamped(dict(records))
+    got = walk(WalkPlanner(page_size=100), server, prefetch=3)
+    assert ids(got) == sorted(records)
+
+
+def test_a_checkpoint_resumes_exactly_after_its_page_on_a_changed_list() -> None:
+    """Resume from the 3rd page's checkpoint after deletes and inserts: exactly the rest."""
+    records = listed(600, runs=8, seed=4)
+    server = ModelServer(dict(records), order="ties", seed=4)
+    planner = WalkPlanner(page_size=50, scope="abc")
+    pages = []
+    while len(pages) < 3:
+        request = planner.next_request()
+        assert request is not None
+        planner.take(request, server.answer(request))
+        while planner.pages:
+            pages.append(planner.pages.popleft())
+    yielded = {cb.customer_callback_id for page in pages[:3] for cb in page.items}
+    cursor = Cursor.decode(pages[2].checkpoint)
+    assert cursor.scope == "abc"
+    for cb_id in sorted(yielded)[:40]:  # deletes behind the checkpoint
+        del server.records[cb_id]
+    resumed = WalkPlanner(page_size=50, resume=cursor)
+    rest = walk(resumed, server, prefetch=2)
+    assert set(ids(rest)) == set(records) - yielded
+    assert len(rest) == len(set(ids(rest)))
+
+
+def test_a_caller_date_bound_narrows_every_request() -> None:
+    """from/to dates of the caller: every request stays within them, and the walk is exact."""
+    records = listed(500, runs=3)
+    dates = sorted(datetime_to_epoch_ms(cb.date_added) for cb in records.values())
+    low, high = dates[100], dates[400]
+    for order in ORDERS:
+        server = ModelServer(dict(records), order=order, seed=5)
+        planner = WalkPlanner(page_size=40, from_date=low, to_date=high)
+        got = walk(planner, server, prefetch=3)
+        want = {
+            k for k, cb in records.items() if low <= datetime_to_epoch_ms(cb.date_added) <= high
+        }
+        assert set(ids(got)) == want, order
+        assert len(got) == len(want)
+
+
+# -- windows and buckets ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("order", ["shuffled", "callbackTime"])
+@pytest.mark.parametrize("to_inclusive", [True, False])
+def test_a_list_in_no_date_order_is_walked_exactly_in_windows(
+    order: Order, to_inclusive: bool
+) -> None:
+    """No dateAdded order: one note, then date windows, exact whatever toDateAdded means."""
+    records = listed(3000, runs=40, seed=6)
+    server = ModelServer(dict(records), order=order, to_inclusive=to_inclusive, seed=6)
+    planner = WalkPlanner(page_size=100)
+    got = walk(planner, server, prefetch=4)
+    assert sorted(ids(got)) == sorted(records)
+    assert len(got) == 3000
+    assert planner.strategy in ("windows", "bucket")
+    assert [warn for _text, warn in planner.notes] == [False]
+    assert "not sorted by it" in planner.notes[0][0]
+    assert server.requests <= 3 * still_requests(records, 100, 4) + SLACK
+
+
+def test_windows_come_out_in_date_order() -> None:
+    """Windows are yielded in dateAdded order, whatever order their answers came in."""
+    records = listed(800, runs=3, seed=7)
+    server = ModelServer(dict(records), order="shuffled", seed=7)
+    got = walk(WalkPlanner(page_size=50), server, prefetch=5)
+    dates = [cb.date_added for cb in got]
+    assert dates == sorted(dates)
+
+
+@pytest.mark.parametrize("order", ["dateAdded", "callbackTime"])
+def test_more_than_a_page_in_one_millisecond_in_a_stable_order_is_paged_through(
+    order: Order,
+) -> None:
+    """250 callbacks added in one millisecond, listed in a stable order: all of them, once."""
+    records = {**listed(50), **{cb.customer_callback_id: cb for cb in _one_ms(250, 10_000)}}
+    server = ModelServer(dict(records), order=order)
+    got = walk(WalkPlanner(page_size=40), server, prefetch=2)
+    assert sorted(ids(got)) == sorted(records)
+    assert len(got) == len(records)
+
+
+def _one_ms(n: int, ms: int) -> list[CustomerCallback]:
+    return [callback(100_000 + i, ms, i) for i in range(n)]
+
+
+def test_more_than_a_page_in_one_millisecond_reshuffled_raises_and_says_why() -> None:
+    """250 ties reshuffled per answer, pages of 40: ConsistencyError naming the millisecond."""
+    server = ModelServer({cb.customer_callback_id: cb for cb in _one_ms(250, 5)}, order="ties")
+    with pytest.raises(ConsistencyError) as caught:
+        walk(WalkPlanner(page_size=40), server, prefetch=2)
+    assert caught.value.reason == "ties_unstable"
+    assert f"share dateAdded {EPOCH_MS + 5}" in str(caught.value)
+
+
+def test_the_same_in_warn_mode_notes_it_once_and_ends() -> None:
+    """on_inconsistency='warn': one warning note, the walk goes on past that millisecond."""
+    tail = listed(30, start=500)
+    records = {**{cb.customer_callback_id: cb for cb in _one_ms(250, 0)}, **tail}
+    server = ModelServer(records, order="ties", seed=3)
+    planner = WalkPlanner(page_size=40, strict=False)
+    got = walk(planner, server, prefetch=2)
+    assert [warn for _text, warn in planner.notes].count(True) == 1
+    assert set(tail) <= set(ids(got))
+    assert len(got) == len(set(ids(got)))
+
+
+# -- the contract and the bound, against adversarial servers ---------------------------
+
+Change = Callable[[ModelServer], None]
+
+
+@st.composite
+def changes(draw: st.DrawFn, start: int) -> Change:
+    """What happens to the list before each answer: deletes, adds, reschedules, all gone."""
+    plan = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["none", "delete", "add", "reschedule", "wipe"]),
+                st.integers(0, 2**16),
+            ),
+            max_size=40,
+        )
+    )
+    counter = [start]
+
+    def change(server: ModelServer) -> None:
+        if server.requests > len(plan):
+            return
+        kind, n = plan[server.requests - 1]
+        rng = random.Random(n)
+        keys = sorted(server.records)
+        if kind == "delete" and keys:
+            for key in rng.sample(keys, min(len(keys), 1 + n % 7)):
+                del server.records[key]
+        elif kind == "add":
+            for _ in range(1 + n % 5):
+                counter[0] += 1
+                cb = callback(counter[0], 10_000_000 + counter[0] // 3, n % 50)
+                server.records[cb.customer_callback_id] = cb
+        elif kind == "reschedule" and keys:
+            key = rng.choice(keys)
+            cb = server.records[key]
+            server.records[key] = callback(int(key[2:]), _ms_of(cb), rng.randint(0, 20_000))
+        elif kind == "wipe":
+            server.records.clear()
+
+    return change
+
+
+def _ms_of(cb: CustomerCallback) -> int:
+    return datetime_to_epoch_ms(cb.date_added) - EPOCH_MS
+
+
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n=st.integers(0, 400),
+    runs=st.integers(1, 30),
+    seed=st.integers(0, 2**16),
+    order=st.sampled_from(ORDERS),
+    to_inclusive=st.booleans(),
+    page_size=st.sampled_from([3, 10, 37, 100]),
+    prefetch=st.integers(1, 5),
+    strict=st.booleans(),
+    caller_deletes=st.booleans(),
+    data=st.data(),
+)
+def test_any_order_any_change_exact_and_bounded(
+    n: int,
+    runs: int,
+    seed: int,
+    order: Order,
+    to_inclusive: bool,
+    page_size: int,
+    prefetch: int,
+    strict: bool,
+    caller_deletes: bool,
+    data: st.DataObject,
+) -> None:
+    """Exactly once for what stays, at most once for what changes, within 3x a still walk."""
+    records = listed(n, runs=runs, seed=seed)
+    if order in ("shuffled", "ties") and runs > page_size:
+        runs = min(runs, page_size)  # (the one case left is tested on its own)
+        records = listed(n, runs=runs, seed=seed)
+    server = ModelServer(
+        dict(records), order=order, to_inclusive=to_inclusive, seed=seed, swaps=1 + seed % 3
+    )
+    server.before_answer = data.draw(changes(start=n + 1))
+    planner = WalkPlanner(page_size=page_size, strict=strict)
+    ever = set(records)
+    removed: set[str] = set()
+
+    def track(items: list[CustomerCallback]) -> None:
+        if caller_deletes:
+            for cb in items:
+                if server.records.pop(cb.customer_callback_id, None) is not None:
+                    removed.add(cb.customer_callback_id)
+                planner.forget(cb.customer_callback_id)
+
+    original = server.before_answer
+
+    def before(s: ModelServer) -> None:
+        gone = set(s.records)
+        original(s)
+        removed.update(gone - set(s.records))
+        ever.update(s.records)
+        s.records = dict(s.records)
+
+    server.before_answer = before
+    got = walk(planner, server, prefetch=prefetch, on_page=track, max_requests=20_000)
+    counts = Counter(ids(got))
+    assert not [k for k, c in counts.items() if c > 1], "a callback came out twice"
+    throughout = set(records) - removed
+    changed = {
+        k for k in records if k in server.records and server.records[k] != records[k]
+    }  # rescheduled: same id, same date; still owed exactly once
+    assert throughout - set(counts) == set(), f"missed: {sorted(throughout - set(counts))[:5]}"
+    assert set(counts) <= ever
+    assert changed <= set(counts) | removed
+    bound = 3 * still_requests(records, page_size, prefetch) + SLACK
+    assert server.requests <= bound
