@@ -419,6 +419,7 @@ class AmeyoCallbacksClient:
             scope=walk_scope(where.campaign_id, [*where.params(), ("info", str(info))]),
             from_date=where.from_date_added,
             to_date=where.to_date_added,
+            span_attributes=self._span_attributes(where, {}),
         )
         self._walks.add(walk)
         return walk

@@ -25,13 +25,14 @@ import logging
 import warnings
 import zlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import anyio
 import sniffio
 from anyio.abc import TaskGroup
 
+from . import _tracing
 from ._checks import check_choice, check_int
 from ._compat import BaseExceptionGroup
 from ._models import Cursor, CustomerCallback, Page
@@ -57,10 +58,11 @@ def walk_scope(campaign_id: int | None, params: Iterable[tuple[str, str]]) -> st
 class _Flight:
     """One request of a walk, and its answer once it lands."""
 
-    __slots__ = ("done", "error", "records", "request", "scope", "started", "task")
+    __slots__ = ("done", "error", "op", "records", "request", "scope", "started", "task")
 
-    def __init__(self, request: PageRequest) -> None:
+    def __init__(self, request: PageRequest, op: _tracing.Operation | None) -> None:
         self.request = request
+        self.op = op  # the walk's span, current while the request runs
         self.records: list[CustomerCallback] = []
         self.error: BaseException | None = None
         self.done = anyio.Event()
@@ -70,7 +72,7 @@ class _Flight:
 
     async def run(self, fetch: PageFetcher) -> None:
         try:
-            with self.scope:
+            with self.scope, _tracing.current(self.op):
                 try:
                     self.records = await fetch(self.request)
                 except anyio.get_cancelled_exc_class():
@@ -164,10 +166,13 @@ class CallbackIterator:
         "_group",
         "_items",
         "_mode",
+        "_op",
         "_planner",
         "_pos",
         "_prefetch",
+        "_span_attributes",
         "_tasks",
+        "_yielded",
     )
 
     def __init__(
@@ -183,6 +188,7 @@ class CallbackIterator:
         scope: str = "",
         from_date: int | None = None,
         to_date: int | None = None,
+        span_attributes: Mapping[str, _tracing.Value | None] | None = None,
     ) -> None:
         self._prefetch = check_int("prefetch", prefetch, minimum=1)
         self._planner = _plan(
@@ -203,6 +209,14 @@ class CallbackIterator:
         self._items: tuple[CustomerCallback, ...] = ()
         self._pos = 0
         self._mode: str | None = None
+        # The walk's span (``_tracing``): begun with its first request, ended with the walk.
+        self._span_attributes = {
+            **(span_attributes or {}),
+            "ameyo.page_size": page_size,
+            "ameyo.prefetch": prefetch,
+        }
+        self._op: _tracing.Operation | None = None
+        self._yielded = 0  # records of the pages handed out (for the span)
 
     @property
     def planner(self) -> WalkPlanner:
@@ -273,6 +287,7 @@ class CallbackIterator:
     def cancel(self) -> set[Any]:
         """Stop the walk now, from synchronous code too; the asyncio tasks cancelled."""
         self._closed = True
+        self._end_span(stopped=True)
         self._items, self._pos = (), 0
         self._planner.pages.clear()
         tasks = set()
@@ -288,6 +303,23 @@ class CallbackIterator:
         for flight in getattr(self, "_flights", ()):
             if flight.task is not None:
                 flight.task.cancel()
+        if getattr(self, "_op", None) is not None:
+            self._end_span(stopped=True)
+
+    def _end_span(self, *, stopped: bool = False, error: Exception | None = None) -> None:
+        """End the walk's span (once) with its figures: records, pages, strategy."""
+        op, self._op = self._op, None
+        if op is None:
+            return
+        planner = self._planner
+        op.set(
+            {
+                "ameyo.records": self._yielded - (len(self._items) - self._pos),
+                "ameyo.walk.strategy": planner.strategy,
+                "ameyo.walk.stopped_early": stopped or None,
+            }
+        )
+        op.end(error)
 
     # -- the walk ----------------------------------------------------------
 
@@ -299,10 +331,14 @@ class CallbackIterator:
                 raise StopAsyncIteration
             if planner.pages:
                 page = planner.pages.popleft()
+                self._yielded += len(page.items)
+                if self._op is not None:
+                    self._op.pages += 1
                 self._launch()  # the next requests run while the loop body does
                 return page
             self._launch()
             if not self._flights:
+                self._end_span()
                 raise StopAsyncIteration
             head = self._flights[0]
             try:
@@ -317,19 +353,26 @@ class CallbackIterator:
             self._flights.popleft()
             if head.error is not None:
                 planner.drop(head.request)
-                self.cancel()
+                self._fail(head.error)
                 raise head.error
             try:
                 planner.take(head.request, head.records)
-            except BaseException:
-                self.cancel()
+            except BaseException as exc:
+                self._fail(exc)
                 raise
             self._drop_stale()
+
+    def _fail(self, error: BaseException) -> None:
+        """The walk ends on ``error``: its span says so, its requests are cancelled."""
+        self._end_span(error=error if isinstance(error, Exception) else None)
+        self.cancel()
 
     def _say(self) -> None:
         notes = self._planner.notes
         while notes:
             text, warn = notes.pop(0)
+            if self._op is not None:
+                self._op.event("ameyo.walk.strategy", {"ameyo.reason": text})
             if warn:
                 warnings.warn(text, RuntimeWarning, stacklevel=4)
             else:
@@ -363,7 +406,9 @@ class CallbackIterator:
             request = planner.next_request()
             if request is None:
                 return
-            flight = _Flight(request)
+            if self._op is None and planner.requests == 1:
+                self._op = _tracing.begin("ameyo.iter_callbacks", self._span_attributes)
+            flight = _Flight(request, self._op)
             flights.append(flight)
             if spawn is not None:
                 flight.started = True

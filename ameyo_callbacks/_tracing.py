@@ -30,7 +30,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
-__all__ = ["Operation", "begin", "event", "operation", "request_sent"]
+__all__ = ["Operation", "Value", "begin", "current", "event", "operation", "request_sent"]
 
 #: A span attribute's value, as OpenTelemetry takes it.
 Value = str | bool | int | float
@@ -47,13 +47,14 @@ class Operation:
     runs inside.
     """
 
-    __slots__ = ("_span", "_token", "requests")
+    __slots__ = ("_span", "pages", "requests")
 
     def __init__(self, span: Span) -> None:
         self._span = span
-        self._token: object | None = None
         #: Requests sent for this operation so far (attempts, retries included).
         self.requests = 0
+        #: Pages handed out (a walk).
+        self.pages = 0
 
     def set(self, attributes: Mapping[str, Value | None]) -> None:
         """Set attributes (a None value is left out)."""
@@ -78,11 +79,21 @@ class Operation:
         """End the span with the request count; an error sets ``error.type`` and the status."""
         trace = sys.modules["opentelemetry.trace"]
         self._span.set_attribute("ameyo.requests", self.requests)
+        if self.pages:
+            self._span.set_attribute("ameyo.pages", self.pages)
         if error is not None:
             self._span.set_attribute("error.type", type(error).__qualname__)
             self._span.record_exception(error)
             self._span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__qualname__))
         self._span.end()
+
+
+def current(op: Operation | None) -> contextlib.AbstractContextManager[None]:
+    """``op.current()``, or nothing to do when there is no span."""
+    return _NOTHING if op is None else op.current()
+
+
+_NOTHING: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 
 def _tracer() -> Any | None:

@@ -302,6 +302,7 @@ PUBLIC_CALLABLES: dict[str, Callable[..., object]] = {
 NOT_IN_THE_TABLE = {
     "AmeyoCallbacksClient.base_url": "its own tests (test_client.py: URL forms)",
     "CallbackIterator.scope": "a label the client passes for checkpoints, not a user input",
+    "CallbackIterator.span_attributes": "what the client puts on the walk's span (test_tracing.py)",
     "delete_callbacks.on_progress": "a callable",
     "delete_matching.on_progress": "a callable",
 }

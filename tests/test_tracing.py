@@ -82,6 +82,53 @@ def every_text(spans: in_memory.InMemorySpanExporter) -> str:
     return "\n".join(texts)
 
 
+async def test_a_walk_of_250_is_one_span_that_says_250() -> None:
+    """iter_callbacks: one span for the whole walk, its records, pages, requests and strategy."""
+    fake = FakeAmeyo.seeded(250, campaigns=(6,))
+    async with fake.client() as client:
+        got = [cb async for cb in client.iter_callbacks(CAMPAIGN, prefetch=2)]
+    assert len(got) == 250
+    (span,) = ours(EXPORTER)
+    assert span.name == "ameyo.iter_callbacks"
+    attributes = dict(span.attributes or {})
+    assert attributes["ameyo.records"] == 250
+    assert attributes["ameyo.pages"] == 3
+    assert attributes["ameyo.requests"] == len(fake.requests)
+    assert attributes["ameyo.walk.strategy"] == "ordered"
+    assert attributes["ameyo.prefetch"] == 2
+    assert "ameyo.walk.stopped_early" not in attributes
+
+
+async def test_a_walk_left_early_ends_its_span_with_what_it_yielded() -> None:
+    """A break after 130 records: the span ends at once, saying 130 and stopped early."""
+    fake = FakeAmeyo.seeded(400, campaigns=(6,))
+    async with fake.client() as client:
+        async with client.iter_callbacks(CAMPAIGN) as walk:
+            taken = 0
+            async for _ in walk:
+                taken += 1
+                if taken == 130:
+                    break
+        (span,) = ours(EXPORTER)  # ended by the block, before the client closes
+    attributes = dict(span.attributes or {})
+    assert attributes["ameyo.records"] == 130
+    assert attributes["ameyo.walk.stopped_early"] is True
+
+
+async def test_a_walk_that_switches_strategy_says_why_in_an_event() -> None:
+    """A list shuffled per answer: the walk goes on in date windows, and an event says why."""
+    fake = FakeAmeyo.seeded(300, campaigns=(6,), order="unstable", seed=3)
+    async with fake.client() as client:
+        got = [cb.customer_callback_id async for cb in client.iter_callbacks(CAMPAIGN)]
+    assert sorted(got) == sorted(cb.customer_callback_id for cb in fake.callbacks)
+    (span,) = ours(EXPORTER)
+    switches = [e for e in span.events if e.name == "ameyo.walk.strategy"]
+    assert len(switches) == 1
+    assert switches[0].attributes is not None
+    assert switches[0].attributes["ameyo.reason"]
+    assert dict(span.attributes or {})["ameyo.walk.strategy"] != "ordered"
+
+
 async def test_a_bulk_delete_of_20_is_one_span_that_says_20_deleted() -> None:
     """delete_callbacks: one INTERNAL span with the outcome counts and 20 requests."""
     fake = FakeAmeyo.seeded(100, campaigns=(6,))
@@ -188,16 +235,26 @@ async def test_http_client_spans_nest_under_the_operation_span(backend: str) -> 
             ) as client:
                 await client.get_callbacks(CAMPAIGN, limit=5)
                 await client.delete_callbacks(ids)
+                walked = [cb async for cb in client.iter_callbacks(CAMPAIGN, page_size=20)]
     finally:
         instrumentor.uninstrument()
+    assert len(walked) == 57
     finished = EXPORTER.get_finished_spans()
-    listing, bulk = ours(EXPORTER)
-    assert (listing.name, bulk.name) == ("ameyo.get_callbacks", "ameyo.delete_callbacks")
+    listing, bulk, walk = ours(EXPORTER)
+    assert [listing.name, bulk.name, walk.name] == [
+        "ameyo.get_callbacks",
+        "ameyo.delete_callbacks",
+        "ameyo.iter_callbacks",
+    ]
     http = [s for s in finished if s.kind == trace.SpanKind.CLIENT]
-    assert len(http) == 4
+    walk_requests = dict(walk.attributes or {})["ameyo.requests"]
+    assert isinstance(walk_requests, int)
+    assert walk_requests >= 3
+    assert len(http) == 1 + 3 + walk_requests
     parents = [s.parent.span_id if s.parent is not None else None for s in http]
     assert parents.count(listing.context.span_id) == 1
     assert parents.count(bulk.context.span_id) == 3
+    assert parents.count(walk.context.span_id) == walk_requests
     assert dict(listing.attributes or {})["server.address"] == "127.0.0.1"
 
 
