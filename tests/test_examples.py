@@ -133,7 +133,7 @@ RUNNABLE_PER_PAGE = {
     "docs/guides/live-lists.md": 3,
     "docs/guides/production.md": 2,
     "docs/guides/purge.md": 3,
-    "docs/guides/observability.md": 1,
+    "docs/guides/observability.md": 2,
     "docs/guides/testing.md": 4,
 }
 
