@@ -67,6 +67,16 @@ PACKAGE = Path(ameyo_callbacks.__file__).parent
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
+def on_a_wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """stderr is a terminal 200 columns wide: tests read the display's words, not its layout.
+
+    At rich's default 80 columns a bar line wraps where its rate text grows
+    (a fast run's "1,234/s"), splitting "100%" or "5/5" over two lines.
+    """
+    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 def ms(moment: datetime) -> int:
     return (moment - EPOCH) // (datetime(1970, 1, 1, 0, 0, 0, 1000, tzinfo=timezone.utc) - EPOCH)
 
@@ -781,7 +791,7 @@ def test_progress_bar_only_on_a_terminal(
 ) -> None:
     """stderr a terminal: a progress display with records and pages; otherwise none."""
     plain = run("export", "--campaign-id", "6", "-o", str(tmp_path / "a.csv"))
-    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    on_a_wide_terminal(monkeypatch)
     shown = run("export", "--campaign-id", "6", "-o", str(tmp_path / "b.csv"))
     assert plain.exit_code == shown.exit_code == 0
     assert "exporting" not in plain.stderr
@@ -1076,7 +1086,7 @@ def test_fixed_concurrency_progress_shows_in_flight_over_the_limit(
     monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any]
 ) -> None:
     """On a terminal the bar shows 'in flight now/limit'; a fixed --concurrency is the limit."""
-    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    on_a_wide_terminal(monkeypatch)
     monkeypatch.setenv("COLUMNS", "120")
     fake.latency = 0.002
     result = run("delete", "--campaign-id", "6", "--yes", "--concurrency", "6", "--json")
@@ -1093,7 +1103,7 @@ def test_concurrency_auto_follows_the_server_within_max_concurrency(
     monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any]
 ) -> None:
     """--concurrency auto: starts at 1, climbs (never past --max-concurrency), deletes all."""
-    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    on_a_wide_terminal(monkeypatch)
     monkeypatch.setenv("COLUMNS", "120")
     fake.latency = 0.005
     victims = {cb.customer_callback_id for cb in in_campaign(fake, 6)}
@@ -1254,7 +1264,7 @@ def test_delete_progress_only_on_a_terminal(
 ) -> None:
     """stderr a terminal: a delete progress display with its counters; otherwise none."""
     plain = run("delete", "--campaign-id", "6", "--user-id", "asha", "--yes")
-    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    on_a_wide_terminal(monkeypatch)
     shown = run("delete", "--campaign-id", "7", "--user-id", "asha", "--yes")
     assert plain.exit_code == shown.exit_code == 0
     assert "deleting" not in plain.stderr
@@ -1603,7 +1613,7 @@ def test_delete_shows_listing_then_a_bar_with_total(
     monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any]
 ) -> None:
     """On a terminal: 'listing matches' with its count, then a bar: done/total, %, rate, ETA."""
-    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    on_a_wide_terminal(monkeypatch)
     monkeypatch.setenv("COLUMNS", "120")  # the whole bar (80 columns trims the widest parts)
     n = len(in_campaign(fake, 6))
     result = run("delete", "--campaign-id", "6", "--yes")
@@ -1622,7 +1632,7 @@ def test_ids_file_delete_shows_a_bar_with_its_distinct_total(
     monkeypatch: pytest.MonkeyPatch, fake: FakeAmeyo, configured: list[Any], tmp_path: Path
 ) -> None:
     """An ids file on a terminal: the bar's total is its distinct ids (repeats once)."""
-    monkeypatch.setattr(_ui, "stderr_is_terminal", lambda: True)
+    on_a_wide_terminal(monkeypatch)
     victims = [cb.customer_callback_id for cb in fake.callbacks[:5]]
     path = write_ids(tmp_path / "ids.txt", [*victims, victims[0], victims[1]])
     result = run("delete", "--ids-file", str(path), "--yes")
