@@ -202,6 +202,7 @@ class _Walk:
         "mode",
         "notes",
         "origin",
+        "origin_ids",
         "outstanding",
         "page_size",
         "pages",
@@ -227,6 +228,7 @@ class _Walk:
         self.page_size = page_size
         self.front = front
         self.origin = front.date  # where a walk that starts over in windows starts
+        self.origin_ids = frozenset(front.ids)  # and what it had done at that date
         self.hi = hi
         self.max_items = max_items
         self.position = position  # Page.offset of the next record yielded
@@ -323,6 +325,24 @@ class _Walk:
             )
             raise ConsistencyError(msg, offset=offset, reason=reason)
         self.notes.append((f"{text}; some of them may be missing (warned once per walk)", True))
+
+    @staticmethod
+    def stray(request: PageRequest, dates: Sequence[int]) -> None:
+        """Raise if an answer holds dates outside the ``fromDateAdded``/``toDateAdded`` it sent.
+
+        A server that filters by date answers nothing added before the
+        request's ``from_date`` or after its ``to_date`` (inclusive or not);
+        one that does ignores the filter, and no window can be walked on it.
+        """
+        low, high = request.from_date, request.to_date
+        if any((low is not None and m < low) or (high is not None and m > high) for m in dates):
+            msg = (
+                "the server listed callbacks added outside the fromDateAdded/toDateAdded "
+                "it was asked for: it does not filter by date, so the walk cannot finish in "
+                "date windows (its order is not by dateAdded either); the walk stopped rather "
+                "than skip or repeat callbacks"
+            )
+            raise ConsistencyError(msg, offset=request.offset, reason="date_filter_ignored")
 
 
 class _Ordered:
@@ -466,7 +486,7 @@ class _Ordered:
             )
         elif trial:
             # Start over from the first date, leaving out what was yielded.
-            walk.front = _Frontier(walk.origin, set())
+            walk.front = _Frontier(walk.origin, set(walk.origin_ids))
             walk.front.skip = trial
         walk.trial = None
         start = request.offset == 0 and request.base == walk.front.date
@@ -587,6 +607,7 @@ class _Windows:
         index = next(i for i, w in enumerate(windows) if w.start == request.base and w.sent)
         window = windows[index]
         below = window.end
+        walk.stray(request, dates)
         keep = [
             i for i, m in enumerate(dates) if m >= window.start and (below is None or m < below)
         ]
@@ -692,6 +713,7 @@ class _Bucket:
         instead and must bring something new.
         """
         walk, date = self.walk, self.date
+        walk.stray(request, dates)
         keep = [i for i, m in enumerate(dates) if m == date]
         if not walk.inclusive and any(m > date for m in dates):
             # toDateAdded includes its date: yield these, then start over asking for date - 1.
