@@ -236,7 +236,12 @@ class LoginSession(SessionProvider):
         return self._lock
 
     def _remember(self, *secrets: str | None) -> None:
-        self._seen.extend(s for s in secrets if s is not None and s not in self._seen)
+        """Keep the newest few secrets handed out; one handed out again moves to the end."""
+        for secret in secrets:
+            if secret is not None:
+                if secret in self._seen:
+                    self._seen.remove(secret)
+                self._seen.append(secret)
         del self._seen[:-8]  # the last few, for scrubbing answers to in-flight requests
 
     async def _renew(
@@ -314,5 +319,7 @@ class LoginSession(SessionProvider):
             return await self._renew(calls, stale, renewals_seen, jwt_only=jwt_refused(refused))
 
     def secrets(self) -> tuple[str, ...]:
-        """The token, and the session ids and JWTs handed out lately."""
-        return (self._token, *self._seen)
+        """The token, the credentials in use, and the session ids and JWTs handed out lately."""
+        current = self._current
+        in_use = () if current is None else (current.session_id, current.jwt)
+        return (self._token, *(s for s in in_use if s is not None), *self._seen)

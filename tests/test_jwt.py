@@ -131,6 +131,35 @@ async def test_fifty_calls_on_an_expired_jwt_share_one_refresh(stack: str) -> No
     assert len(lists) == 100
 
 
+async def test_the_session_id_stays_a_secret_through_many_renewals() -> None:
+    """After each of ten JWT renewals in one session, the session id and JWT in use are secrets."""
+    fake = secure_fake()
+    session = LoginSession(USER, TOKEN)
+    sent: list[tuple[str, str]] = []
+
+    async def capture(request: httpx.Request) -> None:
+        if "sessionId" in request.headers:
+            sent.append((request.headers["sessionId"], request.headers["Authorization"]))
+
+    async with fake.client(session_id=session) as client:
+        assert client.http_client is not None
+        client.http_client.event_hooks["request"].append(capture)
+        await client.get_callbacks(CAMPAIGN, limit=1)
+        held = []
+        for _ in range(10):
+            fake.expire_jwt()
+            await client.get_callbacks(CAMPAIGN, limit=1)
+            held.append(sent[-1][0] in session.secrets() and sent[-1][1] in session.secrets())
+    assert held == [True] * 10
+    assert fake.refresh_count == 10
+    assert fake.login_count == 1
+    (session_id,) = {sid for sid, _ in sent}
+    last_jwt = sent[-1][1]
+    assert len({jwt for _, jwt in sent}) == 11
+    assert session_id in session.secrets()
+    assert last_jwt in session.secrets()
+
+
 @pytest.mark.parametrize("stack", STACKS)
 async def test_a_refused_refresh_leads_to_one_login(stack: str) -> None:
     """When the renewal is refused, the client logs in once more, and every call succeeds."""
