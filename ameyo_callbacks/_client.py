@@ -631,8 +631,8 @@ class AmeyoCallbacksClient:
                 if number >= attempts or _spent(call_end):
                     raise
                 decision = decide(exc, policy=policy)
-                if not decision.retry:
-                    raise
+                if not decision.retry or _outlasts(decision.retry_after, call_end):
+                    raise  # (a Retry-After past the call's budget: waiting would only fail later)
                 await self._pause(spec, decision, number, attempts, call_end)
                 if _spent(call_end):
                     raise  # the budget went on the back-off: this failure says why
@@ -730,6 +730,15 @@ def _tallied(op: _tracing.Operation | None, tally: BulkTally) -> Iterator[None]:
     finally:
         if op is not None:
             op.set({f"ameyo.{outcome}": n for outcome, n in tally.result().counts.items()})
+
+
+def _outlasts(seconds: float | None, call_end: float | None) -> bool:
+    """Whether a wait of ``seconds`` from now ends at or after the call's budget."""
+    return (
+        seconds is not None
+        and call_end is not None
+        and (anyio.current_time() + seconds >= call_end)
+    )
 
 
 def _spent(call_end: float | None) -> bool:

@@ -495,9 +495,24 @@ async def test_max_retry_after_is_configurable(router: respx.MockRouter) -> None
     route = router.post(LIST_PATH).mock(
         side_effect=[httpx.Response(429, headers={"Retry-After": "120"}), ok_list()]
     )
-    await list_once(retry=RetryPolicy(max_retry_after=300), clock=clock)
+    await list_once(retry=RetryPolicy(max_retry_after=300, timeout=600), clock=clock)
     assert route.call_count == 2
     assert clock.sleeps == [120.0]
+
+
+async def test_retry_after_past_the_call_budget_gives_up_at_once(
+    router: respx.MockRouter,
+) -> None:
+    """Retry-After 50 s with 30 s of budget left: raised after one send, no wait, no second try."""
+    clock = FakeClock()
+    route = router.post(LIST_PATH).mock(
+        side_effect=[httpx.Response(503, headers={"Retry-After": "50"}), ok_list()]
+    )
+    with pytest.raises(ServerError) as info:
+        await list_once(retry=RetryPolicy(timeout=30), clock=clock)
+    assert route.call_count == 1
+    assert info.value.attempts == 1
+    assert clock.sleeps == []
 
 
 # --------------------------------------------------------------------------
