@@ -161,6 +161,7 @@ class CallbackIterator:
     __slots__ = (
         "__weakref__",
         "_closed",
+        "_dropped",
         "_fetch",
         "_flights",
         "_group",
@@ -216,6 +217,7 @@ class CallbackIterator:
             "ameyo.prefetch": prefetch,
         }
         self._op: _tracing.Operation | None = None
+        self._dropped: set[Any] = set()  # asyncio tasks of stale requests, cancelled
         self._yielded = 0  # records of the pages handed out (for the span)
 
     @property
@@ -290,7 +292,8 @@ class CallbackIterator:
         self._end_span(stopped=True)
         self._items, self._pos = (), 0
         self._planner.pages.clear()
-        tasks = set()
+        tasks = {task for task in self._dropped if not task.done()}
+        self._dropped.clear()
         for flight in self._flights:
             flight.cancel()
             if flight.task is not None:
@@ -301,8 +304,9 @@ class CallbackIterator:
     def __del__(self) -> None:
         # A ``break`` out of a plain ``async for`` drops the iterator: stop its requests.
         for flight in getattr(self, "_flights", ()):
-            if flight.task is not None:
-                flight.task.cancel()
+            task = flight.task
+            if task is not None and not task.done() and not task.get_loop().is_closed():
+                task.cancel()
         if getattr(self, "_op", None) is not None:
             self._end_span(stopped=True)
 
@@ -433,6 +437,9 @@ class CallbackIterator:
         planner = self._planner
         for flight in [f for f in self._flights if planner.stale(f.request)]:
             flight.cancel()
+            if flight.task is not None and not flight.task.done():
+                self._dropped.add(flight.task)  # aclose waits for it
+                flight.task.add_done_callback(self._dropped.discard)
             self._flights.remove(flight)
             planner.drop(flight.request)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import traceback
 from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -70,20 +71,34 @@ class Operation:
         trace = sys.modules["opentelemetry.trace"]
         token = _CURRENT.set(self)
         try:
-            with trace.use_span(self._span, end_on_exit=False, record_exception=False):
+            # The operation records its own outcome (end): a request's cancellation
+            # inside, or an error the walk goes on from, is not the span's status.
+            with trace.use_span(
+                self._span,
+                end_on_exit=False,
+                record_exception=False,
+                set_status_on_exception=False,
+            ):
                 yield
         finally:
             _CURRENT.reset(token)
 
     def end(self, error: Exception | None = None) -> None:
-        """End the span with the request count; an error sets ``error.type`` and the status."""
-        trace = sys.modules["opentelemetry.trace"]
+        """End the span with the request count; an error sets ``error.type`` and the status.
+
+        The error is recorded without its chain: a cause is the HTTP library's
+        exception as it was raised, whose text the library did not scrub.
+        """
+        trace = sys.modules.get("opentelemetry.trace")
+        if trace is None:  # interpreter shutdown
+            return
         self._span.set_attribute("ameyo.requests", self.requests)
         if self.pages:
             self._span.set_attribute("ameyo.pages", self.pages)
         if error is not None:
             self._span.set_attribute("error.type", type(error).__qualname__)
-            self._span.record_exception(error)
+            stack = traceback.format_exception(type(error), error, error.__traceback__, chain=False)
+            self._span.record_exception(error, {"exception.stacktrace": "".join(stack)})
             self._span.set_status(trace.Status(trace.StatusCode.ERROR, type(error).__qualname__))
         self._span.end()
 

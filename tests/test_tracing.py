@@ -13,8 +13,10 @@ import sys
 import textwrap
 from collections.abc import Iterator
 
+import httpx
 import pytest
-from _support import VirtualClock
+import respx
+from _support import BASE, CAMPAIGN_PATH, VirtualClock
 from opentelemetry import trace
 from opentelemetry.instrumentation import aiohttp_client
 from opentelemetry.instrumentation import httpx as otel_httpx
@@ -27,6 +29,8 @@ from ameyo_callbacks import (
     CallbackFilter,
     CallbackNotFoundError,
     LoginSession,
+    RetryPolicy,
+    TransportError,
 )
 from ameyo_callbacks.testing import FakeAmeyo, Fault, no_retry_waits, serve
 
@@ -276,6 +280,26 @@ async def test_no_span_attribute_or_event_holds_a_secret() -> None:
     assert "ameyo.retry" in text
     for secret in secrets:
         assert secret not in text
+
+
+async def test_a_failure_whose_cause_quotes_the_session_id_is_recorded_without_it() -> None:
+    """The HTTP library's own exception text (the cause) never reaches the span's event."""
+    session_id = "sid-tracing-cause-77aa"
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(f"connection for {session_id} refused", request=request)
+
+    with respx.mock(base_url=BASE) as mock:
+        mock.post(CAMPAIGN_PATH).mock(side_effect=refuse)
+        async with AmeyoCallbacksClient(
+            BASE, session_id=session_id, retry=RetryPolicy.none()
+        ) as client:
+            with pytest.raises(TransportError) as caught:
+                await client.get_callbacks(CAMPAIGN, limit=1)
+    assert session_id in str(caught.value.__cause__)  # the echo is there to be leaked
+    (span,) = ours(EXPORTER)
+    assert [event.name for event in span.events] == ["exception"]
+    assert session_id not in every_text(EXPORTER)
 
 
 def test_import_and_calls_without_opentelemetry_load_none_of_it() -> None:
