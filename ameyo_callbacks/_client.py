@@ -395,16 +395,20 @@ class AmeyoCallbacksClient:
     ) -> CallbackIterator:
         """Every callback ``where`` selects, exactly once even while the list changes.
 
-        ``async for cb in client.iter_callbacks(where): ...`` walks
-        offset/limit pages of ``page_size``, each re-reading a few records of
-        the one before to join it, until a short page; up to ``prefetch``
-        requests run while the loop body does (inside ``async with client:``;
-        outside it, in waves); ``max_items`` caps the total. ``.pages()``
-        yields :class:`Page` records: ``resume_from=page.checkpoint`` resumes
-        exactly after one, ``start_offset=page.next_offset`` at its raw
-        offset. A server order that pages cannot be joined over raises
+        ``async for cb in client.iter_callbacks(where): ...`` walks pages of
+        ``page_size`` on any server order: offset pages that re-read the end
+        of the one before while the server lists by ``dateAdded``, seeks by
+        ``fromDateAdded`` when deletes move the list, date windows that each
+        fit in a page when it does not (logged once). Up to ``prefetch``
+        requests run while the loop body does (on asyncio; on trio, in
+        waves); ``max_items`` caps the total. ``.pages()`` yields
+        :class:`Page` records: ``resume_from=page.checkpoint`` resumes
+        exactly after one. What no strategy can page through (more than a
+        page added in one millisecond and listed in a new order each time, a
+        server that ignores the date filters) raises
         :class:`ConsistencyError` (``on_inconsistency="warn"``: warn once,
-        walk on). See :class:`CallbackIterator`.
+        walk on where it can). Deletes made through this client meanwhile
+        are told to the walk. See :class:`CallbackIterator`.
         """
         where = _check_where(where)
         info = _check_info(info)

@@ -141,10 +141,10 @@ class Cursor:
 class Page:
     """One page of a walk: its new records, where they start, where the next one starts.
 
-    ``offset`` is the position of the first record in the answer it came
-    from (pages after the first re-read a few records of the page before:
-    those are not repeated here), ``next_offset`` the raw offset after the
-    last record (what ``start_offset`` takes). ``checkpoint`` is what
+    ``offset`` counts the records the walk yielded before this page and
+    ``next_offset`` those up to its end: on a still list ordered by
+    ``dateAdded`` they are the raw offsets ``start_offset`` takes; after a
+    seek or in date windows they only count. ``checkpoint`` is what
     ``iter_callbacks(where, resume_from=...)`` takes to resume exactly
     after this page, even when the list changed in between.
     """

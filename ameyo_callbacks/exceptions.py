@@ -329,15 +329,18 @@ class ConsistencyError(AmeyoError):
     walk that already trusted the server's ``dateAdded`` order (4,096
     callbacks in it) meets a page out of that order (``"order_changed"``);
     or when ``start_offset`` is given to a server that does not list by
-    ``dateAdded`` (``"unordered_offset"``, raised in either mode). ``offset``
-    is the page's offset. ``iter_callbacks(..., on_inconsistency="warn")``
-    warns once instead and walks on past them.
+    ``dateAdded`` (``"unordered_offset"``, raised in either mode); or when
+    the server lists callbacks outside the ``fromDateAdded``/``toDateAdded``
+    it was asked for (``"date_filter_ignored"``, either mode: no window
+    can be walked on it). ``offset`` is the page's offset.
+    ``iter_callbacks(..., on_inconsistency="warn")`` warns once instead of
+    the first two and walks on past them.
     """
 
     offset: int | None
     reason: str
 
-    def __init__(self, text: str, *, offset: int | None = None, reason: str = "no_join") -> None:
+    def __init__(self, text: str, *, offset: int | None = None, reason: str = "") -> None:
         super().__init__(text)
         self.offset = offset
         self.reason = reason
