@@ -471,14 +471,7 @@ class AmeyoCallbacksClient:
         while the latency holds, up to the client's ``max_concurrency``.
         """
         tally = BulkTally() if tally is None else tally
-        attributes = {"ameyo.concurrency": str(concurrency)}
-        with (
-            _tracing.operation(
-                "ameyo.delete_callbacks", self._span_attributes(None, attributes)
-            ) as op,
-            _tallied(op, tally),
-            self._concurrency(concurrency) as limit,
-        ):
+        with self._bulk("ameyo.delete_callbacks", None, concurrency, tally, {}) as limit:
             return await delete_callbacks(
                 self._delete_one,
                 ids,
@@ -507,17 +500,8 @@ class AmeyoCallbacksClient:
         where = _check_where(where)
         fetch = self._walk_fetcher(where, None)
         tally = BulkTally() if tally is None else tally
-        attributes: dict[str, _tracing.Value] = {
-            "ameyo.concurrency": str(concurrency),
-            "ameyo.dry_run": dry_run,
-        }
-        with (
-            _tracing.operation(
-                "ameyo.delete_matching", self._span_attributes(where, attributes)
-            ) as op,
-            _tallied(op, tally),
-            self._concurrency(concurrency) as limit,
-        ):
+        more = {"ameyo.dry_run": dry_run}
+        with self._bulk("ameyo.delete_matching", where, concurrency, tally, more) as limit:
             return await delete_matching(
                 fetch,
                 self._delete_one,
@@ -526,6 +510,25 @@ class AmeyoCallbacksClient:
                 on_progress=on_progress,
                 tally=tally,
             )
+
+    @contextlib.contextmanager
+    def _bulk(
+        self,
+        name: str,
+        where: CallbackFilter | None,
+        concurrency: int | Literal["auto"],
+        tally: BulkTally,
+        more: Mapping[str, _tracing.Value],
+    ) -> Iterator[int | AdaptiveConcurrency]:
+        """A bulk delete's span (its counts from ``tally``, a cancellation too) and its limit."""
+        attributes = {"ameyo.concurrency": str(concurrency), **more}
+        with _tracing.operation(name, self._span_attributes(where, attributes)) as op:
+            try:
+                with self._concurrency(concurrency) as limit:
+                    yield limit
+            finally:
+                if op is not None:
+                    op.set({f"ameyo.{k}": n for k, n in tally.result().counts.items()})
 
     def _span_attributes(
         self, where: CallbackFilter | None, more: Mapping[str, _tracing.Value]
@@ -724,16 +727,6 @@ class AmeyoCallbacksClient:
                 (time.perf_counter() - started) * 1000,
             )
         return decode(Answer(status, headers, body, spec, time.time(), self._session.secrets()))
-
-
-@contextlib.contextmanager
-def _tallied(op: _tracing.Operation | None, tally: BulkTally) -> Iterator[None]:
-    """At the block's end (a cancellation too), the bulk delete's counts on its span."""
-    try:
-        yield
-    finally:
-        if op is not None:
-            op.set({f"ameyo.{outcome}": n for outcome, n in tally.result().counts.items()})
 
 
 def _outlasts(seconds: float | None, call_end: float | None) -> bool:

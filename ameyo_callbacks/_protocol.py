@@ -558,6 +558,16 @@ def _login_jwt(payload: dict[str, Any]) -> tuple[str | None, int | None]:
     return _header_value(properties.get("jwt")), _int_or_none(properties.get("jwtTokenExpiryMs"))
 
 
+def _json_of_2xx(answer: Answer) -> Any:
+    """A 2xx answer's JSON (None when it is not JSON); any other status raises its error."""
+    if not 200 <= answer.status < 300:
+        raise decode_error(answer)
+    try:
+        return _loads(answer.body)
+    except ValueError:
+        return None
+
+
 def decode_login_response(answer: Answer) -> LoginAnswer:
     """The login answer -> the new session id, and its JWT when there is one.
 
@@ -566,12 +576,7 @@ def decode_login_response(answer: Answer) -> LoginAnswer:
     (:func:`_login_jwt`). A JWT that is not fit for a header is left out.
     """
     status, spec = answer.status, answer.spec
-    if not 200 <= status < 300:
-        raise decode_error(answer)
-    try:
-        payload = _loads(answer.body)
-    except ValueError:
-        payload = None
+    payload = _json_of_2xx(answer)
     if isinstance(payload, dict):
         holder = payload.get("userSessionInfo")
         for source in (holder, payload):
@@ -602,12 +607,7 @@ def decode_refresh_response(answer: Answer) -> str:
     of the body (it may hold a token in an unexpected place).
     """
     status, spec = answer.status, answer.spec
-    if not 200 <= status < 300:
-        raise decode_error(answer)
-    try:
-        payload = _loads(answer.body)
-    except ValueError:
-        payload = None
+    payload = _json_of_2xx(answer)
     if isinstance(payload, dict):
         jwt = _header_value(payload.get("jwtToken"))
         if jwt is not None:
