@@ -30,7 +30,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -328,26 +328,43 @@ class DeleteServer(RawServer):
         return True
 
 
-class RecordingProxy:
-    """An HTTP proxy on 127.0.0.1 that records each forwarded request line (or CONNECT target)."""
+_L = TypeVar("_L", bound="_Listener")
+
+
+class _Listener:
+    """A server on 127.0.0.1 (a free port) whose ``_connection`` serves each connection.
+
+    Entered, it listens; left, it closes and cancels the connections still
+    served (``_tracked``/``_shut_down``).
+    """
 
     def __init__(self) -> None:
-        self.seen: list[str] = []
         self.port = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> RecordingProxy:
+    async def __aenter__(self: _L) -> _L:
         self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await _shut_down(self._server, self._tasks)
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+
+class RecordingProxy(_Listener):
+    """An HTTP proxy on 127.0.0.1 that records each forwarded request line (or CONNECT target)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = _tracked(self._tasks)
@@ -422,26 +439,16 @@ class RecordingProxy:
             _hang_up(up_writer)
 
 
-class CountingRelay:
+class CountingRelay(_Listener):
     """A TCP relay on 127.0.0.1 to ``port`` (loopback); ``connections`` counts accepted ones."""
 
     def __init__(self, port: int) -> None:
+        super().__init__()
         self.target = port
         self.connections = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     def url(self, scheme: str) -> str:
         return f"{scheme}://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> CountingRelay:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await _shut_down(self._server, self._tasks)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = _tracked(self._tasks)
@@ -467,29 +474,19 @@ class CountingRelay:
             _hang_up(writer)
 
 
-class TlsAlertServer:
+class TlsAlertServer(_Listener):
     """Answers the first bytes of every connection with a TLS alert record, then hangs up."""
 
     #: A TLS 1.2 fatal alert, "protocol version" (70).
     ALERT = b"\x15\x03\x03\x00\x02\x02\x46"
 
     def __init__(self) -> None:
+        super().__init__()
         self.connections = 0
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> TlsAlertServer:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await _shut_down(self._server, self._tasks)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = _tracked(self._tasks)
