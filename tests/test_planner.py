@@ -197,6 +197,32 @@ def test_a_caller_date_bound_narrows_every_request() -> None:
         assert len(got) == len(want)
 
 
+def test_a_pair_swapped_across_each_page_end_is_not_lost_to_seeks() -> None:
+    """Seeks listed sorted but for a pair swapped across the page's end, caller deleting: exact."""
+    records = listed(200)
+
+    class SwappedAtPageEnd(ModelServer):
+        def listed(self, request):  # type: ignore[no-untyped-def]
+            kept = super().listed(request)
+            if request.from_date is not None and len(kept) > 10:  # seeks: 10th after 11th
+                kept[9], kept[10] = kept[10], kept[9]
+            return kept
+
+    server = SwappedAtPageEnd(dict(records))
+    planner = WalkPlanner(page_size=10)
+
+    def delete(items: list[CustomerCallback]) -> None:
+        for cb in items:
+            del server.records[cb.customer_callback_id]
+            planner.forget(cb.customer_callback_id)
+
+    got = walk(planner, server, prefetch=1, on_page=delete)
+    assert sorted(ids(got)) == sorted(records)
+    assert len(got) == len(records)
+    assert server.records == {}
+    assert server.requests <= 4 * still_requests(records, 10, 1) + SLACK
+
+
 # -- windows and buckets ------------------------------------------------------------
 
 
