@@ -229,7 +229,9 @@ class _Walk:
         strict: bool,
         scope: str,
     ) -> None:
-        self.page_size = page_size
+        # A page re-reads a record of the one before (in place, in a bucket):
+        # a request for one alone would bring nothing, so two at the least.
+        self.page_size = max(2, page_size)
         self.front = front
         self.origin = front.date  # where a walk that starts over in windows starts
         self.origin_ids = frozenset(front.ids)  # and what it had done at that date
@@ -447,7 +449,7 @@ class _Ordered:
         if self.ending and current and request.offset > 0:
             # More after a short page: the server serves fewer records than
             # asked. Go on at the size it serves.
-            walk.page_size, self.ending = self.ending, 0
+            walk.page_size, self.ending = max(2, self.ending), 0
         full = len(records) >= min(request.limit, walk.page_size)
         if full and dates[-1] < front.date and is_seek and request.base < front.date:
             # A seek re-reading from before D, full of what was yielded there and

@@ -197,6 +197,26 @@ def test_a_caller_date_bound_narrows_every_request() -> None:
         assert len(got) == len(want)
 
 
+@pytest.mark.parametrize("order", ORDERS)
+def test_pages_of_one_end_and_are_exact(order: Order) -> None:
+    """page_size=1: the walk asks two at a time (one re-read, one new) and ends, exact."""
+    records = listed(30, runs=1 if order == "ties" else 3)  # (ties reshuffled: one a ms)
+    server = ModelServer(dict(records), order=order)
+    got = walk(WalkPlanner(page_size=1), server, prefetch=2, max_requests=2_000)
+    assert sorted(ids(got)) == sorted(records)
+    assert len(got) == len(records)
+
+
+def test_a_short_page_then_more_added_does_not_shrink_pages_to_one() -> None:
+    """One callback, pages of 3, three added before the 2nd answer: the walk ends, exact."""
+    server = ModelServer(listed(1))
+    added = {cb.customer_callback_id: cb for cb in (callback(i, 10_000_000 + i) for i in (2, 3, 4))}
+    server.before_answer = lambda s: s.requests == 2 and s.records.update(added)
+    got = walk(WalkPlanner(page_size=3), server, prefetch=2, max_requests=200)
+    assert "cb000000" in ids(got)
+    assert len(got) == len(set(ids(got)))
+
+
 def test_a_pair_swapped_across_each_page_end_is_not_lost_to_seeks() -> None:
     """Seeks listed sorted but for a pair swapped across the page's end, caller deleting: exact."""
     records = listed(200)
