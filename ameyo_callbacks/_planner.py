@@ -24,7 +24,11 @@ set of every id yielded). Three strategies move it:
   proves nothing: the planner *seeks* instead (``fromDateAdded=D``, offset
   0), which deletes behind the walk cannot move. Once the walk's own
   caller deletes (``forget``), every page is such a seek: it costs what a
-  still walk costs.
+  still walk costs. A seek from ``D`` cannot see a callback added before
+  ``D`` that the server listed after the last page's end (a page re-reading
+  the one before in the same list would show it unsorted): while the order
+  is on trial, a seek asks from the last page's date before ``D`` instead,
+  and a callback there that the walk never yielded ends the trial.
 - **Windows** (any order). An answer that is not sorted by ``dateAdded``
   (or a first page that could be sorted by chance: a few records, or most
   of them added in one millisecond; or a whole page behind the frontier)
@@ -225,7 +229,9 @@ class _Walk:
         strict: bool,
         scope: str,
     ) -> None:
-        self.page_size = page_size
+        # A page re-reads a record of the one before (in place, in a bucket):
+        # a request for one alone would bring nothing, so two at the least.
+        self.page_size = max(2, page_size)
         self.front = front
         self.origin = front.date  # where a walk that starts over in windows starts
         self.origin_ids = frozenset(front.ids)  # and what it had done at that date
@@ -310,7 +316,7 @@ class _Walk:
         front.advance(kept, [dates[i] for i in new])
         self.emit(kept)
         trial = self.trial
-        if trial is not None and self.mode == "ordered":
+        if trial is not None:  # (ordered, or a bucket of it: windows end the trial)
             trial.update(r.customer_callback_id for r in kept)
             if len(trial) > _TRUST:
                 self.trial = None  # that many in order: trusted (memory stays flat)
@@ -349,6 +355,7 @@ class _Ordered:
     """Offset pages over a list sorted by dateAdded, seeks when deletes move it."""
 
     __slots__ = (
+        "back",
         "base",
         "ending",
         "first",
@@ -370,6 +377,9 @@ class _Ordered:
         self.ending = 0  # the size of a short page that brought records: an empty one ends it
         self.ties: deque[int] = deque(maxlen=_TIE_MEMORY)
         self.promised = 0  # new records the pages out were planned to bring
+        # The date a seek asks from while the order is on trial: the page that moved
+        # the frontier to D had a record there before D (D itself: none seen).
+        self.back = self.walk.front.date
 
     def dropped(self, request: PageRequest) -> None:
         self.promised -= request.new
@@ -388,9 +398,15 @@ class _Ordered:
             self.first = False
             offset, overlap = self.plan_pos, 0
         elif walk.deleting or self.plan_pos < 0:
+            # A seek from D cannot see a record added before D that the server
+            # listed after the last page's end (an order that is not by dateAdded
+            # after all): while the order is on trial, it re-reads from a date of
+            # that page before D, where such a record shows (see ``_missed``).
             self.seeking = True
-            self.base, self.plan_pos = walk.front.date, -1
-            offset, overlap = 0, len(walk.front.ids)
+            front = walk.front
+            base = front.date if walk.trial is None else min(self.back, front.date)
+            self.base, self.plan_pos = base, -1
+            offset, overlap = 0, len(front.ids)
         else:
             # Re-read one more than the ties at a page's end: exactly those of the
             # frontier when nothing is out, else the most seen lately.
@@ -419,6 +435,11 @@ class _Ordered:
             self._unordered(request, records, dates)
             return
         front = walk.front
+        if self._missed(records, dates):
+            # A callback before the frontier that the walk never yielded: the
+            # server listed it after a later one, past a page's end. Windows.
+            self._unordered(request, records, dates)
+            return
         if not records:
             if request.offset == 0 or (self.ending and current):
                 walk.done = True
@@ -428,8 +449,13 @@ class _Ordered:
         if self.ending and current and request.offset > 0:
             # More after a short page: the server serves fewer records than
             # asked. Go on at the size it serves.
-            walk.page_size, self.ending = self.ending, 0
+            walk.page_size, self.ending = max(2, self.ending), 0
         full = len(records) >= min(request.limit, walk.page_size)
+        if full and dates[-1] < front.date and is_seek and request.base < front.date:
+            # A seek re-reading from before D, full of what was yielded there and
+            # nothing missed: the boundary is checked. Seek from D itself.
+            self.back, self.plan_pos = front.date, -1
+            return
         if full and dates[-1] < front.date:
             # A whole page behind the frontier: not the order it seemed (or many old
             # dates added behind it). Windows are exact either way.
@@ -440,7 +466,12 @@ class _Ordered:
             if current and not self.seeking:
                 self.plan_pos = -1
             return
+        before = front.date
         brought = walk.advance(records, dates)
+        if front.date > before:
+            self.back = max((m for m in dates if m < front.date), default=front.date)
+        elif is_seek:
+            self.back = front.date  # (re-read from before D: nothing missed there)
         self.ties.append(dates.count(dates[-1]))
         if is_seek:
             self.plan_pos = len(records)
@@ -455,9 +486,28 @@ class _Ordered:
         elif request.offset == 0 and dates[0] == dates[-1] == front.date:
             self.planner.bucket.start(front.date, "ordered")
 
+    def _missed(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> bool:
+        """Whether an answer lists a callback before the frontier that the walk never yielded.
+
+        Only while the order is on trial (the walk knows what it yielded); a
+        callback is added with the date it is added, so one listed behind the
+        frontier was there all along, listed out of dateAdded order.
+        """
+        walk = self.walk
+        trial, front = walk.trial, walk.front
+        if trial is None:
+            return False
+        d, done, origin = front.date, walk.origin_ids, walk.origin
+        return any(
+            m < d
+            and r.customer_callback_id not in trial
+            and not (m == origin and r.customer_callback_id in done)
+            for r, m in zip(records, dates, strict=True)
+        )
+
     def seek_next(self) -> None:
         """Back from a bucket: the next page seeks from the frontier."""
-        self.plan_pos, self.seeking = -1, False
+        self.plan_pos, self.seeking, self.back = -1, False, self.walk.front.date
 
     def _unordered(
         self, request: PageRequest, records: Sequence[CustomerCallback], dates: list[int]

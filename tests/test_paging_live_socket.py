@@ -4,8 +4,9 @@ Each walk reads 5,000 callbacks while the fake deletes (the callback due
 first, or one at random), adds and reschedules callbacks as requests
 arrive: 4.8 changes a request, so a walk meets about as many changes (some
 240) as one of 10,000 did at 50 changes a second when each answer took
-44 ms, however fast the machine answers. Afterwards the fake's change log says which callbacks were present
-from the walk's first request to its last: each of them must have come out
+44 ms, however fast the machine answers. Afterwards the fake's change log
+says which callbacks were present from the walk's first request to its
+last: each of them must have come out
 exactly once (rescheduled ones too, whatever the order), and no callback
 more than once.
 """

@@ -197,6 +197,52 @@ def test_a_caller_date_bound_narrows_every_request() -> None:
         assert len(got) == len(want)
 
 
+@pytest.mark.parametrize("order", ORDERS)
+def test_pages_of_one_end_and_are_exact(order: Order) -> None:
+    """page_size=1: the walk asks two at a time (one re-read, one new) and ends, exact."""
+    records = listed(30, runs=1 if order == "ties" else 3)  # (ties reshuffled: one a ms)
+    server = ModelServer(dict(records), order=order)
+    got = walk(WalkPlanner(page_size=1), server, prefetch=2, max_requests=2_000)
+    assert sorted(ids(got)) == sorted(records)
+    assert len(got) == len(records)
+
+
+def test_a_short_page_then_more_added_does_not_shrink_pages_to_one() -> None:
+    """One callback, pages of 3, three added before the 2nd answer: the walk ends, exact."""
+    server = ModelServer(listed(1))
+    added = {cb.customer_callback_id: cb for cb in (callback(i, 10_000_000 + i) for i in (2, 3, 4))}
+    server.before_answer = lambda s: s.requests == 2 and s.records.update(added)
+    got = walk(WalkPlanner(page_size=3), server, prefetch=2, max_requests=200)
+    assert "cb000000" in ids(got)
+    assert len(got) == len(set(ids(got)))
+
+
+def test_a_pair_swapped_across_each_page_end_is_not_lost_to_seeks() -> None:
+    """Seeks listed sorted but for a pair swapped across the page's end, caller deleting: exact."""
+    records = listed(200)
+
+    class SwappedAtPageEnd(ModelServer):
+        def listed(self, request):  # type: ignore[no-untyped-def]
+            kept = super().listed(request)
+            if request.from_date is not None and len(kept) > 10:  # seeks: 10th after 11th
+                kept[9], kept[10] = kept[10], kept[9]
+            return kept
+
+    server = SwappedAtPageEnd(dict(records))
+    planner = WalkPlanner(page_size=10)
+
+    def delete(items: list[CustomerCallback]) -> None:
+        for cb in items:
+            del server.records[cb.customer_callback_id]
+            planner.forget(cb.customer_callback_id)
+
+    got = walk(planner, server, prefetch=1, on_page=delete)
+    assert sorted(ids(got)) == sorted(records)
+    assert len(got) == len(records)
+    assert server.records == {}
+    assert server.requests <= 4 * still_requests(records, 10, 1) + SLACK
+
+
 # -- windows and buckets ------------------------------------------------------------
 
 
@@ -382,6 +428,11 @@ def test_any_order_any_change_exact_and_bounded(
     # The target is 3x. A mostly sorted order ("swapped") that shows itself
     # late starts the walk over in windows from the first date, which has cost
     # up to 3.5x at page size 10 (issue 20, open): held to 4x here.
+    # "The same walk over a still list": over the list as it was at the start,
+    # or as it is at the end when the walk had more to cover (one that grew).
+    still = max(
+        still_requests(records, page_size, prefetch),
+        still_requests(server.records, page_size, prefetch),
+    )
     times = 4 if order == "swapped" else 3
-    bound = times * still_requests(records, page_size, prefetch) + SLACK
-    assert server.requests <= bound
+    assert server.requests <= times * still + SLACK
