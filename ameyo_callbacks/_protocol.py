@@ -262,6 +262,17 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+def _scrubbed(value: Any, secrets: Sequence[str]) -> Any:
+    """Decoded JSON with every string in it (keys too) scrubbed; the rest left as it is."""
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, list):
+        return [_scrubbed(item, secrets) for item in value]
+    if isinstance(value, dict):
+        return {scrub(k, secrets): _scrubbed(v, secrets) for k, v in value.items()}
+    return value
+
+
 def _snippet(body: bytes, secrets: Sequence[str]) -> str:
     text = body[: SNIPPET_CHARS * 4].decode("utf-8", errors="replace")
     text = scrub(text, secrets)
@@ -376,8 +387,11 @@ def decode_error(answer: Answer) -> AmeyoError:
     status, body, spec, secrets = answer.status, answer.body, answer.spec, answer.secrets
     snippet = _snippet(body, secrets)
     try:
-        payload = _loads(scrub(body.decode("utf-8"), secrets).encode()) if body else None
-    except (ValueError, UnicodeDecodeError):
+        # Parsed first, then scrubbed string by string: scrubbing the text
+        # first could take a short secret out of a number ("errorCode": 1)
+        # and leave JSON that no longer parses.
+        payload = _scrubbed(_loads(body), secrets) if body else None
+    except (ValueError, RecursionError):  # not JSON, or JSON nested past what we walk
         payload = None
     envelope = _is_envelope(payload)
     fields: dict[str, Any] = {}

@@ -505,6 +505,22 @@ def test_scrub_takes_a_secret_only_where_it_stands_alone(
     assert scrub(text, [secret]) == scrubbed.replace("<r>", REDACTED)
 
 
+def test_a_short_secret_that_is_also_a_json_number_leaves_the_envelope_readable() -> None:
+    """Session id "1" and errorCode 1: still a ServerError with its code, not garbled JSON."""
+    body = json.dumps({"message": "session 1 refused", "info": None, "status": 500, "errorCode": 1})
+    error = _error(200, {}, body.encode(), secrets=("1",))
+    assert isinstance(error, ServerError)
+    assert error.error_code == 1
+    assert "session <redacted> refused" in str(error)
+
+
+def test_deeply_nested_json_in_an_error_body_is_read_as_not_json() -> None:
+    """A body nested deeper than the scrubber walks is an error answer all the same, no crash."""
+    body = b"[" * 5000 + b"]" * 5000
+    error = _error(500, {}, body, secrets=("s",))
+    assert isinstance(error, ServerError)
+
+
 def test_scrub_takes_the_longer_of_two_overlapping_secrets_whole() -> None:
     """A token that holds the session id is replaced whole, not left half-shown."""
     assert scrub("tok=ab-SECRET-cd", ["ab", "ab-SECRET-cd"]) == f"tok={REDACTED}"
