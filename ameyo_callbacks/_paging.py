@@ -221,9 +221,9 @@ class CallbackIterator:
         self._yielded = 0  # records of the pages handed out (for the span)
 
     @property
-    def planner(self) -> WalkPlanner:
-        """The walk's planner (its ``requests`` count, its ``strategy``)."""
-        return self._planner
+    def strategy(self) -> str:
+        """What the walk does now: ``"ordered"``, ``"probe"``, ``"windows"`` or ``"bucket"``."""
+        return self._planner.strategy
 
     def forget(self, callback_id: str) -> None:
         """Tell the walk its caller deleted a callback (the client does it for its own deletes)."""

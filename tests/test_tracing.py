@@ -123,9 +123,12 @@ async def test_a_walk_that_switches_strategy_says_why_in_an_event() -> None:
     """A list shuffled per answer: the walk goes on in date windows, and an event says why."""
     fake = FakeAmeyo.seeded(300, campaigns=(6,), order="unstable", seed=3)
     async with fake.client() as client:
-        got = [cb.customer_callback_id async for cb in client.iter_callbacks(CAMPAIGN)]
+        walk = client.iter_callbacks(CAMPAIGN)
+        assert walk.strategy == "ordered"
+        got = [cb.customer_callback_id async for cb in walk]
     assert sorted(got) == sorted(cb.customer_callback_id for cb in fake.callbacks)
     (span,) = ours(EXPORTER)
+    assert walk.strategy == dict(span.attributes or {})["ameyo.walk.strategy"]
     switches = [e for e in span.events if e.name == "ameyo.walk.strategy"]
     assert len(switches) == 1
     assert switches[0].attributes is not None
