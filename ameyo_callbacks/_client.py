@@ -14,7 +14,8 @@ The send path, outermost first, one concern each:
 3. ``_attempt``: one request: wait at the gate and the rate limits, send
    through ``_transport.Transport`` (which picks the HTTP stack, holds the
    attempt's deadline, caps the answer and classifies failures), log one
-   DEBUG line.
+   DEBUG line; a 2xx answer is announced to the caller's ``on_answer``
+   before it is decoded (a walk sends its next request meanwhile).
 4. the pure decoders of ``_protocol``.
 
 A DELETE whose earlier answer was lost and whose retry finds the id gone
@@ -29,7 +30,7 @@ import logging
 import ssl
 import time
 import weakref
-from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -44,7 +45,14 @@ from ._convert import make_converter
 from ._filters import CallbackFilter
 from ._limits import DEFAULT_MAX_CONCURRENCY, AdaptiveConcurrency, RequestLimits
 from ._models import CustomerCallback
-from ._paging import CallbackIterator, OnInconsistency, PageFetcher, PageRequest, walk_scope
+from ._paging import (
+    Answered,
+    CallbackIterator,
+    OnInconsistency,
+    PageFetcher,
+    PageRequest,
+    walk_scope,
+)
 from ._protocol import (
     MAX_LIMIT,
     Answer,
@@ -57,6 +65,7 @@ from ._protocol import (
     decode_login_response,
     decode_refresh_response,
     is_cut_short_ok,
+    likely_full,
     tenant_list_path,
 )
 from ._retry import AnyioClock, BackoffGate, Clock, RetryDecision, RetryPolicy, decide
@@ -84,6 +93,8 @@ logger = logging.getLogger("ameyo_callbacks")
 T = TypeVar("T")
 Decoder = Callable[[Answer], T]
 OnFailure = Callable[[AmeyoError], None]
+#: Awaited with a 2xx answer's body before it is decoded (a walk sends its next request).
+OnAnswer = Callable[[bytes], Awaitable[None]]
 
 #: Connections per client: above any sensible concurrency, below a server's patience.
 DEFAULT_MAX_CONNECTIONS = 100
@@ -577,19 +588,26 @@ class AmeyoCallbacksClient:
     def _walk_fetcher(self, where: CallbackFilter, info: bool | None) -> PageFetcher:
         """Pages of ``where`` narrowed to a request's added dates (a walk's planner picks them)."""
 
-        async def fetch(request: PageRequest) -> list[CustomerCallback]:
+        async def fetch(request: PageRequest, answered: Answered) -> list[CustomerCallback]:
             low = _tighter(max, where.from_date_added, request.from_date)
             high = _tighter(min, where.to_date_added, request.to_date)
             if low is not None and high is not None and low > high:
                 return []  # nothing can match: no request
             narrowed = attrs.evolve(where, from_date_added=low, to_date_added=high)
             spec = self._list_spec(narrowed, request.limit, request.offset, info)
-            return await self._call(spec, self._decode_list)
+
+            async def announce(body: bytes) -> None:
+                await answered(likely_full(body, request.limit))
+
+            return await self._call(spec, self._decode_dated, on_answer=announce)
 
         return fetch
 
     def _decode_list(self, answer: Answer) -> list[CustomerCallback]:
         return decode_list_response(answer, self._converter)
+
+    def _decode_dated(self, answer: Answer) -> list[CustomerCallback]:
+        return decode_list_response(answer, self._converter, dated=True)
 
     async def _login(self, spec: RequestSpec) -> LoginAnswer:
         """Send a session provider's login request (no session headers), with retries."""
@@ -600,12 +618,16 @@ class AmeyoCallbacksClient:
         return await self._with_retries(spec, decode_refresh_response, stale)
 
     async def _call(
-        self, spec: RequestSpec, decode: Decoder[T], on_failure: OnFailure | None = None
+        self,
+        spec: RequestSpec,
+        decode: Decoder[T],
+        on_failure: OnFailure | None = None,
+        on_answer: OnAnswer | None = None,
     ) -> T:
         session = self._session
         credentials = await session.credentials(self._calls)
         try:
-            return await self._with_retries(spec, decode, credentials, on_failure)
+            return await self._with_retries(spec, decode, credentials, on_failure, on_answer)
         except AuthenticationError as refused:
             renewed = await session.renew(credentials, refused, self._calls)
             if renewed is None:
@@ -613,7 +635,7 @@ class AmeyoCallbacksClient:
             logger.info(
                 "session renewed after %s %s was refused; repeating it", spec.method, spec.path
             )
-            return await self._with_retries(spec, decode, renewed, on_failure)
+            return await self._with_retries(spec, decode, renewed, on_failure, on_answer)
 
     async def _with_retries(
         self,
@@ -621,6 +643,7 @@ class AmeyoCallbacksClient:
         decode: Decoder[T],
         credentials: Credentials | None,
         on_failure: OnFailure | None = None,
+        on_answer: OnAnswer | None = None,
     ) -> T:
         policy = self._retry
         attempts = policy.attempts_now()
@@ -630,7 +653,7 @@ class AmeyoCallbacksClient:
         while True:
             number += 1
             try:
-                return await self._attempt(spec, decode, credentials, call_end)
+                return await self._attempt(spec, decode, credentials, call_end, on_answer)
             except AmeyoError as exc:
                 exc.attempts = number
                 if on_failure is not None:
@@ -698,6 +721,7 @@ class AmeyoCallbacksClient:
         decode: Decoder[T],
         credentials: Credentials | None,
         call_end: float | None,
+        on_answer: OnAnswer | None = None,
     ) -> T:
         """One request: the gate, the rate limits, one send through the transport, the decoder."""
         await self._gate.wait()
@@ -726,6 +750,8 @@ class AmeyoCallbacksClient:
                 status,
                 (time.perf_counter() - started) * 1000,
             )
+        if on_answer is not None and 200 <= status < 300:
+            await on_answer(body)
         return decode(Answer(status, headers, body, spec, time.time(), self._session.secrets()))
 
 

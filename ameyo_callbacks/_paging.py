@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+import weakref
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal
 
 import anyio
+import anyio.lowlevel
 import sniffio
 from anyio.abc import TaskGroup
 
@@ -39,10 +41,29 @@ from ._models import Cursor, CustomerCallback, Page
 from ._planner import MIN_DATE, PageRequest, WalkPlanner
 from ._protocol import MAX_LIMIT
 
-__all__ = ["CallbackIterator", "OnInconsistency", "PageFetcher", "PageRequest", "walk_scope"]
+__all__ = [
+    "WIRE_STEPS",
+    "Answered",
+    "CallbackIterator",
+    "OnInconsistency",
+    "PageFetcher",
+    "PageRequest",
+    "walk_scope",
+]
 
-#: fetch(request) -> the records of that page (the request's dates narrow the filter).
-PageFetcher = Callable[[PageRequest], Awaitable[list[CustomerCallback]]]
+#: Awaited by a fetcher once the answer is in, before decoding it, with whether it
+#: seems a full page: the walk may then send its next request meanwhile (the
+#: request's place in ``prefetch`` is free either way).
+Answered = Callable[[bool], Awaitable[None]]
+#: fetch(request, answered) -> the records of that page (the request's dates narrow the
+#: filter). A fetcher that never awaits ``answered`` holds its place until it returns.
+PageFetcher = Callable[[PageRequest, Answered], Awaitable[list[CustomerCallback]]]
+
+#: Checkpoints a flight lets pass after starting the walk's next request, before it
+#: decodes its own answer: enough for the new request to reach the socket first
+#: (httpx's pool and connection take two anyio checkpoints before they write;
+#: tests/test_paging_overlap.py holds it), so decoding overlaps the server's work.
+WIRE_STEPS = 3
 #: What a walk does with the one case no strategy can page through (see _planner).
 OnInconsistency = Literal["raise", "warn"]
 
@@ -56,31 +77,70 @@ def walk_scope(campaign_id: int | None, params: Iterable[tuple[str, str]]) -> st
 
 
 class _Flight:
-    """One request of a walk, and its answer once it lands."""
+    """One request of a walk, and its answer once it lands.
 
-    __slots__ = ("done", "error", "op", "records", "request", "scope", "started", "task")
+    ``answered``: its answer is in (being decoded) or it ended; it no longer
+    counts against ``prefetch``.
+    """
 
-    def __init__(self, request: PageRequest, op: _tracing.Operation | None) -> None:
+    __slots__ = (
+        "answered",
+        "done",
+        "error",
+        "on_answer",
+        "op",
+        "records",
+        "request",
+        "scope",
+        "started",
+        "task",
+    )
+
+    def __init__(
+        self,
+        request: PageRequest,
+        op: _tracing.Operation | None,
+        on_answer: Callable[[], int],  # a bound method (held weakly)
+    ) -> None:
         self.request = request
         self.op = op  # the walk's span, current while the request runs
+        # starts the walk's next requests (how many); weak, so that the walk's own
+        # requests never keep a dropped walk alive (a break must cancel them at once)
+        self.on_answer = weakref.WeakMethod(on_answer)
         self.records: list[CustomerCallback] = []
         self.error: BaseException | None = None
         self.done = anyio.Event()
         self.scope = anyio.CancelScope()
         self.started = False
+        self.answered = False
         self.task: Any = None  # the asyncio task of a plain ``async for``
 
     async def run(self, fetch: PageFetcher) -> None:
         try:
             with self.scope, _tracing.current(self.op):
                 try:
-                    self.records = await fetch(self.request)
+                    self.records = await fetch(self.request, self._answered)
                 except anyio.get_cancelled_exc_class():
                     raise
                 except BaseException as exc:  # noqa: BLE001  (kept for the walk, raised in order)
                     self.error = exc
         finally:
+            self.answered = True
             self.done.set()
+
+    async def _answered(self, full: bool) -> None:
+        """The answer is in; if full, start the next requests and let them reach the wire first.
+
+        (A page that is not full most likely ends the walk: nothing is sent
+        on a guess then.)
+        """
+        self.answered = True
+        launch = self.on_answer() if full else None
+        started = launch() if launch is not None else 0
+        del launch  # (not held across the yields: a break drops the walk at once)
+        if started:
+            for _ in range(WIRE_STEPS):
+                await anyio.lowlevel.checkpoint()
 
     def cancel(self) -> None:
         self.scope.cancel()
@@ -148,8 +208,11 @@ class CallbackIterator:
       the caller deletes or reschedules meanwhile; one added or removed
       during the walk at most once. The strategies and what they cost are
       in the ``_planner`` module docstring and the live-lists guide.
-    - ``prefetch`` (>= 1) requests are out at most; requests after a failed
-      page are cancelled, and its error is raised after the pages before it.
+    - ``prefetch`` (>= 1) requests are out at most. A full page stops
+      counting once its answer is in (the next request runs while it is
+      decoded; one answered page at most waits beside them). Requests after
+      a failed page are cancelled, and its error is raised after the pages
+      before it.
     - ``max_items`` caps the total number of records yielded.
     - ``on_inconsistency``: what to do with more than a page of callbacks
       added in one millisecond and listed in a new order each time (no
@@ -400,23 +463,40 @@ class CallbackIterator:
             return spawn
         return None
 
-    def _launch(self) -> None:
-        """Plan requests up to ``prefetch`` out, and start them (in waves: plan only)."""
+    def _launch(self, beside: int = 0) -> int:
+        """Plan requests up to ``prefetch`` out, and start them (in waves: plan only).
+
+        ``beside``: answered pages that may wait for the walk beside ``prefetch``
+        requests out (1 while a full page is decoded: the next request runs
+        meanwhile). Memory stays bounded either way. Returns how many started.
+        """
         planner, flights = self._planner, self._flights
         spawn = self._spawner()
         if spawn is None and any(not f.started for f in flights):
-            return
-        while not self._closed and len(flights) < self._prefetch:
+            return 0
+        started = 0
+        prefetch = self._prefetch
+        out = sum(not f.answered for f in flights)
+        while not self._closed and out < prefetch and len(flights) < prefetch + beside:
             request = planner.next_request()
             if request is None:
-                return
+                break
             if self._op is None and planner.requests == 1:
                 self._op = _tracing.begin("ameyo.iter_callbacks", self._span_attributes)
-            flight = _Flight(request, self._op)
+            flight = _Flight(request, self._op, self._on_answer)
             flights.append(flight)
+            out += 1
             if spawn is not None:
                 flight.started = True
+                started += 1
                 spawn(flight)
+        return started
+
+    def _on_answer(self) -> int:
+        """A full page's answer is in: start the next (tasks only; waves wait for theirs)."""
+        if self._closed or (self._group is None and not self._tasks):
+            return 0
+        return self._launch(beside=1)
 
     async def _run_wave(self) -> None:
         """Waves: run every planned request at once, here."""

@@ -69,7 +69,7 @@ from typing import Literal
 
 import attrs
 
-from ._convert import datetime_to_epoch_ms
+from ._convert import DatedRecords, datetime_to_epoch_ms
 from ._models import Cursor, CustomerCallback, Page
 from .exceptions import ConsistencyError
 
@@ -916,7 +916,7 @@ class WalkPlanner:
             self.ordered.promised -= request.new
         if self.stale(request):
             return
-        dates = [_ms(r) for r in records]
+        dates = records.dates if isinstance(records, DatedRecords) else [_ms(r) for r in records]
         if request.kind == "page":
             self.ordered.take(request, records, dates)
         elif request.kind == "probe":

@@ -56,6 +56,7 @@ __all__ = [
     "decode_login_response",
     "decode_refresh_response",
     "is_cut_short_ok",
+    "likely_full",
     "parse_retry_after",
     "scrub",
     "session_headers",
@@ -480,8 +481,13 @@ def _format_error(answer: Answer, reason: str) -> ResponseFormatError:
     )
 
 
-def decode_list_response(answer: Answer, converter: cattrs.Converter) -> list[CustomerCallback]:
-    """A list call's answer -> records, or raise the matching AmeyoError."""
+def decode_list_response(
+    answer: Answer, converter: cattrs.Converter, *, dated: bool = False
+) -> list[CustomerCallback]:
+    """A list call's answer -> records, or raise the matching AmeyoError.
+
+    ``dated``: a ``DatedRecords``, each record's dateAdded (epoch ms) beside it.
+    """
     body = answer.body
     if not 200 <= answer.status < 300:
         raise decode_error(answer)
@@ -494,7 +500,7 @@ def decode_list_response(answer: Answer, converter: cattrs.Converter) -> list[Cu
     if _is_envelope(payload):
         raise decode_error(answer)
     try:
-        return structure_callbacks(converter, payload)
+        return structure_callbacks(converter, payload, dated=dated)
     except RecordError as exc:
         where = f"record {exc.index}: " if exc.index is not None else ""
         reason = f"a body that does not fit ({where}{exc})"
@@ -502,6 +508,20 @@ def decode_list_response(answer: Answer, converter: cattrs.Converter) -> list[Cu
         error.field = exc.field
         error.index = exc.index
         raise error from None
+
+
+_RECORD_KEY = b'"customerCallbackId"'
+
+
+def likely_full(body: bytes, limit: int) -> bool:
+    """Whether a list answer's body seems to hold ``limit`` records, before it is parsed.
+
+    It counts the records' id keys in the bytes: a hint (what a walk sends
+    next while it decodes this), never a decision. An extra field quoting
+    the key can make it say yes, an escaped key no; either way the records
+    are decoded and counted as usual.
+    """
+    return body.count(_RECORD_KEY) >= limit
 
 
 def decode_delete_response(answer: Answer) -> None:

@@ -21,6 +21,7 @@ import respx
 
 from ameyo_callbacks import CustomerCallback
 from ameyo_callbacks._convert import datetime_to_epoch_ms
+from ameyo_callbacks._paging import Answered
 from ameyo_callbacks._planner import PageRequest
 from ameyo_callbacks._protocol import CALLBACKS_PREFIX, NOT_FOUND_KEY
 
@@ -233,7 +234,9 @@ class ListFetch:
     ``ticks(offset)`` is the number of checkpoints a call waits before it
     answers; ``serve_max`` clamps every page like a server that serves at most
     that many; ``serve_exactly`` ignores the limit asked and serves that many;
-    ``block`` offsets never answer; ``fail`` offsets raise.
+    ``block`` offsets never answer; ``fail`` offsets raise; ``announce``: it
+    awaits ``answered`` before it builds a page, as the client does before it
+    decodes one (``in_flight`` counts requests not answered yet).
     """
 
     def __init__(
@@ -245,8 +248,10 @@ class ListFetch:
         serve_exactly: int | None = None,
         block: frozenset[int] = frozenset(),
         fail: dict[int, Exception] | None = None,
+        announce: bool = True,
     ) -> None:
         self.records = list(records)
+        self.announce = announce
         self.ticks = ticks
         self.serve_max = serve_max
         self.serve_exactly = serve_exactly
@@ -259,12 +264,13 @@ class ListFetch:
         self.in_flight = 0
         self.high_water = 0
 
-    async def __call__(self, request: PageRequest) -> list[CustomerCallback]:
+    async def __call__(self, request: PageRequest, answered: Answered) -> list[CustomerCallback]:
         offset, limit = request.offset, request.limit
         self.calls.append((offset, limit))
         self.events.append(("start", offset))
         self.in_flight += 1
         self.high_water = max(self.high_water, self.in_flight)
+        out = True
         try:
             for _ in range(self.ticks(offset) if self.ticks else 0):
                 await anyio.sleep(0)
@@ -272,6 +278,10 @@ class ListFetch:
                 await anyio.sleep_forever()
             if offset in self.fail:
                 raise self.fail[offset]
+            if self.announce:  # the answer is in, as the client's fetcher says before decoding
+                self.in_flight -= 1
+                out = False
+                await answered(len(self.records) >= offset + limit)
             served = limit if self.serve_max is None else min(limit, self.serve_max)
             if self.serve_exactly is not None:
                 served = self.serve_exactly
@@ -280,7 +290,8 @@ class ListFetch:
             self.cancelled.append(offset)
             raise
         finally:
-            self.in_flight -= 1
+            if out:
+                self.in_flight -= 1
             self.events.append(("end", offset))
         self.finished.append(offset)
         return page

@@ -30,6 +30,7 @@ from ameyo_callbacks import (
     RetryPolicy,
     StaticSession,
 )
+from ameyo_callbacks._paging import Answered
 from ameyo_callbacks._planner import MIN_DATE, PageRequest
 
 WHERE = CallbackFilter.campaign(6)
@@ -83,7 +84,7 @@ def matching(name: str) -> Call:
 PAGES_ASKED: list[tuple[int, int]] = []
 
 
-async def no_pages(request: PageRequest) -> list[CustomerCallback]:
+async def no_pages(request: PageRequest, _answered: Answered) -> list[CustomerCallback]:
     """The fetch of a CallbackIterator built directly: it logs the page asked, serves none."""
     PAGES_ASKED.append((request.offset, request.limit))
     return []

@@ -22,6 +22,7 @@ from ameyo_callbacks import (
     TransportError,
 )
 from ameyo_callbacks._bulk import delete_callbacks, delete_matching
+from ameyo_callbacks._paging import Answered
 from ameyo_callbacks._planner import PageRequest
 from ameyo_callbacks.exceptions import AmeyoError
 
@@ -76,7 +77,7 @@ class Store:
             self.in_flight -= 1
         self.completed += 1
 
-    async def fetch(self, request: PageRequest) -> list[CustomerCallback]:
+    async def fetch(self, request: PageRequest, _answered: Answered) -> list[CustomerCallback]:
         offset, limit = request.offset, request.limit
         if offset == 0 and request.from_date is None:
             self.walks += 1
@@ -570,9 +571,9 @@ async def test_delete_matching_cancelled_during_a_walk_is_cancelled() -> None:
     """A timeout during the first walk leaves a tally that says cancelled and not ok."""
     store = _campaign_store(10, 0)
 
-    async def slow_fetch(request: PageRequest) -> list[CustomerCallback]:
+    async def slow_fetch(request: PageRequest, answered: Answered) -> list[CustomerCallback]:
         await anyio.sleep_forever()
-        return await store.fetch(request)  # pragma: no cover
+        return await store.fetch(request, answered)  # pragma: no cover
 
     tally = BulkTally()
     with anyio.move_on_after(0.01):

@@ -366,3 +366,20 @@ def test_structured_times_are_exact_to_the_microsecond(ms: int) -> None:
     assert record.callback_time == exact
     assert record.date_added == exact
     assert record.callback_time.microsecond == exact.microsecond
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(record=wire_records())
+def test_structured_records_are_those_the_class_itself_builds(record: dict[str, Any]) -> None:
+    """The hot path's records (slots filled directly) equal, hash and evolve as __init__'s do."""
+    structured = make_converter().structure(record, CustomerCallback)
+    fields = {name: getattr(structured, name) for name in WIRE_NAMES}
+    built = CustomerCallback(**fields, extra=dict(structured.extra))
+    assert structured == built
+    assert hash(structured) == hash(built)
+    assert repr(structured) == repr(built)
+    assert attrs.evolve(structured, phone="1") == attrs.evolve(built, phone="1")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        structured.phone = "1"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        structured.extra["x"] = 1  # type: ignore[index]

@@ -7,6 +7,7 @@ import pytest
 from _support import ListFetch, numbered, random_ticks
 
 from ameyo_callbacks import CallbackFilter, CallbackIterator, CustomerCallback
+from ameyo_callbacks._paging import Answered
 from ameyo_callbacks._planner import PageRequest
 from ameyo_callbacks.exceptions import ServerError
 from ameyo_callbacks.testing import FakeAmeyo
@@ -166,7 +167,7 @@ async def walk_plain(it: CallbackIterator, got: list[CustomerCallback]) -> None:
 async def test_base_exception_in_a_fetch_comes_out_unwrapped(piped: bool) -> None:
     """A BaseException (like Ctrl-C) raised while fetching reaches the caller as itself."""
 
-    async def fetch(request: PageRequest) -> list[CustomerCallback]:
+    async def fetch(request: PageRequest, _answered: Answered) -> list[CustomerCallback]:
         if request.offset >= 196:  # the third request
             raise Fatal
         return list(DATA[request.offset : request.offset + request.limit])

@@ -26,6 +26,7 @@ from _support import (
     CAMPAIGN_PATH,
     DELETE_PATH,
     NOT_FOUND_KEY,
+    VirtualClock,
     examples,
 )
 from hypothesis import given, settings
@@ -222,7 +223,9 @@ def route_for(router: respx.MockRouter, case: Case, also_echo: str) -> respx.Rou
 
 async def run(session: str | SessionProvider, case: Case) -> tuple[AmeyoError, str]:
     """Make the case's failing call on a client of ``session``: its error and the client's repr."""
-    async with AmeyoCallbacksClient(BASE, session_id=session, http_backend="httpx") as client:
+    async with AmeyoCallbacksClient(
+        BASE, session_id=session, http_backend="httpx", clock=VirtualClock()
+    ) as client:
         call = (
             client.get_callbacks(CallbackFilter.campaign(6), limit=1)
             if case.target == "list"
@@ -235,7 +238,9 @@ async def run(session: str | SessionProvider, case: Case) -> tuple[AmeyoError, s
 
 def test_client_repr_hides_the_session_id() -> None:
     """repr() and str() of a client show the session kind, never the session id."""
-    client = AmeyoCallbacksClient(BASE, session_id=SESSION, http_backend="httpx")
+    client = AmeyoCallbacksClient(
+        BASE, session_id=SESSION, http_backend="httpx", clock=VirtualClock()
+    )
 
     for text in (repr(client), str(client)):
         assert SESSION not in text
@@ -249,7 +254,9 @@ def test_session_provider_reprs_hide_secrets() -> None:
 
     assert repr(login) == "LoginSession(<redacted>)"
     assert repr(static) == "StaticSession(<redacted>)"
-    client = AmeyoCallbacksClient(BASE, session_id=login, http_backend="httpx")
+    client = AmeyoCallbacksClient(
+        BASE, session_id=login, http_backend="httpx", clock=VirtualClock()
+    )
     assert TOKEN not in repr(client)
     assert "LoginSession(<redacted>)" in repr(client)
 
@@ -325,7 +332,9 @@ async def test_failed_login_never_shows_the_token(
     list_route = router.post(LIST_PATH).respond(200, json=[])
     session = LoginSession("agent", TOKEN)
 
-    async with AmeyoCallbacksClient(BASE, session_id=session, http_backend="httpx") as client:
+    async with AmeyoCallbacksClient(
+        BASE, session_id=session, http_backend="httpx", clock=VirtualClock()
+    ) as client:
         with pytest.raises(error) as caught:
             await client.get_callbacks(CallbackFilter.campaign(6))
 
@@ -353,7 +362,9 @@ async def test_bulk_delete_outcomes_never_show_the_session_id(
 
     router.delete(path__regex=rf"^{PREFIX}/(?P<cb_id>[^/]+)$").mock(side_effect=side_effect)
 
-    async with AmeyoCallbacksClient(BASE, session_id=SESSION, http_backend="httpx") as client:
+    async with AmeyoCallbacksClient(
+        BASE, session_id=SESSION, http_backend="httpx", clock=VirtualClock()
+    ) as client:
         result = await client.delete_callbacks(list(answers), concurrency=2)
 
     assert result.deleted == ("id-ok",)
@@ -410,7 +421,7 @@ def failing_call_texts(session: str | SessionProvider, case: Case, echo: str) ->
 
     async def call() -> AmeyoError:
         async with AmeyoCallbacksClient(
-            HOSTLIKE, session_id=session, http_backend="httpx"
+            HOSTLIKE, session_id=session, http_backend="httpx", clock=VirtualClock()
         ) as client:
             failing = (
                 client.get_callbacks(CallbackFilter.campaign(6), limit=1)

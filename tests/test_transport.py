@@ -29,7 +29,9 @@ import httpx
 import pytest
 import respx
 import yarl
-from _support import BASE, DELETE_PATH, SESSION, spec_record
+from _support import BASE, DELETE_PATH, SESSION, examples, spec_record
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 import ameyo_callbacks
@@ -46,7 +48,7 @@ from ameyo_callbacks import (
     exceptions,
 )
 from ameyo_callbacks._kinds import KINDS, Kind
-from ameyo_callbacks._protocol import build_delete_request
+from ameyo_callbacks._protocol import build_delete_request, build_list_request
 from ameyo_callbacks._retry import decide
 from ameyo_callbacks._transport import env_proxy, failure, httpx_kind
 from ameyo_callbacks._transport._aiohttp import aiohttp_kind
@@ -630,3 +632,28 @@ async def test_the_default_stack_sends_each_request_to_its_least_busy_pool() -> 
             assert transport._busy == [2, 2, 2]
             release.set()
     assert transport._busy == [0, 0, 0]
+
+
+@settings(max_examples=examples(200), deadline=None)
+@given(
+    user_ids=st.lists(st.text(min_size=1).filter(str.strip), min_size=1, max_size=3),
+    offset=st.integers(0, 10**9),
+)
+async def test_the_list_url_is_the_one_httpx_params_would_build(
+    user_ids: list[str], offset: int
+) -> None:
+    """Query strings the stack encodes itself reach the wire as httpx's ``params=`` builds them."""
+    where = CallbackFilter.campaign(6, user_ids=user_ids, from_date_added=1, to_date_added=2)
+    spec = build_list_request(
+        method="POST", tenant_path="/t", where=where, limit=100, offset=offset
+    )
+    seen: list[httpx.URL] = []
+    with respx.mock(base_url=BASE) as router:
+        router.post(path=spec.path).mock(
+            side_effect=lambda request: seen.append(request.url) or httpx.Response(200, json=[])
+        )
+        async with AmeyoCallbacksClient(BASE, session_id=SESSION) as client:
+            assert await client.get_callbacks(where, offset=offset) == []
+    with httpx.Client() as plain:
+        expected = plain.build_request("POST", BASE + spec.path, params=spec.params).url
+    assert seen == [expected]

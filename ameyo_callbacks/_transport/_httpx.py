@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlencode
 
 import httpx
 
@@ -109,10 +110,9 @@ class _Counted(httpx.AsyncByteStream):
         self._busy = busy
         self._index = index
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
+    def __aiter__(self) -> AsyncIterator[bytes]:
         assert isinstance(self._stream, httpx.AsyncByteStream)  # noqa: S101  (an async transport's)
-        async for chunk in self._stream:
-            yield chunk
+        return self._stream.__aiter__()  # (no generator of ours between)
 
     async def aclose(self) -> None:
         if self._index >= 0:
@@ -171,13 +171,12 @@ class HttpxStack:
         """One request and its whole answer, or a TransportError."""
         http = self._http
         try:
-            request = http.build_request(
-                spec.method,
-                self._base + spec.path,
-                params=spec.params or None,
-                json=spec.body,
-                headers=auth or None,
-            )
+            url = self._base + spec.path
+            if spec.params:
+                # Encoded here as httpx's params= would (test_transport: same URL), which
+                # spares build_request parsing the URL twice: a tenth of a page's CPU (B1).
+                url += "?" + urlencode(spec.params)
+            request = http.build_request(spec.method, url, json=spec.body, headers=auth or None)
             response = await http.send(request, stream=True)
             try:
                 length = response.headers.get("content-length")
