@@ -210,7 +210,7 @@ class CallbackIterator:
       in the ``_planner`` module docstring and the live-lists guide.
     - ``prefetch`` (>= 1) requests are out at most. A full page stops
       counting once its answer is in (the next request runs while it is
-      decoded; one answered page at most waits beside them). Requests after
+      decoded; two answered pages at most wait beside them). Requests after
       a failed page are cancelled, and its error is raised after the pages
       before it.
     - ``max_items`` caps the total number of records yielded.
@@ -467,8 +467,10 @@ class CallbackIterator:
         """Plan requests up to ``prefetch`` out, and start them (in waves: plan only).
 
         ``beside``: answered pages that may wait for the walk beside ``prefetch``
-        requests out (1 while a full page is decoded: the next request runs
-        meanwhile). Memory stays bounded either way. Returns how many started.
+        requests out: 2 when a full page's answer is in (that page, being
+        decoded, and one decoded that the walk has not taken yet), so that
+        the next request runs meanwhile. Memory stays bounded: ``prefetch``
+        + 2 pages at most. Returns how many requests started.
         """
         planner, flights = self._planner, self._flights
         spawn = self._spawner()
@@ -496,7 +498,7 @@ class CallbackIterator:
         """A full page's answer is in: start the next (tasks only; waves wait for theirs)."""
         if self._closed or (self._group is None and not self._tasks):
             return 0
-        return self._launch(beside=1)
+        return self._launch(beside=2)
 
     async def _run_wave(self) -> None:
         """Waves: run every planned request at once, here."""

@@ -259,20 +259,23 @@ async def test_prefetch_with_jitter_keeps_order_and_bounds_concurrency(
 
 
 async def test_slow_consumer_holds_walk_back() -> None:
-    """A consumer holding the first record: exactly prefetch requests were made, no more."""
+    """A consumer holding the first record: the walk stops at prefetch + 2 pages held."""
     fake = fake_with(1000)
     async with client_of(fake) as client:
         it = client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), page_size=20, prefetch=3)
         async for _cb in it:
-            # Hold the record until the three requests ahead are answered (a fixed
-            # 10 ms could end before a loaded machine had sent them), then 10 ms
-            # more, in which a fourth request ahead would show up.
+            # Hold the record until the requests ahead are answered (a fixed 10 ms
+            # could end before a loaded machine had sent them), then 10 ms more,
+            # in which one past the bound would show up.
             with anyio.fail_after(10):
-                while len(fake.requests) < 3 + 1 or fake.in_flight:
+                while len(fake.requests) < 1 + 3 + 1 or fake.in_flight:
                     await anyio.sleep(0.001)
             await anyio.sleep(0.01)
             break
-    assert len(fake.requests) == 3 + 1  # the first page taken, then 3 outstanding
+    # The first page taken; 3 out, and full pages free their places once answered,
+    # but no more than 3 + 2 pages are held, that first one among them until the
+    # walk takes the next: 5 or 6 requests, by when the answers came.
+    assert 1 + 3 + 1 <= len(fake.requests) <= 1 + 3 + 2
     assert_nothing_unfinished(fake)
 
 
@@ -294,7 +297,7 @@ async def test_break_leaves_no_request_in_flight() -> None:
             await anyio.lowlevel.checkpoint()
         assert fake.in_flight == 0  # cancelled at the break, not left to finish
     assert ids(got) == ids(expected(fake)[:230])
-    assert len(fake.requests) <= 5 + 4
+    assert len(fake.requests) <= 5 + 4 + 2  # pages handed out + prefetch + 2 held
 
 
 async def test_exception_in_loop_body_leaves_no_request_in_flight() -> None:
@@ -333,9 +336,9 @@ async def test_cancellation_during_a_wave_leaves_no_request_in_flight() -> None:
     assert fake.in_flight == 0
     unanswered = [e for e in fake.requests if e.status is None]
     assert [e.fault for e in unanswered] == ["slow"]
-    # Two out at a time: the slow one and the one after it; when that one's full
-    # page is in, it waits for the walk beside them, and the next goes out (5).
-    assert len(fake.requests) == 5
+    # Two out at a time: the slow one and the one after it; full pages answered
+    # behind the slow one wait beside them (2 at most), and more go out meanwhile.
+    assert 2 + 2 <= len(fake.requests) <= 2 + 2 + 2
 
 
 async def test_async_with_form_closes_the_walk() -> None:

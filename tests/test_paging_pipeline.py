@@ -62,6 +62,21 @@ async def test_slow_consumer_bounds_read_ahead() -> None:
         assert len(fetch.calls) <= 1 + 2 * 3
 
 
+@pytest.mark.parametrize("prefetch", [1, 2, 5])
+async def test_a_consumer_that_stops_holds_prefetch_plus_one_pages_ahead(prefetch: int) -> None:
+    """Full pages free their places as they arrive, yet the walk holds prefetch + 2 pages at most.
+
+    (The page handed out is among them until the walk takes the next.)
+    """
+    fetch = ListFetch(DATA)
+    async with CallbackIterator(fetch, page_size=10, prefetch=prefetch) as it:
+        await it.__anext__()  # the first page handed out, the consumer stops
+        for _ in range(100):
+            await anyio.sleep(0)
+        assert fetch.in_flight == 0  # every request out was answered: it is memory that stops it
+        assert 1 + prefetch + 1 <= len(fetch.calls) <= 1 + prefetch + 2
+
+
 async def test_error_comes_after_earlier_pages() -> None:
     """A page that fails is raised after every record of the pages before it."""
     boom = ServerError("boom", status_code=503)
