@@ -354,9 +354,11 @@ class AmeyoCallbacksClient:
     async def aclose(self) -> None:
         """Close the connections this client opened (a caller's ``http_client`` is left open).
 
-        The requests of walks still running are cancelled.
+        The requests of walks still running are cancelled; iterating such a
+        walk further raises ``RuntimeError`` (it never ends as if complete).
         """
         for walk in list(self._walks):
+            walk.client_closed()
             await walk.aclose()
         await self._transport.aclose()
 

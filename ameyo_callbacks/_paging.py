@@ -224,7 +224,9 @@ class CallbackIterator:
     __slots__ = (
         "__weakref__",
         "_closed",
+        "_cut",
         "_dropped",
+        "_ended",
         "_fetch",
         "_flights",
         "_group",
@@ -270,6 +272,8 @@ class CallbackIterator:
         self._group: TaskGroup | None = None
         self._tasks = sniffio.current_async_library() == "asyncio"
         self._closed = False
+        self._ended = False  # every page handed out: the walk is complete
+        self._cut: str | None = None  # why its client stopped it before its end
         self._items: tuple[CustomerCallback, ...] = ()
         self._pos = 0
         self._mode: str | None = None
@@ -349,6 +353,19 @@ class CallbackIterator:
             with anyio.CancelScope(shield=True):
                 await asyncio.wait(tasks)
 
+    def client_closed(self) -> None:
+        """Its client was closed: an unfinished walk raises from now on, never ends as if complete.
+
+        (Its requests are stopped by :meth:`aclose`, which the client awaits next.)
+        """
+        if not self._ended:
+            self._cut = (
+                "the AmeyoCallbacksClient of this walk was closed before the walk ended "
+                f"(records yielded: {self._yielded - (len(self._items) - self._pos):,}): iterate "
+                "inside its `async with` block; to go on from the last page, pass its "
+                "checkpoint as resume_from to a walk of an open client"
+            )
+
     def cancel(self) -> set[Any]:
         """Stop the walk now, from synchronous code too; the asyncio tasks cancelled."""
         self._closed = True
@@ -395,6 +412,8 @@ class CallbackIterator:
         while True:
             self._say()
             if self._closed:
+                if self._cut is not None:
+                    raise RuntimeError(self._cut)
                 raise StopAsyncIteration
             if planner.pages:
                 page = planner.pages.popleft()
@@ -405,6 +424,7 @@ class CallbackIterator:
                 return page
             self._launch()
             if not self._flights:
+                self._ended = True
                 self._end_span()
                 raise StopAsyncIteration
             head = self._flights[0]

@@ -494,3 +494,29 @@ async def test_invalid_arguments_are_refused_before_any_request(
         with pytest.raises(error, match=name):
             client.iter_callbacks(CallbackFilter.tenant(), **kwargs)  # type: ignore[arg-type]
     assert fake.requests == []
+
+
+async def test_a_walk_whose_client_closes_under_it_raises_instead_of_ending() -> None:
+    """Closing the client mid-walk: the next step raises RuntimeError, never a silent short end."""
+    fake = fake_with(1000)
+    client = client_of(fake)
+    got: list[CustomerCallback] = []
+    async with client:
+        walk = client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), page_size=50)
+        async for cb in walk:
+            got.append(cb)
+            if len(got) == 120:
+                break  # (a plain async for: the walk object lives on)
+        finished = client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), max_items=10)
+        assert len([cb async for cb in finished]) == 10
+        untouched = client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN))
+        cut = client.iter_callbacks(CallbackFilter.campaign(CAMPAIGN), page_size=50)
+        first = await cut.__anext__()
+    cut_short = r"was closed before the walk ended \(records yielded: 1\)"
+    with pytest.raises(RuntimeError, match=cut_short) as e:
+        await cut.__anext__()
+    assert "resume_from" in str(e.value)
+    assert first.customer_callback_id == got[0].customer_callback_id
+    with pytest.raises(RuntimeError, match="was closed before the walk ended"):
+        await untouched.__anext__()
+    assert [cb async for cb in finished] == []  # (it had ended: that stays so)
