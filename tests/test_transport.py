@@ -634,7 +634,7 @@ async def test_the_default_stack_sends_each_request_to_its_least_busy_pool() -> 
     assert transport._busy == [0, 0, 0]
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(
     user_ids=st.lists(st.text(min_size=1).filter(str.strip), min_size=1, max_size=3),
     offset=st.integers(0, 10**9),
