@@ -41,7 +41,7 @@ from ._base import (
     os_kind,
     probed_kind,
     proxy_for,
-    ssl_context,
+    stack_ssl_context,
     tls_record,
 )
 
@@ -88,7 +88,7 @@ class AiohttpStack:
         connector = aiohttp.TCPConnector(
             limit=settings.max_connections,
             keepalive_timeout=5.0,
-            ssl=ssl_context(settings.verify, trust_env=settings.trust_env),
+            ssl=stack_ssl_context(settings, self._proxy),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,

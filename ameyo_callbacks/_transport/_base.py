@@ -59,6 +59,7 @@ __all__ = [
     "probed_kind",
     "scheme_error",
     "ssl_context",
+    "stack_ssl_context",
     "tls_record",
 ]
 
@@ -155,6 +156,20 @@ def _bypassed(host: str, port: int | None, no_proxy: str) -> bool:
         if name and (host == name or host.endswith("." + name)):
             return True
     return False
+
+
+def stack_ssl_context(settings: StackSettings, proxy: str | None) -> ssl.SSLContext:
+    """The context a stack's connections verify with (:func:`ssl_context` of ``verify``).
+
+    No connection of a plain ``http://`` base URL without an ``https://``
+    proxy uses TLS: its context then loads no CA certificates (which takes
+    about 30 ms a client) and would refuse any certificate, never accept one.
+    """
+    verify = settings.verify
+    tls = settings.base_url.startswith("https:") or (proxy or "").startswith("https:")
+    if tls or isinstance(verify, ssl.SSLContext):
+        return ssl_context(verify, trust_env=settings.trust_env)
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # (verifies, with no CA to trust)
 
 
 def ssl_context(verify: bool | str | ssl.SSLContext, *, trust_env: bool) -> ssl.SSLContext:

@@ -36,7 +36,7 @@ from ._base import (
     os_kind,
     probed_kind,
     proxy_for,
-    ssl_context,
+    stack_ssl_context,
     tls_record,
 )
 
@@ -148,10 +148,11 @@ class HttpxStack:
         """The library's own client, over ``transport`` or a new :class:`ShardedTransport`."""
         probe = transport is None
         if transport is None:
+            proxy = proxy_for(settings)
             transport = ShardedTransport(
-                verify=ssl_context(settings.verify, trust_env=settings.trust_env),
+                verify=stack_ssl_context(settings, proxy),
                 max_connections=settings.max_connections,
-                proxy=proxy_for(settings),
+                proxy=proxy,
             )
         http = httpx.AsyncClient(
             transport=transport,
