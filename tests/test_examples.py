@@ -10,8 +10,9 @@ The convention (written down in docs/contributing.md):
   server needed, and the session id of the example is replaced by the fake's.
 - A block that defines ``test_*`` functions is a test module: it runs under
   plain pytest in a fresh directory, with no ini file of ours (so an example
-  that needs an asyncio mode or a marker must say so itself), and each of
-  its tests must pass.
+  that needs an asyncio mode or a marker must say so itself) and only the
+  plugins a user's tests would lean on (anyio's, pytest-asyncio's and ours),
+  and each of its tests must pass.
 - A block that cannot run (a fragment of a larger program, a sketch of a
   real server's setup) is preceded by ``<!-- no-run: the reason -->``. Use
   it only where running is truly impossible.
@@ -23,6 +24,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import os
 import re
 import subprocess
 import sys
@@ -102,16 +104,24 @@ def run_program(example: Example, monkeypatch: pytest.MonkeyPatch) -> str:
     return out.getvalue()
 
 
+#: The pytest plugins a user's test module may lean on: anyio's marker, pytest-asyncio's,
+#: and our ``ameyo_fake`` fixture. Only these load (not hypothesis, xdist or respx's,
+#: which this environment also has): about a second less for each run.
+USER_PLUGINS = ("anyio.pytest_plugin", "pytest_asyncio.plugin", "_ameyo_callbacks_pytestplugin")
+
+
 def run_test_module(example: Example, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     (tmp_path / "test_example.py").write_text(example.code, encoding="utf-8")
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+    plugins = [arg for name in USER_PLUGINS for arg in ("-p", name)]
+    return subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *plugins],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=tmp_path,
         check=False,
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
     )
 
 
