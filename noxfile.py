@@ -36,7 +36,9 @@ TEST_DEPS = nox.project.dependency_groups(PYPROJECT, "test")
 
 
 #: pytest-xdist: one worker per core (2 on the project's machines).
-XDIST = ("-n", "logical")
+# worksteal: a worker that runs out of tests takes some of the other's (the slow
+# subprocess and socket tests would otherwise leave one core idle at the end)
+XDIST = ("-n", "logical", "--dist", "worksteal")
 
 
 @nox.session(python=PYTHONS)
