@@ -475,14 +475,19 @@ class CountingRelay(_Listener):
 
 
 class TlsAlertServer(_Listener):
-    """Answers the first bytes of every connection with a TLS alert record, then hangs up."""
+    """Answers the first bytes of every connection with a TLS alert record, then hangs up.
+
+    ``silent``: that many first connections get no answer at all (a server
+    too busy to reply); they are left open until the client gives up.
+    """
 
     #: A TLS 1.2 fatal alert, "protocol version" (70).
     ALERT = b"\x15\x03\x03\x00\x02\x02\x46"
 
-    def __init__(self) -> None:
+    def __init__(self, *, silent: int = 0) -> None:
         super().__init__()
         self.connections = 0
+        self.silent = silent
 
     @property
     def url(self) -> str:
@@ -493,6 +498,9 @@ class TlsAlertServer(_Listener):
         self.connections += 1
         try:
             await reader.read(5)
+            if self.connections <= self.silent:
+                await reader.read()  # (until the client closes)
+                return
             writer.write(self.ALERT)
             await writer.drain()
         except (ConnectionError, asyncio.CancelledError):

@@ -400,17 +400,26 @@ class TlsProbe:
         self._lock: anyio.Lock | None = None
 
     async def speaks_tls(self) -> bool:
-        """True when the port answers a TLS hello with a TLS record (asked once, then kept)."""
+        """True when the port answers a TLS hello with a TLS record.
+
+        The port's answer is kept; no answer (nothing listening, no reply
+        within the connect timeout: a server too busy now) is not, and the
+        next failure asks again.
+        """
         if self._answer is not None:
             return self._answer
         if self._lock is None:
             self._lock = anyio.Lock()
         async with self._lock:
             if self._answer is None:
-                self._answer = await self._ask()
+                answer = await self._ask()
+                if answer is None:
+                    return False
+                self._answer = answer
         return self._answer
 
-    async def _ask(self) -> bool:
+    async def _ask(self) -> bool | None:
+        """The port's answer to a TLS hello: a TLS record or not; None: no answer."""
         with anyio.move_on_after(self._seconds):
             try:
                 async with await anyio.connect_tcp(self._host, self._port) as stream:
@@ -419,6 +428,8 @@ class TlsProbe:
                     while len(first) < 2:
                         first += await stream.receive(5)
                     return tls_record(first)
-            except (OSError, anyio.EndOfStream, anyio.BrokenResourceError):
-                return False
-        return False
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return False  # it read the hello and hung up: not TLS
+            except OSError:
+                return None
+        return None
