@@ -54,6 +54,7 @@ from ameyo_callbacks._protocol import (
     decode_list_response,
     decode_login_response,
     is_cut_short_ok,
+    likely_full,
     parse_retry_after,
     scrub,
     tenant_list_path,
@@ -1171,3 +1172,15 @@ def test_fuzz_decode_error(status: int, headers: dict[str, str], body: bytes) ->
     error = _error(status, headers, body, secrets=(SESSION,))
     assert isinstance(error, AmeyoError)
     _check_error(error)
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+@pytest.mark.parametrize("n", [0, 1, 99, 100, 101])
+def test_likely_full_counts_the_records_of_a_body_without_parsing_it(
+    n: int, indent: int | None
+) -> None:
+    """A page of n records seems full for a limit of n or less, and not for more."""
+    body = json.dumps([spec_record(customerCallbackId=f"id-{i}") for i in range(n)], indent=indent)
+    assert likely_full(body.encode(), n)
+    assert not likely_full(body.encode(), n + 1)
+    assert likely_full(body.encode(), max(n - 1, 0))
