@@ -9,6 +9,7 @@ the server really got.
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import json
 import logging
@@ -16,9 +17,11 @@ import ssl
 import subprocess
 import sys
 import time
+import warnings
 from typing import Any, TypeVar, cast
 
 import anyio
+import anyio.lowlevel
 import httpx
 import pytest
 import trustme
@@ -172,6 +175,44 @@ async def test_connect_timeout_is_its_own_kind(backend: HttpBackend) -> None:
     assert info.value.kind == "connect_timeout"
     assert info.value.is_timeout
     assert time.perf_counter() - started < 3.0
+
+
+#: Loop steps to cancel a call after: from before its connect starts to after the
+#: server has read its request (the test checks that the range spans both).
+CANCEL_STEPS = 60
+
+
+async def test_a_call_cancelled_at_any_step_of_its_connect_leaves_no_socket_open(
+    backend: HttpBackend,
+) -> None:
+    """Cancelled after 0, 1, 2... loop steps, through the connect: no socket is left unclosed.
+
+    Walks and bulk deletes cancel requests in flight. anyio before 4.16 dropped
+    the socket of a connect_tcp() cancelled just after it connected (httpx's
+    path), leaving it to the garbage collector: a ResourceWarning for the
+    transport and one for the socket, at whatever moment the collector ran.
+    """
+
+    async def never_answer(request: Request, reader: Any, writer: Any) -> bool:
+        return True  # read on: the call waits for an answer until it is cancelled
+
+    arrived = []
+    async with RawServer(never_answer) as server:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            for steps in range(CANCEL_STEPS):
+                before = len(server.requests)
+                async with client(server.url, backend, retry=RetryPolicy.none()) as c:
+                    async with anyio.create_task_group() as group:
+                        group.start_soon(c.get_callbacks, WHERE)
+                        for _ in range(steps):
+                            await anyio.lowlevel.checkpoint()
+                        group.cancel_scope.cancel()
+                arrived.append(len(server.requests) - before)
+            gc.collect()
+    assert arrived[0] == 0  # cancelled before the connect began
+    assert arrived[-1] == 1  # cancelled after the request was sent: the connect was crossed
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 # --------------------------------------------------------------------------
