@@ -595,7 +595,11 @@ class AmeyoCallbacksClient:
             high = _tighter(min, where.to_date_added, request.to_date)
             if low is not None and high is not None and low > high:
                 return []  # nothing can match: no request
-            narrowed = attrs.evolve(where, from_date_added=low, to_date_added=high)
+            narrowed = (
+                where
+                if low == where.from_date_added and high == where.to_date_added
+                else attrs.evolve(where, from_date_added=low, to_date_added=high)
+            )
             spec = self._list_spec(narrowed, request.limit, request.offset, info)
 
             async def announce(body: bytes) -> None:
