@@ -35,7 +35,9 @@ set of every id yielded). Three strategies move it:
   switches the walk: it counts what is left (a few probes at doubling
   offsets) and lists date windows ``[a, b)`` sized from the dates it saw to
   hold about 60% of a page. A window whose answer is short is complete,
-  whatever the order; a full one is split at the dates it showed. The
+  whatever the order; a full one is split at the dates it showed (one listed
+  by date but for a few, as a mostly sorted server does: after 80% of them,
+  then in a few windows that their density says hold 80% of a page). The
   window asks for ``toDateAdded=b`` and keeps only dates before ``b``, so
   it is exact whether the server's ``toDateAdded`` is inclusive or not, and
   a callback on an edge belongs to one window only.
@@ -94,6 +96,10 @@ __all__ = ["MIN_DATE", "PageRequest", "WalkPlanner"]
 MIN_DATE = -62135596800000
 #: A window aims at this share of a page (its count is an estimate).
 _WINDOW_FILL = 0.6
+#: A full window listed by date is split after the dates it showed into
+#: this many windows sized by their density to hold this share of a page.
+_PREFIX_WINDOWS = 3
+_PREFIX_FILL = 0.8
 #: Dates kept to size windows (a sample; memory stays flat).
 _SAMPLE_LIMIT = 4096
 #: Page ends remembered to size the overlap (the largest tie among them).
@@ -156,6 +162,20 @@ def _ms(record: CustomerCallback) -> int:
 
 def _sorted(dates: Sequence[int]) -> bool:
     return all(a <= b for a, b in itertools.pairwise(dates))
+
+
+def _nearly_sorted(dates: Sequence[int]) -> bool:
+    """Whether a page lists its dates by date but for a few out of place (a cost guess only).
+
+    The records' total distance from their sorted places is at most their
+    number (a pair swapped in every few; a random order of 8 or more is
+    that close rarely, and a wrong guess costs a split, never a callback).
+    """
+    n = len(dates)
+    if n < 8:
+        return False
+    ranks = sorted(range(n), key=dates.__getitem__)  # (stable: ties in place)
+    return sum(abs(r - i) for i, r in enumerate(ranks)) <= n
 
 
 def _evidence(dates: Sequence[int]) -> bool:
@@ -776,19 +796,38 @@ class _Windows:
             self.release()
             return
         # Full: the window holds more than a page. Split it at the dates it showed.
-        inside = sorted(dates[i] for i in keep)
+        shown = [dates[i] for i in keep]
+        inside = sorted(shown)
         if window.points:
             self.weight = max(self.weight, 1.5 * walk.page_size / window.points)
         windows.remove(window)
-        for n, piece in enumerate(self._split(window, inside)):
+        first = _nearly_sorted(shown)  # most likely the window's first dates
+        for n, piece in enumerate(self._split(window, inside, first=first)):
             windows.insert(index + n, piece)
 
-    def _split(self, window: _Window, inside: list[int]) -> list[_Window]:
-        """Narrower windows covering ``window``, cut at quantiles of the dates it showed."""
+    def _split(self, window: _Window, inside: list[int], *, first: bool) -> list[_Window]:
+        """Narrower windows covering ``window``, cut at quantiles of the dates it showed.
+
+        ``first``: the dates shown are likely the window's first (the server
+        lists it by date, but for a few out of place): one window holding
+        most of them, then a few as wide as their density says hold most of a
+        page, then the rest. (Only the cost rides on the guess.)
+        """
         start, end = window.start, window.end
         if end == start + 1:
             return [_Window(start, end, bucket=True)]
         page_size = self.walk.page_size
+        cut = inside[int(_PREFIX_FILL * len(inside))] if first else start
+        below = bisect.bisect_left(inside, cut)  # dates shown before the cut
+        if below:
+            width = max(1, math.ceil(_PREFIX_FILL * page_size * (cut - start) / below))
+            edges = [start, cut]
+            for _ in range(_PREFIX_WINDOWS):
+                if end is not None and edges[-1] + width >= end:
+                    break
+                edges.append(edges[-1] + width)
+            edges.append(end)  # type: ignore[arg-type]
+            return [_Window(a, b) for a, b in itertools.pairwise(edges)]
         step = max(1, int(_WINDOW_FILL * page_size / 1.2))
         cuts = {m for m in inside[step::step] if m > start}
         if not cuts or inside.count(start) >= step:
