@@ -821,13 +821,14 @@ class _Windows:
         below = bisect.bisect_left(inside, cut)  # dates shown before the cut
         if below:
             width = max(1, math.ceil(_PREFIX_FILL * page_size * (cut - start) / below))
-            edges = [start, cut]
+            pieces, at = [_Window(start, cut)], cut
             for _ in range(_PREFIX_WINDOWS):
-                if end is not None and edges[-1] + width >= end:
+                if end is not None and at + width >= end:
                     break
-                edges.append(edges[-1] + width)
-            edges.append(end)  # type: ignore[arg-type]
-            return [_Window(a, b) for a, b in itertools.pairwise(edges)]
+                pieces.append(_Window(at, at + width))
+                at += width
+            pieces.append(_Window(at, end))
+            return pieces
         step = max(1, int(_WINDOW_FILL * page_size / 1.2))
         cuts = {m for m in inside[step::step] if m > start}
         if not cuts or inside.count(start) >= step:
