@@ -35,10 +35,20 @@ set of every id yielded). Three strategies move it:
   switches the walk: it counts what is left (a few probes at doubling
   offsets) and lists date windows ``[a, b)`` sized from the dates it saw to
   hold about 60% of a page. A window whose answer is short is complete,
-  whatever the order; a full one is split at the dates it showed. The
+  whatever the order; a full one is split at the dates it showed (one listed
+  by date but for a few, as a mostly sorted server does: after 80% of them,
+  then in a few windows that their density says hold 80% of a page). The
   window asks for ``toDateAdded=b`` and keeps only dates before ``b``, so
   it is exact whether the server's ``toDateAdded`` is inclusive or not, and
   a callback on an edge belongs to one window only.
+  An ordered walk that learns late that the order is not by ``dateAdded``
+  (while on trial: see ``_TRUST``) may have missed a callback listed out of
+  place anywhere before ``D``. It *re-covers* its dates: windows from its
+  first date through ``D``, each holding a page less a margin of the dates
+  it yielded there (the trial kept them), leaving those ids out (the
+  frontier's ``skip``). After a long ordered run (``_RESUME_PAGES``: a
+  mostly sorted list, a pair or two out of place) it then goes on by offset
+  from ``D + 1`` on a new trial; after a short one, in windows to the end.
 - **Bucket** (one millisecond holding more than a page). Offset pages over
   that millisecond, each re-reading the last record of the one before in
   place; that needs the server to list those ties in a stable order. If it
@@ -50,12 +60,18 @@ Exactness: every callback present from the first request to the last has a
 fixed date and lies after the frontier until an answer that covers its date
 completely yields it; reschedules and deletes change no date. One added or
 removed meanwhile comes out at most once. Switching strategies keeps the
-frontier, so nothing is yielded twice across a switch.
+frontier, so nothing is yielded twice across a switch; a re-cover moves it
+back to the trial's first date but leaves out every id the trial yielded
+(all of them: the trial ends before it holds more than ``_TRUST``), and its
+windows, like any, are complete only on a short answer, whatever their
+size: their sizing costs requests, never a callback.
 
 Bounds (requests, against the same walk over a still stable list): ordered
 pages cost the same plus one seek per page that deletes moved (and the
 pages prefetched with it); windows about twice the pages plus the probes
-(``2 log2(n / page_size)``). :data:`notes` says once why a walk switched.
+(``2 log2(n / page_size)``); a re-cover about the ordered pages it re-covers
+(plus the pages out when it began), once per ordered run.
+:data:`notes` says once why a walk switched.
 """
 
 from __future__ import annotations
@@ -65,6 +81,7 @@ import itertools
 import math
 from collections import Counter, deque
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Literal
 
 import attrs
@@ -79,6 +96,10 @@ __all__ = ["MIN_DATE", "PageRequest", "WalkPlanner"]
 MIN_DATE = -62135596800000
 #: A window aims at this share of a page (its count is an estimate).
 _WINDOW_FILL = 0.6
+#: A full window listed by date is split after the dates it showed into
+#: this many windows sized by their density to hold this share of a page.
+_PREFIX_WINDOWS = 3
+_PREFIX_FILL = 0.8
 #: Dates kept to size windows (a sample; memory stays flat).
 _SAMPLE_LIMIT = 4096
 #: Page ends remembered to size the overlap (the largest tie among them).
@@ -90,8 +111,12 @@ _CHANCE = 1e-6
 #: ended (deletes moved it) before it takes the order for unstable.
 _BUCKET_RESTARTS = 3
 #: Records an ordered walk yields before it trusts the server's order (until
-#: then it keeps their ids, to start over exactly in windows if it must).
+#: then it keeps their ids and dates, to re-cover its dates exactly in windows
+#: if it must).
 _TRUST = 4096
+#: Pages' worth of records an ordered run must have yielded for the walk to go
+#: on by offset after re-covering them (else: windows to the end).
+_RESUME_PAGES = 8
 
 Kind = Literal["page", "probe", "window", "bucket"]
 Mode = Literal["ordered", "probe", "windows", "bucket"]
@@ -139,6 +164,20 @@ def _sorted(dates: Sequence[int]) -> bool:
     return all(a <= b for a, b in itertools.pairwise(dates))
 
 
+def _nearly_sorted(dates: Sequence[int]) -> bool:
+    """Whether a page lists its dates by date but for a few out of place (a cost guess only).
+
+    The records' total distance from their sorted places is at most their
+    number (a pair swapped in every few; a random order of 8 or more is
+    that close rarely, and a wrong guess costs a split, never a callback).
+    """
+    n = len(dates)
+    if n < 8:
+        return False
+    ranks = sorted(range(n), key=dates.__getitem__)  # (stable: ties in place)
+    return sum(abs(r - i) for i, r in enumerate(ranks)) <= n
+
+
 def _evidence(dates: Sequence[int]) -> bool:
     """Whether a sorted page is evidence of a dateAdded order: unlikely sorted by chance.
 
@@ -154,8 +193,8 @@ class _Frontier:
     """Everything added before ``date`` is done, the ids ``ids`` added at ``date``, and ``skip``.
 
     ``skip`` holds the ids an ordered walk yielded before the server showed it
-    does not list by dateAdded after all (at most ``_TRUST`` of them): a
-    walk that starts over in windows leaves them out.
+    does not list by dateAdded after all (at most ``_TRUST`` of them): the
+    windows that re-cover their dates leave them out.
     """
 
     __slots__ = ("date", "ids", "skip")
@@ -163,7 +202,7 @@ class _Frontier:
     def __init__(self, date: int, ids: set[str]) -> None:
         self.date = date
         self.ids = ids
-        self.skip: set[str] = set()
+        self.skip: AbstractSet[str] = frozenset()
 
     def new(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> list[int]:
         """Indexes of the records past the frontier."""
@@ -244,8 +283,9 @@ class _Walk:
         self.epoch = 0  # bumped when the strategy changes: requests of an older one are stale
         self.inclusive = False  # the server's toDateAdded was seen to include its date
         self.deleting = False  # the caller deletes: seek every page, one at a time
-        # ids yielded while the server's order is on trial (None: trusted, or not ordered)
-        self.trial: set[str] | None = set()
+        # ids (and dates) yielded while the server's order is on trial (None: trusted,
+        # or not ordered)
+        self.trial: dict[str, int] | None = {}
         self.yielded = 0
         self.outstanding = 0
         self.requests = 0
@@ -313,11 +353,12 @@ class _Walk:
         front = self.front
         new = front.new(records, dates)
         kept = [records[i] for i in new]
-        front.advance(kept, [dates[i] for i in new])
+        kept_dates = [dates[i] for i in new]
+        front.advance(kept, kept_dates)
         self.emit(kept)
         trial = self.trial
         if trial is not None:  # (ordered, or a bucket of it: windows end the trial)
-            trial.update(r.customer_callback_id for r in kept)
+            trial.update(zip((r.customer_callback_id for r in kept), kept_dates, strict=True))
             if len(trial) > _TRUST:
                 self.trial = None  # that many in order: trusted (memory stays flat)
         return len(kept)
@@ -534,19 +575,49 @@ class _Ordered:
                 request.offset,
                 "order_changed",
             )
-        elif trial:
-            # Start over from the first date, leaving out what was yielded.
-            walk.front = _Frontier(walk.origin, set(walk.origin_ids))
-            walk.front.skip = trial
         walk.trial = None
+        if trial:
+            # Re-cover the dates walked so far, from the first one through the
+            # frontier, in windows sized by the dates yielded there (known
+            # exactly: the trial kept them), leaving out what was yielded.
+            end = walk.front.date + 1
+            walk.front = _Frontier(walk.origin, set(walk.origin_ids))
+            walk.front.skip = trial.keys()
+            # A long ordered run was no accident (a pair or two out of place):
+            # after the re-cover, go on by offset on a new trial. A short one
+            # would not pay for it: windows to the end.
+            resume = len(trial) >= _RESUME_PAGES * walk.page_size
+            self.planner.windows.recover(why, end, sorted(trial.values()), resume=resume)
+            return
         start = request.offset == 0 and request.base == walk.front.date
         self.planner.windows.start(why, records if start else (), dates if start else ())
+
+    def resume(self) -> None:
+        """Windows re-covered what an ordered run walked: go on by offset, on a new trial."""
+        walk = self.walk
+        walk.switch("ordered")
+        front = walk.front
+        front.skip = frozenset()  # (all before the frontier now)
+        walk.origin, walk.origin_ids, walk.trial = front.date, frozenset(front.ids), {}
+        self.base = self.back = front.date
+        self.plan_pos, self.seeking, self.ending = 0, False, 0
 
 
 class _Windows:
     """Date windows that each fit in a page, sized by a count and a sample of dates."""
 
-    __slots__ = ("planner", "points", "probe", "sample", "walk", "weight", "windows")
+    __slots__ = (
+        "floor",
+        "planner",
+        "points",
+        "probe",
+        "resume",
+        "said",
+        "sample",
+        "walk",
+        "weight",
+        "windows",
+    )
 
     def __init__(self, planner: WalkPlanner) -> None:
         self.planner = planner
@@ -554,20 +625,68 @@ class _Windows:
         self.sample: dict[str, int] = {}
         self.points: list[int] = []
         self.probe = [0, -1]  # records known to exist (offset), offset seen empty (-1: none)
+        self.floor = self.walk.front.date  # probes count (and sample) the dates from here
         self.weight = 1.0  # records per sample date
         self.windows: deque[_Window] = deque()
+        self.resume = False  # the windows out re-cover an ordered run: then back to it
+        self.said = False  # the note is said once per walk
+
+    def _say(self, text: str) -> None:
+        if not self.said:
+            self.said = True
+            self.walk.notes.append((text, False))
 
     def start(self, why: str, records: Sequence[CustomerCallback], dates: Sequence[int]) -> None:
         """Leave the ordered walk (say so once): count what is left, then size windows."""
-        text = (
+        self._say(
             f"{why}: the walk goes on exactly with dateAdded windows (about twice the "
             "requests of an ordered walk)"
         )
-        self.walk.notes.append((text, False))
         self.walk.switch("probe")
+        self.floor, self.sample, self.probe, self.resume = self.walk.front.date, {}, [0, -1], False
         self._add_sample(records, dates)
         if len(records) >= self.walk.page_size:
             self.probe = [len(records), -1]
+
+    def recover(self, why: str, end: int, dates: list[int], *, resume: bool) -> None:
+        """Re-cover the dates from the frontier to ``end`` (exclusive), where ``dates`` were seen.
+
+        Each window holds a page less a margin of the dates seen (a
+        millisecond with more than that: a window of its own, or a bucket):
+        a callback the walk never saw makes it at most full, and then it is
+        split like any other. Then (``resume``) back to ordered pages from
+        ``end``, or probes from ``end`` and windows to the end.
+        """
+        walk = self.walk
+        self._say(
+            f"{why}: the walk re-reads the dates it has walked in dateAdded windows, "
+            "leaving out what it yielded, and goes on "
+            + ("by offset" if resume else "with dateAdded windows")
+        )
+        size = walk.page_size
+        hold = max(1, size - 1 - size // 10)
+        start = walk.front.date
+        if walk.deleting:
+            dates = []  # (the caller deleted what it was given: one window may do)
+        windows = self.windows
+        i = bisect.bisect_left(dates, start)
+        while i < len(dates) and start < end:
+            j = i + hold
+            if j >= len(dates):
+                break
+            cut = dates[j]  # the first date left out
+            if cut == start:  # more than ``hold`` in one millisecond
+                j = bisect.bisect_right(dates, start)
+                windows.append(_Window(start, start + 1, bucket=j - i >= size))
+                start, i = start + 1, j
+                continue
+            windows.append(_Window(start, min(cut, end)))
+            start, i = cut, bisect.bisect_left(dates, cut)
+        if start < end:
+            windows.append(_Window(start, end))
+        self.resume = resume
+        self.floor, self.sample, self.probe = end, {}, [0, -1]
+        walk.switch("windows" if resume else "probe")
 
     def next_probe(self) -> PageRequest | None:
         walk = self.walk
@@ -578,7 +697,7 @@ class _Windows:
         offset = known if known <= size else 2 * known - size
         if empty >= 0:
             offset = (known + empty) // 2
-        return walk.request("probe", offset, walk.front.date, walk.hi)
+        return walk.request("probe", offset, self.floor, walk.hi)
 
     def take_probe(
         self, request: PageRequest, records: Sequence[CustomerCallback], dates: list[int]
@@ -604,7 +723,7 @@ class _Windows:
         self.walk.switch("windows")
 
     def _add_sample(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> None:
-        sample, floor = self.sample, self.walk.front.date
+        sample, floor = self.sample, self.floor
         for r, m in zip(records, dates, strict=True):
             if len(sample) >= _SAMPLE_LIMIT:
                 return
@@ -621,6 +740,8 @@ class _Windows:
         for window in windows:
             if not window.sent and not window.bucket:
                 return self._request(window)
+        if self.resume:
+            return None  # the re-cover is out: ordered pages when it is in
         start = windows[-1].end if windows else walk.front.date
         if start is None:
             return None  # the last window is planned: wait for it
@@ -675,19 +796,39 @@ class _Windows:
             self.release()
             return
         # Full: the window holds more than a page. Split it at the dates it showed.
-        inside = sorted(dates[i] for i in keep)
+        shown = [dates[i] for i in keep]
+        inside = sorted(shown)
         if window.points:
             self.weight = max(self.weight, 1.5 * walk.page_size / window.points)
         windows.remove(window)
-        for n, piece in enumerate(self._split(window, inside)):
+        first = _nearly_sorted(shown)  # most likely the window's first dates
+        for n, piece in enumerate(self._split(window, inside, first=first)):
             windows.insert(index + n, piece)
 
-    def _split(self, window: _Window, inside: list[int]) -> list[_Window]:
-        """Narrower windows covering ``window``, cut at quantiles of the dates it showed."""
+    def _split(self, window: _Window, inside: list[int], *, first: bool) -> list[_Window]:
+        """Narrower windows covering ``window``, cut at quantiles of the dates it showed.
+
+        ``first``: the dates shown are likely the window's first (the server
+        lists it by date, but for a few out of place): one window holding
+        most of them, then a few as wide as their density says hold most of a
+        page, then the rest. (Only the cost rides on the guess.)
+        """
         start, end = window.start, window.end
         if end == start + 1:
             return [_Window(start, end, bucket=True)]
         page_size = self.walk.page_size
+        cut = inside[int(_PREFIX_FILL * len(inside))] if first else start
+        below = bisect.bisect_left(inside, cut)  # dates shown before the cut
+        if below:
+            width = max(1, math.ceil(_PREFIX_FILL * page_size * (cut - start) / below))
+            pieces, at = [_Window(start, cut)], cut
+            for _ in range(_PREFIX_WINDOWS):
+                if end is not None and at + width >= end:
+                    break
+                pieces.append(_Window(at, at + width))
+                at += width
+            pieces.append(_Window(at, end))
+            return pieces
         step = max(1, int(_WINDOW_FILL * page_size / 1.2))
         cuts = {m for m in inside[step::step] if m > start}
         if not cuts or inside.count(start) >= step:
@@ -716,6 +857,9 @@ class _Windows:
             walk.emit([records[i] for i in new])
             if walk.done:
                 return
+        if self.resume and not windows:
+            self.resume = False
+            self.planner.ordered.resume()
 
     def bucket_done(self) -> None:
         """The bucket window at the front is complete."""
