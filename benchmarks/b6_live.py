@@ -44,9 +44,14 @@ class ChangeLog:
         lines = self.path.read_text(encoding="utf-8").splitlines() if self.path.exists() else []
         fresh = [json.loads(line) for line in lines[self._read :]]
         self._read = len(lines)
-        deleted = {ch["callback_id"] for ch in fresh if ch["kind"].startswith("delete")}
-        added = {ch["callback_id"] for ch in fresh if ch["kind"] == "add"}
-        self.present = (self.present - deleted) | added
+        deleted, added = set(), set()
+        for ch in fresh:  # in order: a callback added, then deleted, is gone
+            if ch["kind"].startswith("delete"):
+                deleted.add(ch["callback_id"])
+                self.present.discard(ch["callback_id"])
+            elif ch["kind"] == "add":
+                added.add(ch["callback_id"])
+                self.present.add(ch["callback_id"])
         return deleted, added
 
 
