@@ -515,8 +515,14 @@ class CallbackIterator:
         return started
 
     def _on_answer(self) -> int:
-        """A full page's answer is in: start the next (tasks only; waves wait for theirs)."""
+        """A full page's answer is in: start the next (tasks only; waves wait for theirs).
+
+        Only when the planner can plan it as well now as after reading this
+        page (``WalkPlanner.plans_ahead_freely``: ordered pages without ties).
+        """
         if self._closed or (self._group is None and not self._tasks):
+            return 0
+        if not self._planner.plans_ahead_freely():
             return 0
         return self._launch(beside=2)
 

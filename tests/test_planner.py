@@ -69,6 +69,32 @@ def test_a_still_list_is_walked_in_pages_that_re_read_two() -> None:
     assert planner.strategy == "ordered"
 
 
+@pytest.mark.parametrize(
+    ("runs", "order", "deleting", "free"),
+    [
+        (1, "dateAdded", False, True),  # no ties: the next page is the same planned now or later
+        (30, "ties", False, False),  # pages end in ties: the overlap is known only after reading
+        (1, "shuffled", False, False),  # windows: each planned from the answers before it
+        (1, "dateAdded", True, False),  # the caller deletes: seeks, one at a time
+    ],
+)
+def test_planning_ahead_is_free_only_for_ordered_pages_without_ties(
+    runs: int, order: Order, deleting: bool, free: bool
+) -> None:
+    """What lets the driver send a page's successor before reading it (the B1 overlap)."""
+    server = ModelServer(listed(1000, runs=runs, seed=3), order=order, seed=3)
+    planner = WalkPlanner(page_size=100)
+    for _ in range(3):
+        request = planner.next_request()
+        assert request is not None
+        planner.take(request, server.answer(request))
+        if deleting:
+            planner.forget("cb000000")
+        while planner.pages:
+            planner.pages.popleft()
+    assert planner.plans_ahead_freely() is free
+
+
 def test_an_empty_list_ends_at_the_first_answer() -> None:
     """No callback: one request, no page."""
     planner = WalkPlanner(page_size=10)
