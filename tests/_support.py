@@ -24,6 +24,7 @@ from ameyo_callbacks._convert import datetime_to_epoch_ms
 from ameyo_callbacks._paging import Answered
 from ameyo_callbacks._planner import PageRequest
 from ameyo_callbacks._protocol import CALLBACKS_PREFIX, NOT_FOUND_KEY
+from ameyo_callbacks._transport._base import StackSettings
 
 if TYPE_CHECKING:
     from ameyo_callbacks.testing import FakeAmeyo
@@ -342,3 +343,19 @@ class VirtualClock:
         self.time += max(seconds, 0.0)
         self.slept += max(seconds, 0.0)
         await anyio.sleep(0)
+
+
+def stack_settings(base_url: str, **changes: Any) -> StackSettings:
+    """A client's HTTP stack settings for ``base_url``: small and plain, ``changes`` on top."""
+    settings: dict[str, Any] = {
+        "base_url": base_url,
+        "timeout": httpx.Timeout(5.0),
+        "verify": True,
+        "backend": "httpx",
+        "max_connections": 4,
+        "trust_env": True,
+        "proxy": None,
+        "max_response_bytes": 1 << 20,
+        "attempt_timeout": None,
+    }
+    return StackSettings(**{**settings, **changes})

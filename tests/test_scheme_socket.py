@@ -22,6 +22,7 @@ import httpx
 import pytest
 import trustme
 from _raw_servers import CountingRelay, RawServer, Request, TlsAlertServer, respond
+from _support import stack_settings
 
 from ameyo_callbacks import (
     AmeyoCallbacksClient,
@@ -31,7 +32,7 @@ from ameyo_callbacks import (
     RetryPolicy,
     TLSError,
 )
-from ameyo_callbacks._transport._base import StackSettings, TlsProbe
+from ameyo_callbacks._transport._base import TlsProbe
 from ameyo_callbacks.testing import FakeAmeyo, serve
 
 pytestmark = pytest.mark.integration
@@ -195,18 +196,8 @@ async def test_a_plain_server_that_drops_the_request_is_still_a_lost_answer(
 async def test_the_tls_probe_keeps_an_answer_not_a_silence() -> None:
     """A port too busy to answer the probe is asked again at the next failure; an answer is kept."""
     async with TlsAlertServer(silent=1) as server:
-        settings = StackSettings(
-            base_url=server.url,
-            timeout=httpx.Timeout(30.0, connect=0.2),  # the probe waits up to the connect timeout
-            verify=True,
-            backend="httpx",
-            max_connections=4,
-            trust_env=False,
-            proxy=None,
-            max_response_bytes=1 << 20,
-            attempt_timeout=None,
-        )
-        probe = TlsProbe(settings)
+        # (the probe waits up to the connect timeout)
+        probe = TlsProbe(stack_settings(server.url, timeout=httpx.Timeout(30.0, connect=0.2)))
         assert await probe.speaks_tls() is False  # no answer within 0.2 s: not kept
         assert await probe.speaks_tls() is True  # asked again: a TLS record
         assert await probe.speaks_tls() is True  # kept: not asked a third time

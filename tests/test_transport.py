@@ -29,7 +29,7 @@ import httpx
 import pytest
 import respx
 import yarl
-from _support import BASE, DELETE_PATH, SESSION, examples, spec_record
+from _support import BASE, DELETE_PATH, SESSION, examples, spec_record, stack_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -52,7 +52,7 @@ from ameyo_callbacks._protocol import build_delete_request, build_list_request
 from ameyo_callbacks._retry import decide
 from ameyo_callbacks._transport import env_proxy, failure, httpx_kind
 from ameyo_callbacks._transport._aiohttp import aiohttp_kind
-from ameyo_callbacks._transport._base import StackSettings, stack_ssl_context
+from ameyo_callbacks._transport._base import stack_ssl_context
 from ameyo_callbacks._transport._httpx import ShardedTransport
 from ameyo_callbacks.testing import FakeAmeyo, Fault
 
@@ -660,20 +660,6 @@ async def test_the_list_url_is_the_one_httpx_params_would_build(
     assert seen == [expected]
 
 
-def _settings(base_url: str, verify: bool | str | ssl.SSLContext = True) -> StackSettings:
-    return StackSettings(
-        base_url=base_url,
-        timeout=httpx.Timeout(5.0),
-        verify=verify,
-        backend="httpx",
-        max_connections=4,
-        trust_env=True,
-        proxy=None,
-        max_response_bytes=1 << 20,
-        attempt_timeout=None,
-    )
-
-
 @pytest.mark.parametrize(
     ("base_url", "proxy", "loads"),
     [
@@ -687,9 +673,11 @@ def test_only_a_connection_that_can_use_tls_loads_the_ca_certificates(
     base_url: str, proxy: str | None, loads: bool
 ) -> None:
     """Plain http (no https proxy) skips the CA bundle (30 ms a client) and still trusts no one."""
-    context = stack_ssl_context(_settings(base_url), proxy)
+    context = stack_ssl_context(stack_settings(base_url), proxy)
     assert (context.cert_store_stats()["x509_ca"] > 0) is loads
     assert context.verify_mode is ssl.CERT_REQUIRED
     assert context.check_hostname
     given = ssl.create_default_context()
-    assert stack_ssl_context(_settings(base_url, given), proxy) is given  # a caller's, as is
+    assert (
+        stack_ssl_context(stack_settings(base_url, verify=given), proxy) is given
+    )  # a caller's, as is
