@@ -100,13 +100,13 @@ class _Flight:
         self,
         request: PageRequest,
         op: _tracing.Operation | None,
-        on_answer: Callable[[], int],  # a bound method (held weakly)
+        on_answer: weakref.WeakMethod[Callable[[], int]],
     ) -> None:
         self.request = request
         self.op = op  # the walk's span, current while the request runs
         # starts the walk's next requests (how many); weak, so that the walk's own
         # requests never keep a dropped walk alive (a break must cancel them at once)
-        self.on_answer = weakref.WeakMethod(on_answer)
+        self.on_answer = on_answer
         self.records: list[CustomerCallback] = []
         self.error: BaseException | None = None
         self.done = anyio.Event()
@@ -232,6 +232,7 @@ class CallbackIterator:
         "_group",
         "_items",
         "_mode",
+        "_on_answer_ref",
         "_op",
         "_planner",
         "_pos",
@@ -273,6 +274,7 @@ class CallbackIterator:
         self._tasks = sniffio.current_async_library() == "asyncio"
         self._closed = False
         self._ended = False  # every page handed out: the walk is complete
+        self._on_answer_ref = weakref.WeakMethod(self._on_answer)  # (see _Flight)
         self._cut: str | None = None  # why its client stopped it before its end
         self._items: tuple[CustomerCallback, ...] = ()
         self._pos = 0
@@ -505,7 +507,7 @@ class CallbackIterator:
                 break
             if self._op is None and planner.requests == 1:
                 self._op = _tracing.begin("ameyo.iter_callbacks", self._span_attributes)
-            flight = _Flight(request, self._op, self._on_answer)
+            flight = _Flight(request, self._op, self._on_answer_ref)
             flights.append(flight)
             out += 1
             if spawn is not None:
