@@ -577,20 +577,43 @@ class _Ordered:
             )
         walk.trial = None
         if trial:
-            # Re-cover the dates walked so far, from the first one through the
-            # frontier, in windows sized by the dates yielded there (known
-            # exactly: the trial kept them), leaving out what was yielded.
-            end = walk.front.date + 1
-            walk.front = _Frontier(walk.origin, set(walk.origin_ids))
-            walk.front.skip = trial.keys()
             # A long ordered run was no accident (a pair or two out of place):
             # after the re-cover, go on by offset on a new trial. A short one
             # would not pay for it: windows to the end.
-            resume = len(trial) >= _RESUME_PAGES * walk.page_size
-            self.planner.windows.recover(why, end, sorted(trial.values()), resume=resume)
+            self._recover(why, trial, resume=len(trial) >= _RESUME_PAGES * walk.page_size)
             return
         start = request.offset == 0 and request.base == walk.front.date
         self.planner.windows.start(why, records if start else (), dates if start else ())
+
+    def _recover(self, why: str | None, trial: dict[str, int], *, resume: bool) -> None:
+        """Re-cover the dates walked so far, from the first one through the frontier.
+
+        In windows sized by the dates yielded there (known exactly: the trial
+        kept them), leaving out what was yielded; then ``resume`` ordered
+        pages, or windows to the end.
+        """
+        walk = self.walk
+        end = walk.front.date + 1
+        walk.front = _Frontier(walk.origin, set(walk.origin_ids))
+        walk.front.skip = trial.keys()
+        self.planner.windows.recover(why, end, sorted(trial.values()), resume=resume)
+
+    def check_behind(self) -> None:
+        """The walk's caller deleted as it went, and the seeks reached the end.
+
+        A seek from the frontier's date never lists a callback added before
+        it, and a server whose order is not by dateAdded (still on trial)
+        may have listed one there, out of place, after the walk passed: the
+        dates walked are re-read (what the caller kept, the walk leaves out;
+        what it deleted is gone: usually one request), then what is left
+        after them. Past the trial (4,096 in order), the order is trusted.
+        """
+        walk = self.walk
+        trial, walk.trial = walk.trial, None
+        if not trial:
+            return
+        walk.done = False
+        self._recover(None, trial, resume=False)
 
     def resume(self) -> None:
         """Windows re-covered what an ordered run walked: go on by offset, on a new trial."""
@@ -648,21 +671,23 @@ class _Windows:
         if len(records) >= self.walk.page_size:
             self.probe = [len(records), -1]
 
-    def recover(self, why: str, end: int, dates: list[int], *, resume: bool) -> None:
+    def recover(self, why: str | None, end: int, dates: list[int], *, resume: bool) -> None:
         """Re-cover the dates from the frontier to ``end`` (exclusive), where ``dates`` were seen.
 
         Each window holds a page less a margin of the dates seen (a
         millisecond with more than that: a window of its own, or a bucket):
         a callback the walk never saw makes it at most full, and then it is
         split like any other. Then (``resume``) back to ordered pages from
-        ``end``, or probes from ``end`` and windows to the end.
+        ``end``, or probes from ``end`` and windows to the end. ``why``: the
+        reason to say (None: a routine check, said nowhere).
         """
         walk = self.walk
-        self._say(
-            f"{why}: the walk re-reads the dates it has walked in dateAdded windows, "
-            "leaving out what it yielded, and goes on "
-            + ("by offset" if resume else "with dateAdded windows")
-        )
+        if why is not None:
+            self._say(
+                f"{why}: the walk re-reads the dates it has walked in dateAdded windows, "
+                "leaving out what it yielded, and goes on "
+                + ("by offset" if resume else "with dateAdded windows")
+            )
         size = walk.page_size
         hold = max(1, size - 1 - size // 10)
         start = walk.front.date
@@ -1054,8 +1079,10 @@ class WalkPlanner:
     def next_request(self) -> PageRequest | None:
         """The next request to send, or None: wait for an answer (or the walk is done)."""
         walk = self.walk
-        if walk.hi is not None and walk.front.date > walk.hi:
+        if walk.hi is not None and walk.front.date > walk.hi and not walk.done:
             walk.done = True  # every date the caller asked for is done
+            if walk.deleting and walk.mode == "ordered" and walk.room() > 0:
+                self.ordered.check_behind()
         if walk.done or walk.room() <= 0:
             return None
         if walk.mode == "ordered":
@@ -1081,6 +1108,9 @@ class WalkPlanner:
         dates = records.dates if isinstance(records, DatedRecords) else [_ms(r) for r in records]
         if request.kind == "page":
             self.ordered.take(request, records, dates)
+            walk = self.walk
+            if walk.done and walk.deleting and walk.mode == "ordered" and walk.room() > 0:
+                self.ordered.check_behind()
         elif request.kind == "probe":
             self.windows.take_probe(request, records, dates)
         elif request.kind == "window":

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from ameyo_callbacks import ConsistencyError, CustomerCallback
 from ameyo_callbacks._convert import datetime_to_epoch_ms
 from ameyo_callbacks._models import Cursor
-from ameyo_callbacks._planner import WalkPlanner
+from ameyo_callbacks._planner import PageRequest, WalkPlanner
 
 #: Requests a walk may spend beyond 3x the still walk's (probes, a seek, the end).
 SLACK = 16
@@ -516,3 +516,54 @@ def test_any_order_any_change_exact_and_bounded(
         still_requests(server.records, page_size, prefetch),
     )
     assert server.requests <= 3 * still + SLACK
+
+
+class OneMovedBehind(ModelServer):
+    """By dateAdded, but ``moved`` always listed right after ``after`` (a row moved, say)."""
+
+    moved: str = ""
+    after: str = ""
+
+    def listed(self, request):  # type: ignore[no-untyped-def]
+        kept = [r for r in super().listed(request) if r.customer_callback_id != self.moved]
+        if self.moved in self.records and self._selects(request, self.records[self.moved]):
+            at = next(
+                (i + 1 for i, r in enumerate(kept) if r.customer_callback_id == self.after),
+                len(kept),
+            )
+            kept.insert(at, self.records[self.moved])
+        return kept
+
+    @staticmethod
+    def _selects(request: PageRequest, record: CustomerCallback) -> bool:
+        ms = datetime_to_epoch_ms(record.date_added)
+        return (request.from_date is None or ms >= request.from_date) and (
+            request.to_date is None or ms <= request.to_date
+        )
+
+
+@pytest.mark.parametrize("bounded", [False, True])
+@pytest.mark.parametrize("prefetch", [1, 3])
+def test_deleting_as_it_walks_finds_a_callback_listed_far_out_of_place(
+    prefetch: int, bounded: bool
+) -> None:
+    """A stable order but for one old callback listed 95 places late; the caller deletes: exact.
+
+    (``bounded``: the caller's own to_date ends the walk, not an empty page.)
+    """
+    records = listed(200)
+    server = OneMovedBehind(dict(records), to_inclusive=True)
+    server.moved, server.after = "cb000005", "cb000100"
+    last = max(datetime_to_epoch_ms(cb.date_added) for cb in records.values())
+    planner = WalkPlanner(page_size=10, to_date=last if bounded else None)
+
+    def delete(items: list[CustomerCallback]) -> None:
+        for cb in items:
+            del server.records[cb.customer_callback_id]
+            planner.forget(cb.customer_callback_id)
+
+    got = walk(planner, server, prefetch=prefetch, on_page=delete)
+    assert sorted(ids(got)) == sorted(records)
+    assert len(got) == len(records)
+    assert server.records == {}
+    assert server.requests <= 3 * still_requests(records, 10, prefetch) + SLACK
