@@ -359,3 +359,18 @@ def stack_settings(base_url: str, **changes: Any) -> StackSettings:
         "attempt_timeout": None,
     }
     return StackSettings(**{**settings, **changes})
+
+
+#: What coverage's ``patch = ["subprocess"]`` sets for a child process to measure itself.
+_COVERAGE_CHILD = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+
+
+def unmeasured_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child whose coverage means nothing, plus ``extra``.
+
+    For children that check something else (which modules an import loads, a
+    documentation example under plain pytest): coverage would only slow them
+    down, and it loads modules of its own into them.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in _COVERAGE_CHILD}
+    return {**env, **extra}

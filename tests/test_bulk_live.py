@@ -110,7 +110,7 @@ def test_delete_matching_on_uvicorn_in_live_mode_deletes_every_match_present_thr
     order: str,
 ) -> None:
     """On a real socket, a change every 5 requests: every match present throughout is deleted."""
-    fake = FakeAmeyo.seeded(1500, campaigns=(6,), seed=9, order=order)
+    fake = FakeAmeyo.seeded(800, campaigns=(6,), seed=9, order=order)
     before = matching(fake)
 
     async def main(url: str) -> tuple[str, ...]:
@@ -128,5 +128,5 @@ def test_delete_matching_on_uvicorn_in_live_mode_deletes_every_match_present_thr
         fake.live(per_request=0.2, where=WHERE, seed=9)
         deleted = anyio.run(main, url)
         fake.stop_live()
-    assert fake.changes, "the list did not change during the run"
+    assert len(fake.changes) >= 50, "the list hardly changed during the run"
     check_contract(fake, before, deleted)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
-import os
 import re
 import subprocess
 import sys
@@ -34,6 +33,7 @@ from typing import Any
 
 import attrs
 import pytest
+from _support import unmeasured_env
 
 import ameyo_callbacks
 from ameyo_callbacks.testing import FakeAmeyo
@@ -121,7 +121,7 @@ def run_test_module(example: Example, tmp_path: Path) -> subprocess.CompletedPro
         timeout=120,
         cwd=tmp_path,
         check=False,
-        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        env=unmeasured_env(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
     )
 
 

@@ -7,13 +7,14 @@ this test process already imported can hide or fake a heavy import.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
 import textwrap
 from importlib.metadata import entry_points
 from pathlib import Path
+
+from _support import unmeasured_env
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +35,7 @@ def modules_after(code: str, *, env: dict[str, str] | None = None) -> set[str]:
         text=True,
         check=True,
         timeout=60,
-        env=env,
+        env=unmeasured_env(**(env or {})),
     )
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
@@ -132,7 +133,7 @@ def test_pytest_run_with_the_plugin_imports_httpx_only_when_the_fixture_is_used(
     )
     # Autoload off: other installed plugins (respx's imports httpx) must not
     # hide ours; -p loads ours by its module name, as the entry point does.
-    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    env = unmeasured_env(PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
     out = subprocess.run(  # noqa: S603
         [
             sys.executable,
