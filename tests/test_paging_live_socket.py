@@ -1,8 +1,8 @@
 """Exact walks of a live list on a real socket: the fake under uvicorn, changing as requests arrive.
 
-Each walk reads 5,000 callbacks while the fake deletes (the callback due
+Each walk reads 3,000 callbacks while the fake deletes (the callback due
 first, or one at random), adds and reschedules callbacks as requests
-arrive: 4.8 changes a request, so a walk meets about as many changes (some
+arrive: 8 changes a request, so a walk meets about as many changes (some
 240) as one of 10,000 did at 50 changes a second when each answer took
 44 ms, however fast the machine answers. Afterwards the fake's change log
 says which callbacks were present from the walk's first request to its
@@ -23,8 +23,8 @@ from ameyo_callbacks.testing import FakeAmeyo, serve
 
 pytestmark = pytest.mark.integration
 
-RECORDS = 5_000
-PER_REQUEST = 4.8
+RECORDS = 3_000
+PER_REQUEST = 8.0
 WHERE = CallbackFilter.campaign(6)
 
 
@@ -64,7 +64,7 @@ async def walk(url: str, fake: FakeAmeyo, prefetch: int, pages: bool) -> list[st
 def test_live_walk_misses_nothing_and_repeats_nothing(
     order: str, prefetch: int, pages: bool
 ) -> None:
-    """5,000 callbacks, 4.8 changes a request: every callback present throughout comes out once."""
+    """3,000 callbacks, 8 changes a request: every callback present throughout comes out once."""
     fake = live_fake(order, seed=prefetch)
     before = {cb.customer_callback_id for cb in fake.callbacks}
     with serve(fake) as url:
