@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import anyio
 import pytest
+import sniffio
 from _support import ListFetch, numbered, random_ticks
 
 from ameyo_callbacks import CallbackFilter, CallbackIterator, CustomerCallback
@@ -193,22 +194,66 @@ async def test_base_exception_in_a_fetch_comes_out_unwrapped(piped: bool) -> Non
     assert got == (list(DATA[:198]) if piped else [])
 
 
-@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
-@pytest.mark.anyio
-async def test_client_entered_in_one_task_closes_in_another(anyio_backend: str) -> None:
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_client_entered_in_one_task_closes_in_another(backend: str) -> None:
     """A client entered in one task and left in another (a pytest-asyncio fixture does
-    this) closes cleanly and cancels the prefetch its plain ``async for`` left running."""
+    this) closes cleanly and cancels the prefetch its plain ``async for`` left running.
+
+    (Run by ``anyio.run``: under ``asyncio_mode = "auto"`` pytest-asyncio runs
+    every ``async def`` test on asyncio, whatever ``anyio_backend`` says.)
+    """
     fake = FakeAmeyo.seeded(2_000, latency=0.01)
-    client = fake.client()
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(client.__aenter__)
-    seen = 0
-    async for _ in client.iter_callbacks(CallbackFilter.tenant(), prefetch=8):
-        seen += 1
-        if seen == 150:
-            break
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(client.__aexit__, None, None, None)
-    await anyio.sleep(0.05)
+
+    async def main() -> str:
+        assert sniffio.current_async_library() == backend
+        client = fake.client()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.__aenter__)
+        seen = 0
+        async for _ in client.iter_callbacks(CallbackFilter.tenant(), prefetch=8):
+            seen += 1
+            if seen == 150:
+                break
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.__aexit__, None, None, None)
+        await anyio.sleep(0.05)
+        return repr(client)
+
+    shown = anyio.run(main, backend=backend)
     assert fake.in_flight == 0
-    assert "closed" in repr(client)
+    assert "closed" in shown
+
+
+def test_a_plain_async_for_on_trio_runs_each_wave_together_and_none_meanwhile() -> None:
+    """Trio, plain ``async for``, prefetch 4: a wave's requests overlap; none runs in the body."""
+    fetch = ListFetch(DATA, ticks=lambda _offset: 3)
+    got: list[CustomerCallback] = []
+
+    async def main() -> None:
+        assert sniffio.current_async_library() == "trio"
+        async for cb in CallbackIterator(fetch, page_size=50, prefetch=4):
+            assert fetch.in_flight == 0
+            got.append(cb)
+
+    anyio.run(main, backend="trio")
+    assert got == list(DATA)
+    assert fetch.high_water == 4
+
+
+def test_a_base_exception_in_a_wave_comes_out_as_itself() -> None:
+    """Trio waves of 4 run in a task group: a Ctrl-C-like error in one leaves it unwrapped."""
+
+    async def fetch(request: PageRequest, _answered: Answered) -> list[CustomerCallback]:
+        await anyio.sleep(0)
+        if request.offset >= 196:  # the third request, in the first wave
+            raise Fatal
+        return list(DATA[request.offset : request.offset + request.limit])
+
+    got: list[CustomerCallback] = []
+
+    async def main() -> None:
+        await walk_plain(CallbackIterator(fetch, prefetch=4), got)
+
+    with pytest.raises(Fatal):
+        anyio.run(main, backend="trio")
+    assert got == []
