@@ -281,33 +281,32 @@ class SwappedAt(ModelServer):
         return kept
 
 
-def test_a_pair_swapped_late_re_covers_the_walked_dates_and_goes_on_by_offset() -> None:
-    """A pair swapped at record 300 of 400: windows re-cover only what was walked, then pages."""
+@pytest.mark.parametrize(
+    ("at", "strategy", "times", "slack"),
+    [
+        # late: windows re-cover only what was walked, then pages (starting over in
+        # windows from the first date cost 3.7x here)
+        (300, "ordered", 2, 0),
+        # early: a short ordered run, re-covered, then windows
+        (30, "windows", 3, SLACK),
+    ],
+    ids=["late", "early"],
+)
+def test_a_pair_swapped_re_covers_the_walked_dates_within_the_bound(
+    at: int, strategy: str, times: int, slack: int
+) -> None:
+    """A pair swapped at record ``at`` of 400: exact, said once, and within its bound."""
     records = listed(400)
     server = SwappedAt(dict(records))
-    server.at = 300
+    server.at = at
     planner = WalkPlanner(page_size=10)
     got = walk(planner, server, prefetch=3)
     assert sorted(ids(got)) == sorted(records)
     assert len(got) == len(records)
-    assert planner.strategy == "ordered"
+    assert planner.strategy == strategy
     assert len(planner.notes) == 1
     assert "re-reads the dates it has walked" in planner.notes[0][0]
-    # Starting over in windows from the first date cost 3.7x here.
-    assert server.requests <= 2 * still_requests(records, 10, 3)
-
-
-def test_a_pair_swapped_early_goes_on_in_windows_within_the_bound() -> None:
-    """A pair swapped at record 30 of 400: a short ordered run, re-covered, then windows."""
-    records = listed(400)
-    server = SwappedAt(dict(records))
-    server.at = 30
-    planner = WalkPlanner(page_size=10)
-    got = walk(planner, server, prefetch=3)
-    assert sorted(ids(got)) == sorted(records)
-    assert len(got) == len(records)
-    assert planner.strategy == "windows"
-    assert server.requests <= 3 * still_requests(records, 10, 3) + SLACK
+    assert server.requests <= times * still_requests(records, 10, 3) + slack
 
 
 # -- windows and buckets ------------------------------------------------------------
