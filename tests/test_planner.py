@@ -49,6 +49,17 @@ def ids(records: list[CustomerCallback]) -> list[str]:
     return [r.customer_callback_id for r in records]
 
 
+def deleting(server: ModelServer, planner: WalkPlanner) -> Callable[[list[CustomerCallback]], None]:
+    """A walk's ``on_page`` that deletes each page and tells the planner, as the client does."""
+
+    def delete(items: list[CustomerCallback]) -> None:
+        for cb in items:
+            del server.records[cb.customer_callback_id]
+            planner.forget(cb.customer_callback_id)
+
+    return delete
+
+
 def still_requests(records: dict[str, CustomerCallback], page_size: int, prefetch: int) -> int:
     """Requests of the same walk over the same list, still and in a stable dateAdded order."""
     server = ModelServer(dict(records))
@@ -160,10 +171,7 @@ def test_deleting_as_you_walk_leaves_nothing(prefetch: int) -> None:
     server = ModelServer(dict(records), order="ties", seed=1)
     planner = WalkPlanner(page_size=100)
 
-    def delete(items: list[CustomerCallback]) -> None:
-        for cb in items:
-            del server.records[cb.customer_callback_id]
-            planner.forget(cb.customer_callback_id)
+    delete = deleting(server, planner)
 
     got = walk(planner, server, prefetch=prefetch, on_page=delete)
     assert sorted(ids(got)) == sorted(records)
@@ -257,10 +265,7 @@ def test_a_pair_swapped_across_each_page_end_is_not_lost_to_seeks() -> None:
     server = SwappedAtPageEnd(dict(records))
     planner = WalkPlanner(page_size=10)
 
-    def delete(items: list[CustomerCallback]) -> None:
-        for cb in items:
-            del server.records[cb.customer_callback_id]
-            planner.forget(cb.customer_callback_id)
+    delete = deleting(server, planner)
 
     got = walk(planner, server, prefetch=1, on_page=delete)
     assert sorted(ids(got)) == sorted(records)
@@ -556,10 +561,7 @@ def test_deleting_as_it_walks_finds_a_callback_listed_far_out_of_place(
     last = max(datetime_to_epoch_ms(cb.date_added) for cb in records.values())
     planner = WalkPlanner(page_size=10, to_date=last if bounded else None)
 
-    def delete(items: list[CustomerCallback]) -> None:
-        for cb in items:
-            del server.records[cb.customer_callback_id]
-            planner.forget(cb.customer_callback_id)
+    delete = deleting(server, planner)
 
     got = walk(planner, server, prefetch=prefetch, on_page=delete)
     assert sorted(ids(got)) == sorted(records)
