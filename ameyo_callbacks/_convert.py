@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from types import MappingProxyType
 from typing import Any
@@ -111,43 +111,60 @@ def make_converter() -> cattrs.Converter:
     epoch, ms = _EPOCH, timedelta
     from_ts, utc, near = datetime.fromtimestamp, timezone.utc, _FLOAT_EXACT_MS
     wire_values = operator.itemgetter(*_HOT_WIRE)
-    fits = _HOT_TYPES
-    make = _record_maker()
+    s0, s1, s2, s3, s4, s5, s6, s7, s8 = _slot_setters()
+    new, cls = object.__new__, CustomerCallback
 
     # The structure hook is written out by hand rather than generated: it is
-    # the hot path of every export (B1 in benchmarks/), and reading the fields
-    # with one itemgetter, checking their exact types as one tuple and filling
-    # the record's slots directly makes it about 2.5x faster than cattrs'
-    # per-field hook calls. _diagnose() below re-checks field by field
-    # through the converter's own hooks when a record does not fit.
+    # the hot path of every export (B1 in benchmarks/). It reads the fields
+    # with one itemgetter, checks their exact types inline and fills the
+    # record's slots directly: what attrs' own ``__init__`` does for a frozen
+    # class, less its per-field ``object.__setattr__`` lookups (the extra is
+    # already read-only), about 3x faster than cattrs' per-field hook calls.
+    # _diagnose() below re-checks field by field through the converter's own
+    # hooks when a record does not fit; tests/test_convert.py holds the
+    # records equal to ``CustomerCallback(...)``.
     def structure(value: Any, _: type) -> CustomerCallback:
         try:
-            values = wire_values(value)
-            if tuple(map(type, values)) not in fits:
+            cb_id, campaign, cb_time, self_cb, user, phone, customer, added = wire_values(value)
+            if not (
+                type(cb_id) is str
+                and type(campaign) is int
+                and type(cb_time) is int
+                and type(self_cb) is bool
+                and (user is None or type(user) is str)
+                and type(phone) is str
+                and (customer is None or type(customer) is int)
+                and type(added) is int
+            ):
                 raise TypeError  # noqa: TRY301  (diagnosed below)
-            cb_id, campaign, cb_time, self_cb, user, phone, customer, added = values
-            extra = (
-                MappingProxyType({k: v for k, v in value.items() if k not in _KNOWN_WIRE})
-                if len(value) > n_known
-                else _NO_EXTRA
-            )
-            return make(
-                cb_id,
-                campaign,
-                # Within +-2**42 ms (years 1830-2109) the float path is exact
-                # and twice as fast; beyond, exact integer arithmetic.
+            record: CustomerCallback = new(cls)
+            s0(record, cb_id)
+            s1(record, campaign)
+            # Within +-2**42 ms (years 1830-2109) the float path is exact
+            # and twice as fast; beyond, exact integer arithmetic.
+            s2(
+                record,
                 from_ts(cb_time / 1000, utc)
                 if -near < cb_time < near
                 else epoch + ms(0, 0, 0, cb_time),
-                self_cb,
-                user,
-                phone,
-                customer,
+            )
+            s3(record, self_cb)
+            s4(record, user)
+            s5(record, phone)
+            s6(record, customer)
+            s7(
+                record,
                 from_ts(added / 1000, utc) if -near < added < near else epoch + ms(0, 0, 0, added),
-                extra,
+            )
+            s8(
+                record,
+                MappingProxyType({k: v for k, v in value.items() if k not in _KNOWN_WIRE})
+                if len(value) > n_known
+                else _NO_EXTRA,
             )
         except Exception as exc:
             raise _diagnose(converter, value) from exc
+        return record
 
     def unstructure(record: CustomerCallback) -> dict[str, Any]:
         known: dict[str, Any] = unstructure_known(record)
@@ -161,61 +178,28 @@ def make_converter() -> cattrs.Converter:
     return converter
 
 
-# The wire fields the hot path reads, in CustomerCallback's order, and the exact
-# types it takes for them (userId and customerId may be null).
+# The wire fields the hot path reads, in CustomerCallback's order.
 _HOT_WIRE = tuple(WIRE_NAMES.values())
-_HOT_TYPES = frozenset(
-    (str, int, int, bool, user, str, customer, int)
-    for user in (str, type(None))
-    for customer in (int, type(None))
-)
 
 
-def _record_maker() -> Callable[..., CustomerCallback]:
-    """A CustomerCallback from its field values, in order, already converted.
+def _slot_setters() -> tuple[Callable[[CustomerCallback, Any], None], ...]:
+    """The ``__set__`` of each of CustomerCallback's slots, in field order.
 
-    It fills the slots directly: what attrs' own ``__init__`` does for a
-    frozen class, less its per-field ``object.__setattr__`` lookups (the
-    ``extra`` passed in is already read-only). tests/test_convert.py holds it
-    equal to ``CustomerCallback(...)``; should the class gain a validator or
-    a non-slot field, this raises at import rather than skip it.
+    The structure hook fills a record through them. Should the class gain a
+    validator, a converter the hook does not apply, or a non-slot field, this
+    raises at import rather than skip it.
     """
     fields = attrs.fields(CustomerCallback)
     names = (*WIRE_NAMES, "extra")
     if (
         tuple(f.name for f in fields) != names
         or any(f.validator is not None for f in fields)
+        or any(f.converter is not None for f in fields[:-1])  # (extra's: it gets read-only ones)
         or "__slots__" not in vars(CustomerCallback)
     ):  # pragma: no cover
-        msg = "CustomerCallback changed: update _convert._record_maker"
+        msg = "CustomerCallback changed: update _convert.make_converter's structure hook"
         raise TypeError(msg)
-    s0, s1, s2, s3, s4, s5, s6, s7, s8 = (vars(CustomerCallback)[n].__set__ for n in names)
-    new, cls = object.__new__, CustomerCallback
-
-    def make(  # noqa: PLR0917  (one per field, in order)
-        a: str,
-        b: int,
-        c: datetime,
-        d: bool,
-        e: str | None,
-        f: str,
-        g: int | None,
-        h: datetime,
-        extra: Mapping[str, Any],
-    ) -> CustomerCallback:
-        record: CustomerCallback = new(cls)
-        s0(record, a)
-        s1(record, b)
-        s2(record, c)
-        s3(record, d)
-        s4(record, e)
-        s5(record, f)
-        s6(record, g)
-        s7(record, h)
-        s8(record, extra)
-        return record
-
-    return make
+    return tuple(vars(CustomerCallback)[n].__set__ for n in names)
 
 
 def _diagnose(converter: cattrs.Converter, value: object) -> RecordError:
@@ -241,9 +225,11 @@ class DatedRecords(list[CustomerCallback]):
 
     __slots__ = ("dates",)
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.dates: list[int] = []
+    def __init__(
+        self, records: Iterable[CustomerCallback] = (), dates: list[int] | None = None
+    ) -> None:
+        super().__init__(records)
+        self.dates: list[int] = [] if dates is None else dates
 
 
 def structure_callbacks(
@@ -256,17 +242,19 @@ def structure_callbacks(
     if not isinstance(payload, list):
         msg = f"expected a JSON array of callbacks, got {type(payload).__name__}"
         raise RecordError(msg, field=None)
-    structure = converter.get_structure_hook(CustomerCallback)
-    out: list[CustomerCallback] = DatedRecords() if dated else []
-    append = out.append
-    index = 0
+    structure, cls = converter.get_structure_hook(CustomerCallback), CustomerCallback
     try:
-        for index, item in enumerate(payload):  # noqa: B007  (read in the handler)
-            append(structure(item, CustomerCallback))
-    except RecordError as exc:
-        exc.index = index
+        records = [structure(item, cls) for item in payload]
+    except RecordError:
+        # One by one again, to name the first record that does not fit.
+        for index, item in enumerate(payload):
+            try:
+                structure(item, cls)
+            except RecordError as exc:  # noqa: PERF203  (the error path only)
+                exc.index = index
+                raise
         raise
-    if isinstance(out, DatedRecords):
+    if dated:
         # (each item is a mapping with an int dateAdded: the hook checked it)
-        out.dates = [item["dateAdded"] for item in payload]
-    return out
+        return DatedRecords(records, [item["dateAdded"] for item in payload])
+    return records

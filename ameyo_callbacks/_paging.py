@@ -22,11 +22,12 @@ themselves, never wrapped in an ``ExceptionGroup``.
 from __future__ import annotations
 
 import logging
+import operator
 import warnings
 import weakref
 import zlib
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal
 
 import anyio
@@ -230,13 +231,12 @@ class CallbackIterator:
         "_fetch",
         "_flights",
         "_group",
-        "_items",
         "_mode",
         "_on_answer_ref",
         "_op",
         "_planner",
-        "_pos",
         "_prefetch",
+        "_rest",
         "_span_attributes",
         "_tasks",
         "_yielded",
@@ -276,8 +276,7 @@ class CallbackIterator:
         self._ended = False  # every page handed out: the walk is complete
         self._on_answer_ref = weakref.WeakMethod(self._on_answer)  # (see _Flight)
         self._cut: str | None = None  # why its client stopped it before its end
-        self._items: tuple[CustomerCallback, ...] = ()
-        self._pos = 0
+        self._rest: Iterator[CustomerCallback] = iter(())  # the page being iterated
         self._mode: str | None = None
         # The walk's span (``_tracing``): begun with its first request, ended with the walk.
         self._span_attributes = {
@@ -305,12 +304,12 @@ class CallbackIterator:
         return self
 
     async def __anext__(self) -> CustomerCallback:
-        while self._pos >= len(self._items):
-            page = await self._next_page()
-            self._items, self._pos = page.items, 0
-        item = self._items[self._pos]
-        self._pos += 1
-        return item
+        for item in self._rest:  # (one record: a tuple's iterator at C speed)
+            return item
+        while True:
+            self._rest = iter((await self._next_page()).items)
+            for item in self._rest:
+                return item
 
     def pages(self) -> _PageIterator:
         """Iterate :class:`Page` records: ``items``, ``offset``, ``next_offset``, ``checkpoint``."""
@@ -363,7 +362,7 @@ class CallbackIterator:
         if not self._ended:
             self._cut = (
                 "the AmeyoCallbacksClient of this walk was closed before the walk ended "
-                f"(records yielded: {self._yielded - (len(self._items) - self._pos):,}): iterate "
+                f"(records yielded: {self._yielded - operator.length_hint(self._rest):,}): iterate "
                 "inside its `async with` block; to go on from the last page, pass its "
                 "checkpoint as resume_from to a walk of an open client"
             )
@@ -372,7 +371,7 @@ class CallbackIterator:
         """Stop the walk now, from synchronous code too; the asyncio tasks cancelled."""
         self._closed = True
         self._end_span(stopped=True)
-        self._items, self._pos = (), 0
+        self._rest = iter(())
         self._planner.pages.clear()
         tasks = {task for task in self._dropped if not task.done()}
         self._dropped.clear()
@@ -400,7 +399,7 @@ class CallbackIterator:
         planner = self._planner
         op.set(
             {
-                "ameyo.records": self._yielded - (len(self._items) - self._pos),
+                "ameyo.records": self._yielded - operator.length_hint(self._rest),
                 "ameyo.walk.strategy": planner.strategy,
                 "ameyo.walk.stopped_early": stopped or None,
             }
