@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
@@ -38,6 +39,25 @@ for _name, _examples in (("default", 25), ("thorough", 200)):
         derandomize=os.environ.get("CI") == "true",
     )
 settings.load_profile(PROFILE)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Collection done: freeze what it allocated, and collect the youngest generation less often.
+
+    After collection a worker holds some 144,000 long-lived objects (the test
+    modules, hypothesis, httpx, attrs classes), which every full collection
+    walked again, and the seeding, decoding and property tests allocate fast
+    enough to start one every few hundred objects. ``gc.freeze()`` moves what
+    exists now out of the collector's sight (it is garbage-free: collected
+    just before), and a first threshold of 20,000 instead of 700 starts
+    collections less often; a cycle is still collected, a little later.
+    Measured under coverage on six allocation-heavy modules: 10% less CPU.
+    Tests that need a collection at a point (ResourceWarning checks) call
+    ``gc.collect()`` themselves, which this does not change.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 @pytest.fixture(autouse=True)

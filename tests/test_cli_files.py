@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 import pytest
 
+from ameyo_callbacks.cli import _files
 from ameyo_callbacks.cli._errors import ConfigError
-from ameyo_callbacks.cli._files import atomic_output, check_writable, is_special
+from ameyo_callbacks.cli._files import atomic_output, check_writable, is_special, writing
 
 
 def test_a_directory_is_refused_as_an_output(tmp_path: Path) -> None:
@@ -107,3 +110,63 @@ def test_a_file_export_commits_about_once_a_second_and_at_once_when_told(
     committed = files.load()
     assert committed is not None
     assert (committed.records, committed.size) == (3, len("one page\nmore\ntwo\n"))
+
+
+def deny(monkeypatch: pytest.MonkeyPatch, denied: Path | str, mode: int) -> None:
+    """os.access answers False for ``denied`` asked ``mode`` (these tests may run as root)."""
+    real = os.access
+
+    def access(path: object, asked: int, **kwargs: object) -> bool:
+        if os.fspath(path) == os.fspath(denied) and asked == mode:
+            return False
+        return real(path, asked, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_files.os, "access", access)
+
+
+def test_a_read_only_output_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An existing file that cannot be written: refused by the check and the writer, unchanged."""
+    out = tmp_path / "out.csv"
+    out.write_text("old\n", encoding="utf-8")
+    deny(monkeypatch, out, os.W_OK)
+    with pytest.raises(
+        ConfigError, match=r"cannot write --output .*out\.csv: the file is read-only"
+    ):
+        check_writable(str(out), "--output")
+    with pytest.raises(ConfigError, match=r"cannot write .*out\.csv: the file is read-only"):
+        with atomic_output(str(out)):
+            pytest.fail("opened a read-only output")  # pragma: no cover
+    assert out.read_text(encoding="utf-8") == "old\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+def test_an_output_in_a_directory_without_write_permission_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A directory where no file can be created: the error names it and says why."""
+    deny(monkeypatch, tmp_path, os.W_OK | os.X_OK)
+    with pytest.raises(
+        ConfigError, match=f"cannot write --state .*: no permission to create files in {tmp_path}$"
+    ):
+        check_writable(str(tmp_path / "state.json"), "--state")
+
+
+def test_a_special_file_that_cannot_be_written_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """/dev/stdout without write permission: permission denied, naming the flag."""
+    deny(monkeypatch, "/dev/stdout", os.W_OK)
+    with pytest.raises(
+        ConfigError, match=r"^cannot write --output /dev/stdout: permission denied$"
+    ):
+        check_writable("/dev/stdout", "--output")
+
+
+def test_a_failed_write_names_what_failed_and_other_os_errors_pass_through() -> None:
+    """A full disk in the block is one ConfigError line; an error that is no write error is not."""
+    with pytest.raises(ConfigError, match=r"^cannot write the progress file: "):
+        with writing("the progress file"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    with pytest.raises(FileNotFoundError):
+        with writing("the progress file"):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT))

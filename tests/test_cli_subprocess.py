@@ -1,11 +1,17 @@
-"""The command line as separate processes: ``fake-server --https`` and ``export`` against it."""
+"""The command line as separate processes: ``fake-server --https`` and ``export`` against it.
+
+The ``export`` children run unmeasured (``unmeasured_env``): what they test
+is the process (signals, pipes, files, the environment), and the code they
+run is measured in-process by test_cli.py; under coverage they took most of
+this module's time. The ``fake-server`` child stays measured: its command
+line runs nowhere else with ``--https``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import csv
 import json
-import os
 import queue
 import signal
 import subprocess
@@ -17,7 +23,7 @@ from typing import IO
 
 import pytest
 from _raw_servers import reserved_port
-from _support import expected_row, interrupt, interruptible, reap
+from _support import expected_row, interrupt, interruptible, reap, unmeasured_env
 
 from ameyo_callbacks.testing import FakeAmeyo, serve
 
@@ -73,7 +79,7 @@ def test_export_process_reads_the_https_fake_server_process(tmp_path: Path) -> N
             printed["AMEYO_CA_FILE"],
         )
         assert base == f"https://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AMEYO_")}
+        env = {k: v for k, v in unmeasured_env().items() if not k.startswith("AMEYO_")}
         env["AMEYO_SESSION_ID"] = session
         out = tmp_path / "out.csv"
         export = subprocess.run(  # noqa: S603
@@ -128,7 +134,7 @@ def test_export_process_reads_the_https_fake_server_process(tmp_path: Path) -> N
 
 
 def cli_env(url: str, fake: FakeAmeyo) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMEYO_")}
+    env = {k: v for k, v in unmeasured_env().items() if not k.startswith("AMEYO_")}
     env["AMEYO_BASE_URL"] = url
     env["AMEYO_SESSION_ID"] = fake.session_id
     return env

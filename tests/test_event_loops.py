@@ -19,6 +19,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from _support import unmeasured_env
+
 INI = """\
 [pytest]
 asyncio_mode = auto
@@ -55,6 +57,7 @@ def test_async_test_then_asyncio_run_leaves_no_unclosed_loop(tmp_path: Path) -> 
         text=True,
         timeout=120,
         check=False,
+        env=unmeasured_env(),  # the child runs none of the package: nothing to measure
     )
     report = done.stdout + done.stderr
     assert "unclosed" not in report, report

@@ -20,7 +20,7 @@ import anyio
 import httpx
 import pytest
 import trio
-from _support import fake_http
+from _support import VirtualClock, fake_http
 
 import ameyo_callbacks.testing as testing
 from ameyo_callbacks import CallbackFilter, CustomerCallback, RetryPolicy, exceptions
@@ -1122,7 +1122,8 @@ async def test_client_retries_through_faults(fake: FakeAmeyo) -> None:
     """With retries, a 503, a drop and a 429 are ridden out and the page arrives."""
     fake.script("list", Fault.unavailable(0), "drop", Fault.rate_limited(0))
     policy = RetryPolicy(wait_initial=0.0, wait_jitter=0.0, wait_max=0.0)
-    async with fake.client(retry=policy) as client:
+    clock = VirtualClock()  # the 2 s the client paces itself after these faults: not real time
+    async with fake.client(retry=policy, clock=clock) as client:
         page = await client.get_callbacks(CallbackFilter.campaign(6), limit=5)
     assert len(page) == 5
     assert [e.fault for e in fake.requests] == ["unavailable", "drop", "rate_limited", None]

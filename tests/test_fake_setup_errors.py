@@ -9,8 +9,12 @@ bind a port bind 127.0.0.1 only and are marked ``integration``.
 
 from __future__ import annotations
 
+import gc
 import socket
+import threading
+import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import httpx
@@ -45,6 +49,24 @@ def test_fake_max_limit_must_serve_at_least_one(max_limit: int) -> None:
     """A page of at most 0 records is no server: max_limit below 1 is refused with its value."""
     with pytest.raises(ValueError, match=f"max_limit must be >= 1, got {max_limit}"):
         FakeAmeyo(max_limit=max_limit)
+
+
+@pytest.mark.parametrize(
+    ("n", "options", "message"),
+    [
+        pytest.param(-1, {}, "n must be >= 0, got -1", id="negative-n"),
+        pytest.param(
+            5, {"campaigns": ()}, "at least one campaign id and one user id", id="no-campaign"
+        ),
+        pytest.param(5, {"users": []}, "at least one campaign id and one user id", id="no-user"),
+    ],
+)
+def test_seeding_refuses_what_gives_no_callbacks(
+    n: int, options: dict[str, Any], message: str
+) -> None:
+    """A negative count, or no campaign or user to spread callbacks over: ValueError saying so."""
+    with pytest.raises(ValueError, match=message):
+        FakeAmeyo.seeded(n, **options)
 
 
 def test_fault_plan_needs_at_least_one_kind() -> None:
@@ -168,3 +190,81 @@ def test_serve_on_localhost_binds_ipv4_loopback() -> None:
         )
     assert answer.status_code == 200
     assert len(answer.json()) == len(fake)
+
+
+async def _failing_startup(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An ASGI app whose lifespan startup fails (as an app that cannot reach its database)."""
+    assert scope["type"] == "lifespan"
+    await receive()
+    await send({"type": "lifespan.startup.failed", "message": "no database"})
+
+
+def _threads_serving(url: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"fake-ameyo {url}"]
+
+
+@pytest.mark.integration
+def test_serve_of_an_app_that_fails_to_start_says_so_and_can_be_entered_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Startup failed: RuntimeError naming the URL, no thread left, and the serve() is reusable."""
+    server = serve(_failing_startup)
+    urls = []
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match=r"server at (\S+) did not start") as caught:
+            with server:
+                pytest.fail("served an app that did not start")  # pragma: no cover
+        urls.append(caught.value.args[0].split()[5])
+    assert "Application startup failed" in caplog.text
+    for url in urls:
+        assert url.startswith("http://127.0.0.1:")
+        assert not _threads_serving(url)
+
+
+@pytest.mark.integration
+async def test_serve_async_of_an_app_that_fails_to_start_says_so() -> None:
+    """Under async with, the same RuntimeError, raised in the task, and no thread left."""
+    with pytest.raises(RuntimeError, match=r"did not start within 10\.0 s") as caught:
+        async with serve(_failing_startup):
+            pytest.fail("served an app that did not start")  # pragma: no cover
+    assert not _threads_serving(caught.value.args[0].split()[5])
+
+
+@pytest.mark.integration
+def test_a_server_stuck_in_a_request_fails_to_stop_in_time_and_says_so() -> None:
+    """A handler that blocks the loop: exit waits shutdown_timeout twice, then names the URL."""
+    release, entered = threading.Event(), threading.Event()
+
+    async def stuck(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await receive()
+            await send({"type": "lifespan.startup.complete"})
+            return
+        entered.set()
+        release.wait(10)  # blocks the server's event loop: it cannot see that it should stop
+
+    def serve_a_stuck_request(conn: socket.socket) -> None:
+        with serve(stuck, shutdown_timeout=0.1) as url:
+            served.append(url)
+            conn.connect(("127.0.0.1", int(url.rsplit(":", 1)[1])))
+            conn.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert entered.wait(10)
+
+    served: list[str] = []
+    with socket.socket() as conn:
+        with pytest.raises(RuntimeError) as caught:
+            serve_a_stuck_request(conn)
+        message = str(caught.value)
+        del caught  # its traceback holds the server, and through it the stuck connection
+    (url,) = served
+    assert message == f"the fake Ameyo server at {url} did not stop within 0.2 s"
+    threads = _threads_serving(url)
+    assert len(threads) == 1  # still in the stuck request
+    release.set()
+    threads[0].join(10)
+    assert not threads[0].is_alive()
+    # uvicorn, forced to exit, leaves the stuck request's connection unclosed: collect it now,
+    # quietly, rather than let a later test's garbage collection report it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from _support import BASE, CAMPAIGN_PATH, SESSION, TOKEN
+from _support import BASE, CAMPAIGN_PATH, SESSION, TOKEN, fake_http
 
 from ameyo_callbacks import (
     AmeyoCallbacksClient,
@@ -256,6 +256,43 @@ async def test_the_refresh_path_exists_only_in_secure_mode() -> None:
         )
     assert response.status_code == 404
     assert [(e.status, e.jwt) for e in fake.requests] == [(200, "missing"), (404, "missing")]
+
+
+async def test_the_fakes_refresh_wants_a_post_with_a_user_id() -> None:
+    """The fake's renewal path: GET is 405 (POST allowed), a body with no userId is 400."""
+    fake = secure_fake()
+    headers = {"sessionId": fake.session_id, "Authorization": fake.jwt}
+    async with fake_http(fake) as http:
+        get = await http.get(DEFAULT_REFRESH_PATH, headers=headers)
+        not_json = await http.post(DEFAULT_REFRESH_PATH, content=b"{oops", headers=headers)
+        no_user = await http.post(DEFAULT_REFRESH_PATH, json={"user": USER}, headers=headers)
+    assert (get.status_code, get.headers.get("allow")) == (405, "POST")
+    for answer in (not_json, no_user):
+        assert answer.status_code == 400
+        assert "parameter expected in input: userId" in answer.text
+    assert fake.refresh_count == 0
+
+
+async def test_the_fakes_jwt_is_bound_to_its_session_and_lives_jwt_ttl() -> None:
+    """Another session's JWT is "unknown"; past jwt_ttl (settable) the JWT is "expired": 401s."""
+    fake = secure_fake()
+    assert fake.jwt_ttl == 900.0
+    login = {"userId": USER, "token": TOKEN}
+    async with fake_http(fake) as http:
+        logged_in = await http.post(DEFAULT_LOGIN_PATH, json=login)
+        other = logged_in.json()["authenticationState"]["authPolicyVsUserInfo"]
+        other_jwt = other["auth.type.passwd"]["loginProperties"]["jwt"]
+        fake.clear_requests()
+        params = {"campaignId": "6", "offset": "0", "limit": "1"}
+        answers = [await http.post(CAMPAIGN_PATH, params=params, headers={"Authorization": jwt})
+                   for jwt in (fake.jwt, other_jwt)]  # fmt: skip
+        fake.jwt_ttl = 0.0  # every JWT handed out is now older than its lifetime
+        answers.append(
+            await http.post(CAMPAIGN_PATH, params=params, headers={"Authorization": fake.jwt})
+        )
+    assert fake.jwt_ttl == 0.0
+    assert [a.status_code for a in answers] == [200, 401, 401]
+    assert [e.jwt for e in fake.requests] == ["valid", "unknown", "expired"]
 
 
 # ----------------------------------------------------------------------
