@@ -263,17 +263,6 @@ def scrub(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
-def _scrubbed(value: Any, secrets: Sequence[str]) -> Any:
-    """Decoded JSON with every string in it (keys too) scrubbed; the rest left as it is."""
-    if isinstance(value, str):
-        return scrub(value, secrets)
-    if isinstance(value, list):
-        return [_scrubbed(item, secrets) for item in value]
-    if isinstance(value, dict):
-        return {scrub(k, secrets): _scrubbed(v, secrets) for k, v in value.items()}
-    return value
-
-
 def _snippet(body: bytes, secrets: Sequence[str]) -> str:
     text = body[: SNIPPET_CHARS * 4].decode("utf-8", errors="replace")
     text = scrub(text, secrets)
@@ -378,6 +367,24 @@ class Answer:
     secrets: Sequence[str] = ()
 
 
+def _envelope_texts(
+    payload: Mapping[str, Any],
+) -> tuple[tuple[str, tuple[str, ...]] | None, str | None]:
+    """An envelope's key and args, and its human message, as the wire gives them.
+
+    The key as given decides the error; only what is shown of it is
+    scrubbed (by the caller). A short secret ("." or "session" in a test)
+    scrubbed out of ``invalid.session.id`` first would turn an expired
+    session into a plain APIError.
+    """
+    raw_message, raw_info = payload.get("message"), payload.get("info")
+    found = _find_key(raw_info, raw_message)
+    texts = [t for t in (raw_message, raw_info) if isinstance(t, str) and t.strip()]
+    # Human text: whatever is not the key itself (bare, or as a JSON array).
+    human = [t for t in texts if found is None or _split_key(t) != found]
+    return found, human[0] if human else None
+
+
 def decode_error(answer: Answer) -> AmeyoError:
     """The exception for an error answer (or a 2xx that carries an Ameyo envelope).
 
@@ -388,27 +395,22 @@ def decode_error(answer: Answer) -> AmeyoError:
     status, body, spec, secrets = answer.status, answer.body, answer.spec, answer.secrets
     snippet = _snippet(body, secrets)
     try:
-        # Parsed first, then scrubbed string by string: scrubbing the text
-        # first could take a short secret out of a number ("errorCode": 1)
-        # and leave JSON that no longer parses.
-        payload = _scrubbed(_loads(body), secrets) if body else None
+        payload = _loads(body) if body else None
     except (ValueError, RecursionError):  # not JSON, or JSON nested past what we walk
         payload = None
     envelope = _is_envelope(payload)
     fields: dict[str, Any] = {}
+    found: tuple[str, tuple[str, ...]] | None = None
     key: str | None = None
     key_args: tuple[str, ...] = ()
     message: str | None = None
     if envelope:
         assert isinstance(payload, dict)  # noqa: S101  (narrowing for mypy)
-        raw_message, raw_info = payload.get("message"), payload.get("info")
-        found = _find_key(raw_info, raw_message)
+        found, message = _envelope_texts(payload)
         if found is not None:
-            key, key_args = found
-        texts = [t for t in (raw_message, raw_info) if isinstance(t, str) and t.strip()]
-        # Human text: whatever is not the key itself (bare, or as a JSON array).
-        human = [t for t in texts if key is None or _split_key(t) != (key, key_args)]
-        message = human[0] if human else None
+            key = scrub(found[0], secrets)
+            key_args = tuple(scrub(arg, secrets) for arg in found[1])
+        message = None if message is None else scrub(message, secrets)
         fields["error_code"] = _int_or_none(payload.get("errorCode", payload.get("code")))
         envelope_status = _int_or_none(payload.get("status"))
         if 200 <= status < 300 and envelope_status is not None and envelope_status >= 400:
@@ -437,7 +439,8 @@ def decode_error(answer: Answer) -> AmeyoError:
         "retry_after": retry_after,
         **fields,
     }
-    if status == 401 or (key in SESSION_INVALID_KEYS and status in (401, 403)):
+    wire_key = None if found is None else found[0]
+    if status == 401 or (wire_key in SESSION_INVALID_KEYS and status in (401, 403)):
         if spec.kind == "login":
             text += ". The login was refused: check the user id, token and domain"
         elif spec.kind == "refresh":
@@ -448,7 +451,7 @@ def decode_error(answer: Answer) -> AmeyoError:
                 "one, or pass a LoginSession so the client refreshes it"
             )
         return AuthenticationError(text, **common)
-    if key == NOT_FOUND_KEY:
+    if wire_key == NOT_FOUND_KEY:
         callback_id = key_args[0] if key_args else spec.callback_id
         return CallbackNotFoundError(text, callback_id=callback_id, **common)
     if status == 429:

@@ -29,7 +29,7 @@ from _support import (
     VirtualClock,
     examples,
 )
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ameyo_callbacks import (
@@ -452,6 +452,15 @@ def holding(role: str, secret: str) -> str | SessionProvider:
     role=st.sampled_from(["session_id", "jwt"]),
 )
 @settings(max_examples=examples(200))
+# A secret that stands in the error's key ("invalid.session.id",
+# "CallBackManager.invalid.campcust.callback"): the key as the wire gives it
+# decides the error, so an expired session is still an AuthenticationError and
+# a deleted callback a CallbackNotFoundError (the thorough profile found ".").
+@example(secret=".", name="403-invalid-session", role="session_id")
+@example(secret=".", name="401-invalid-token", role="jwt")
+@example(secret=".", name="512-not-found", role="session_id")
+@example(secret="session", name="403-invalid-session", role="session_id")
+@example(secret="invalid", name="512-not-found", role="jwt")
 def test_any_secret_is_hidden_and_every_other_word_stays_whole(
     secret: str, name: str, role: str
 ) -> None:
