@@ -73,6 +73,8 @@ JWT_REFUSED_KEY = "invalid.authentication.token"
 MAX_LIMIT = 100
 NOT_FOUND_KEY = "CallBackManager.invalid.campcust.callback.id"
 SESSION_INVALID_KEYS = frozenset({"invalid.session.id", JWT_REFUSED_KEY})
+#: The keys the library acts on: Ameyo's own words, shown as they are (never a secret).
+_KNOWN_KEYS = frozenset({*SESSION_INVALID_KEYS, NOT_FOUND_KEY})
 SNIPPET_CHARS = 200
 _MESSAGE_CHARS = 300
 REDACTED = "<redacted>"
@@ -372,10 +374,11 @@ def _envelope_texts(
 ) -> tuple[tuple[str, tuple[str, ...]] | None, str | None]:
     """An envelope's key and args, and its human message, as the wire gives them.
 
-    The key as given decides the error; only what is shown of it is
-    scrubbed (by the caller). A short secret ("." or "session" in a test)
-    scrubbed out of ``invalid.session.id`` first would turn an expired
-    session into a plain APIError.
+    The key as given decides the error, and one of the keys the library acts
+    on is shown as it is (``AuthenticationError.key`` of a refused JWT says
+    so); any other, and the message, are scrubbed (by the caller). A short
+    secret ("." or "session" in a test) scrubbed out of ``invalid.session.id``
+    first would turn an expired session into a plain APIError.
     """
     raw_message, raw_info = payload.get("message"), payload.get("info")
     found = _find_key(raw_info, raw_message)
@@ -408,7 +411,7 @@ def decode_error(answer: Answer) -> AmeyoError:
         assert isinstance(payload, dict)  # noqa: S101  (narrowing for mypy)
         found, message = _envelope_texts(payload)
         if found is not None:
-            key = scrub(found[0], secrets)
+            key = found[0] if found[0] in _KNOWN_KEYS else scrub(found[0], secrets)
             key_args = tuple(scrub(arg, secrets) for arg in found[1])
         message = None if message is None else scrub(message, secrets)
         fields["error_code"] = _int_or_none(payload.get("errorCode", payload.get("code")))

@@ -39,6 +39,7 @@ from ameyo_callbacks import (
 )
 from ameyo_callbacks._protocol import (
     DEFAULT_LOGIN_PATH,
+    JWT_REFUSED_KEY,
     MAX_LIMIT,
     NOT_FOUND_KEY,
     REDACTED,
@@ -59,6 +60,7 @@ from ameyo_callbacks._protocol import (
     scrub,
     tenant_list_path,
 )
+from ameyo_callbacks._session import jwt_refused
 
 NOW = 1_700_000_000.0  # the decoders' clock, epoch seconds
 CONVERTER = make_converter()
@@ -515,8 +517,26 @@ def test_a_short_secret_that_is_also_a_json_number_leaves_the_envelope_readable(
     assert "session <redacted> refused" in str(error)
 
 
+@pytest.mark.parametrize("secret", [".", "token", "authentication", "invalid"])
+def test_a_refused_jwt_is_known_by_its_key_whatever_short_secret_it_holds(secret: str) -> None:
+    """A JWT that is a word of ``invalid.authentication.token``: the 401 still names that key.
+
+    The key decides what the session does (renew the JWT), so it is read
+    and shown as the wire gives it; the message beside it is scrubbed.
+    """
+    body = json.dumps(
+        {"message": f"token {secret} refused", "info": JWT_REFUSED_KEY, "code": 909090}
+    )
+    error = _error(401, {}, body.encode(), secrets=(secret,))
+    assert isinstance(error, AuthenticationError)
+    assert error.key == JWT_REFUSED_KEY
+    assert jwt_refused(error)
+    assert error.message is not None
+    assert f" {secret} " not in error.message
+
+
 def test_deeply_nested_json_in_an_error_body_is_read_as_not_json() -> None:
-    """A body nested deeper than the scrubber walks is an error answer all the same, no crash."""
+    """A body nested deeper than json parses is an error answer all the same, no crash."""
     body = b"[" * 5000 + b"]" * 5000
     error = _error(500, {}, body, secrets=("s",))
     assert isinstance(error, ServerError)
