@@ -403,7 +403,6 @@ def decode_error(answer: Answer) -> AmeyoError:
         payload = None
     envelope = _is_envelope(payload)
     fields: dict[str, Any] = {}
-    found: tuple[str, tuple[str, ...]] | None = None
     key: str | None = None
     key_args: tuple[str, ...] = ()
     message: str | None = None
@@ -411,6 +410,7 @@ def decode_error(answer: Answer) -> AmeyoError:
         assert isinstance(payload, dict)  # noqa: S101  (narrowing for mypy)
         found, message = _envelope_texts(payload)
         if found is not None:
+            # (the keys acted on below are never scrubbed: they decide the error)
             key = found[0] if found[0] in _KNOWN_KEYS else scrub(found[0], secrets)
             key_args = tuple(scrub(arg, secrets) for arg in found[1])
         message = None if message is None else scrub(message, secrets)
@@ -442,8 +442,7 @@ def decode_error(answer: Answer) -> AmeyoError:
         "retry_after": retry_after,
         **fields,
     }
-    wire_key = None if found is None else found[0]
-    if status == 401 or (wire_key in SESSION_INVALID_KEYS and status in (401, 403)):
+    if status == 401 or (key in SESSION_INVALID_KEYS and status in (401, 403)):
         if spec.kind == "login":
             text += ". The login was refused: check the user id, token and domain"
         elif spec.kind == "refresh":
@@ -454,7 +453,7 @@ def decode_error(answer: Answer) -> AmeyoError:
                 "one, or pass a LoginSession so the client refreshes it"
             )
         return AuthenticationError(text, **common)
-    if wire_key == NOT_FOUND_KEY:
+    if key == NOT_FOUND_KEY:
         callback_id = key_args[0] if key_args else spec.callback_id
         return CallbackNotFoundError(text, callback_id=callback_id, **common)
     if status == 429:
