@@ -206,16 +206,15 @@ class _Frontier:
         self.skip: AbstractSet[str] = frozenset()
 
     def new(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> list[int]:
-        """Indexes of the records past the frontier."""
+        """Indexes of the records past the frontier (``dates`` sorted, as every caller has them)."""
         d, done, skip = self.date, self.ids, self.skip
-        if not skip and dates and min(dates) > d:
-            return list(range(len(dates)))  # (the common case, at C speed)
-        return [
-            i
-            for i, (r, m) in enumerate(zip(records, dates, strict=True))
-            if (m > d or (m == d and r.customer_callback_id not in done))
-            and r.customer_callback_id not in skip
-        ]
+        first = bisect.bisect_left(dates, d)  # the records before it are behind the frontier
+        past = bisect.bisect_right(dates, d, first)  # and those from here after it
+        new = [i for i in range(first, past) if records[i].customer_callback_id not in done]
+        new += range(past, len(dates))
+        if skip:
+            return [i for i in new if records[i].customer_callback_id not in skip]
+        return new
 
     def advance(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> None:
         """Mark ``records`` (sorted by date, all past the frontier) done."""
@@ -355,8 +354,9 @@ class _Walk:
         """Yield the records past the frontier (sorted by date) and move it; how many."""
         front = self.front
         new = front.new(records, dates)
-        if len(new) == len(records):
-            kept, kept_dates = records, dates
+        if not new or new[-1] - new[0] == len(new) - 1:  # (one run: most pages)
+            kept = records[new[0] : new[-1] + 1] if new else []
+            kept_dates = dates[new[0] : new[-1] + 1] if new else []
         else:
             kept = [records[i] for i in new]
             kept_dates = [dates[i] for i in new]
