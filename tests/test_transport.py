@@ -30,7 +30,7 @@ import pytest
 import respx
 import yarl
 from _support import BASE, DELETE_PATH, SESSION, examples, spec_record, stack_settings
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -640,6 +640,7 @@ async def test_the_default_stack_sends_each_request_to_its_least_busy_pool() -> 
     user_ids=st.lists(st.text(min_size=1).filter(str.strip), min_size=1, max_size=3),
     offset=st.integers(0, 10**9),
 )
+@example(user_ids=["0 "], offset=0)  # a space: %20 from httpx 0.27, + from 0.28 on
 async def test_the_list_url_is_the_one_httpx_params_would_build(
     user_ids: list[str], offset: int
 ) -> None:
@@ -657,7 +658,11 @@ async def test_the_list_url_is_the_one_httpx_params_would_build(
             assert await client.get_callbacks(where, offset=offset) == []
     with httpx.Client() as plain:
         expected = plain.build_request("POST", BASE + spec.path, params=spec.params).url
-    assert seen == [expected]
+    # httpx before 0.28 writes a space as %20, later as + (both decode to a space): the
+    # stack writes +, so on httpx 0.27 (the floor) the two differ in that alone
+    assert len(seen) == 1
+    assert str(seen[0]).replace("%20", "+") == str(expected).replace("%20", "+")
+    assert "%20" not in str(seen[0])
 
 
 @pytest.mark.parametrize(

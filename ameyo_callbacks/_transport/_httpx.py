@@ -20,10 +20,12 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlencode
 
+import httpcore
 import httpx
 
 from .._kinds import Kind
 from .._protocol import RequestSpec
+from ._asyncio_net import AsyncioBackend
 from ._base import (
     DEFAULT_HEADERS,
     Reply,
@@ -77,6 +79,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             )
             for size in sizes
         ]
+        if proxy is None:
+            backend = AsyncioBackend()
+            for pool, size in zip(self._pools, sizes, strict=True):
+                _use_backend(pool, backend, verify, size, keepalive_expiry)
         self._busy = [0] * len(sizes)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -96,6 +102,30 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         """Close every pool."""
         for pool in self._pools:
             await pool.aclose()
+
+
+def _use_backend(
+    transport: httpx.AsyncHTTPTransport,
+    backend: httpcore.AsyncNetworkBackend,
+    verify: ssl.SSLContext,
+    size: int,
+    keepalive_expiry: float | None,
+) -> None:
+    """``transport``'s httpcore pool, rebuilt as httpx built it but over ``backend``.
+
+    ``httpx.AsyncHTTPTransport`` takes no network backend, so its pool
+    (``_pool``, an ``httpcore.AsyncConnectionPool`` in every httpx from 0.27)
+    is replaced with one built from the same settings. An httpx that kept its
+    pool elsewhere would keep its own backend: slower, never wrong.
+    """
+    if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
+        transport._pool = httpcore.AsyncConnectionPool(
+            ssl_context=verify,
+            max_connections=size,
+            max_keepalive_connections=size,
+            keepalive_expiry=keepalive_expiry,
+            network_backend=backend,
+        )
 
 
 class _Counted(httpx.AsyncByteStream):
