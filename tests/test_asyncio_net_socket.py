@@ -292,3 +292,53 @@ def test_on_trio_httpcore_s_own_backend_connects() -> None:
         listener.close()
     assert kind is not AsyncioStream
     assert kind.__module__.startswith("httpcore")
+
+
+async def _walk_and_delete_through_the_backend() -> None:
+    """The default client over a served fake: a walk and a bulk delete, every stream ours."""
+    fake = FakeAmeyo.seeded(300, campaigns=(6,))
+    connected: list[object] = []
+    original = AsyncioBackend.connect_tcp
+
+    async def spy(self: AsyncioBackend, *args: object, **kwargs: object) -> object:
+        stream = await original(self, *args, **kwargs)  # type: ignore[arg-type]
+        connected.append(stream)
+        return stream
+
+    with pytest.MonkeyPatch.context() as mp, serve(fake) as url:
+        mp.setattr(AsyncioBackend, "connect_tcp", spy)
+        async with AmeyoCallbacksClient(url, session_id=fake.session_id) as c:
+            got = [cb async for cb in c.iter_callbacks(CallbackFilter.campaign(6), prefetch=4)]
+            ids = [cb.customer_callback_id for cb in got[:40]]
+            result = await c.delete_callbacks(ids, concurrency=8)
+    assert len(got) == 300
+    assert sorted(result.deleted) == sorted(ids)
+    assert len(fake.callbacks) == 260
+    assert connected
+    assert all(type(s) is AsyncioStream for s in connected)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        _walk_and_delete_through_the_backend,
+        test_a_large_answer_is_read_whole_while_at_most_high_water_waits,
+        test_the_end_of_an_answer_reads_as_empty_and_marks_the_stream_readable,
+        test_a_silent_peer_is_a_read_timeout,
+        test_a_peer_that_never_reads_is_a_write_timeout,
+        test_a_reset_connection_is_a_read_error_holding_the_os_error,
+        test_close_has_closed_the_socket_when_it_returns,
+    ],
+    ids=lambda case: case.__name__.removeprefix("test_").removeprefix("_")[:40],
+)
+def test_on_uvloop(case: Callable[[], Awaitable[None]]) -> None:
+    """The same on uvloop's event loop, which many services run: its transports, same results."""
+    uvloop = pytest.importorskip("uvloop")
+    uvloop.run(case())
+
+
+def test_tls_on_uvloop(ca: trustme.CA) -> None:
+    """TLS on uvloop: a trusted handshake works, an untrusted one holds its SSL error."""
+    uvloop = pytest.importorskip("uvloop")
+    uvloop.run(test_tls_on_the_stream_reports_its_ssl_object_and_addresses(ca))
+    uvloop.run(test_an_untrusted_certificate_is_a_connect_error_holding_the_ssl_error(ca))

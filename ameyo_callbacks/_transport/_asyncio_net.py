@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpcore
 import sniffio
@@ -66,8 +66,8 @@ class _Protocol(asyncio.Protocol):
         self.paused_writing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101  (a stream connection's)
-        self.transport = transport
+        # (a stream connection's; uvloop's transports have its methods, not its class)
+        self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -219,9 +219,9 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 raise httpcore.ConnectError(exc) from exc
             raise
         if transport is None:  # the peer closed during the handshake
+            await self.aclose()
             msg = "the connection was closed during the TLS handshake"
             raise httpcore.ConnectError(msg)
-        assert isinstance(transport, asyncio.Transport)  # noqa: S101
         protocol.transport = transport
         return self
 
