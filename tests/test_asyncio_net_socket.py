@@ -19,6 +19,7 @@ import anyio
 import httpcore
 import pytest
 import trustme
+from _raw_servers import closed_port
 
 from ameyo_callbacks import AmeyoCallbacksClient, CallbackFilter
 from ameyo_callbacks._transport import _asyncio_net
@@ -60,33 +61,15 @@ async def peer(handler: Handler, **kwargs: object) -> AsyncIterator[int]:
         await server.wait_closed()
 
 
+async def idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A peer that accepts and then does nothing (reads nothing, sends nothing)."""
+    await asyncio.sleep(10)
+
+
 async def _connect(port: int) -> AsyncioStream:
     stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
     assert isinstance(stream, AsyncioStream)
     return stream
-
-
-async def test_the_default_client_sends_through_this_backend() -> None:
-    """A default client's pools use AsyncioBackend, and its requests arrive over it."""
-    fake = FakeAmeyo.seeded(30, campaigns=(6,))
-    connected: list[object] = []
-    original = AsyncioBackend.connect_tcp
-
-    async def spy(self: AsyncioBackend, *args: object, **kwargs: object) -> object:
-        stream = await original(self, *args, **kwargs)  # type: ignore[arg-type]
-        connected.append(stream)
-        return stream
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(AsyncioBackend, "connect_tcp", spy)
-        with serve(fake) as url:
-            async with AmeyoCallbacksClient(url, session_id=fake.session_id) as c:
-                got = [
-                    cb async for cb in c.iter_callbacks(CallbackFilter.campaign(6), page_size=10)
-                ]
-    assert len(got) == 30
-    assert connected
-    assert all(type(s) is AsyncioStream for s in connected)
 
 
 def test_a_proxied_client_keeps_httpx_s_own_backend() -> None:
@@ -147,10 +130,7 @@ async def test_the_end_of_an_answer_reads_as_empty_and_marks_the_stream_readable
 async def test_a_silent_peer_is_a_read_timeout() -> None:
     """No answer within the read's timeout: httpcore.ReadTimeout, and the stream still closes."""
 
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
-
-    async with peer(silent) as port:
+    async with peer(idle) as port:
         stream = await _connect(port)
         with pytest.raises(httpcore.ReadTimeout):
             await stream.read(100, timeout=0.05)
@@ -161,10 +141,7 @@ async def test_a_silent_peer_is_a_read_timeout() -> None:
 async def test_a_peer_that_never_reads_is_a_write_timeout() -> None:
     """Writes wait only while the socket's buffers are full; past the timeout, WriteTimeout."""
 
-    async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
-
-    async with peer(never_reads) as port:
+    async with peer(idle) as port:
         stream = await _connect(port)
         await stream.write(b"small", timeout=0.05)  # goes out at once
 
@@ -197,18 +174,13 @@ async def test_a_reset_connection_is_a_read_error_holding_the_os_error() -> None
 
 async def test_nothing_listening_is_a_connect_error_holding_the_refusal() -> None:
     """A refused connect: httpcore.ConnectError with ConnectionRefusedError as its argument."""
-    async with peer(lambda r, w: asyncio.sleep(0)) as port:
-        pass  # the port is free again
-    with pytest.raises(httpcore.ConnectError) as info:
+    with closed_port() as port, pytest.raises(httpcore.ConnectError) as info:
         await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
     assert isinstance(info.value.args[0], ConnectionRefusedError)
 
 
 async def test_close_has_closed_the_socket_when_it_returns() -> None:
     """aclose() leaves no socket for the garbage collector, even if the loop ends right after."""
-
-    async def idle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
 
     async with peer(idle) as port:
         stream = await _connect(port)
@@ -265,10 +237,7 @@ async def test_an_untrusted_certificate_is_a_connect_error_holding_the_ssl_error
 async def test_a_silent_tls_port_is_a_connect_timeout() -> None:
     """A handshake the peer never answers: ConnectTimeout within the timeout given."""
 
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
-
-    async with peer(silent) as port:
+    async with peer(idle) as port:
         stream = await _connect(port)
         with anyio.fail_after(5), pytest.raises(httpcore.ConnectTimeout):
             await stream.start_tls(ssl.create_default_context(), "127.0.0.1", timeout=0.1)
@@ -294,7 +263,7 @@ def test_on_trio_httpcore_s_own_backend_connects() -> None:
     assert kind.__module__.startswith("httpcore")
 
 
-async def _walk_and_delete_through_the_backend() -> None:
+async def test_a_walk_and_a_bulk_delete_go_through_this_backend() -> None:
     """The default client over a served fake: a walk and a bulk delete, every stream ours."""
     fake = FakeAmeyo.seeded(300, campaigns=(6,))
     connected: list[object] = []
@@ -321,7 +290,7 @@ async def _walk_and_delete_through_the_backend() -> None:
 @pytest.mark.parametrize(
     "case",
     [
-        _walk_and_delete_through_the_backend,
+        test_a_walk_and_a_bulk_delete_go_through_this_backend,
         test_a_large_answer_is_read_whole_while_at_most_high_water_waits,
         test_the_end_of_an_answer_reads_as_empty_and_marks_the_stream_readable,
         test_a_silent_peer_is_a_read_timeout,

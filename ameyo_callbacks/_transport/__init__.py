@@ -3,7 +3,8 @@
 - Which stack (:meth:`Transport.open`): a caller's ``httpx.AsyncClient``
   (used as is) or transport (wrapped in an ``httpx.AsyncClient`` of ours);
   otherwise ``http_backend="httpx"`` (the default: an ``httpx.AsyncClient``
-  over several small httpx pools, ``_httpx``) or ``"aiohttp"`` (the
+  over several small httpx pools, ``_httpx``, on sockets of the library's
+  own on asyncio, ``_asyncio_net``) or ``"aiohttp"`` (the
   ``aiohttp`` extra, ``_aiohttp``, imported only then). Proxies and CA files
   come from the environment when ``trust_env``, the same on both stacks.
 - One request (:meth:`Transport.send`): under one deadline for the whole

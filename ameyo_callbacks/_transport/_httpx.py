@@ -8,7 +8,9 @@ about 24 requests in flight. :class:`ShardedTransport` keeps the client's
 so the work per request stays flat. Each request still goes through
 ``httpx.AsyncClient.send`` (event hooks run) and one
 ``httpx.AsyncHTTPTransport`` (OpenTelemetry's httpx instrumentation sees it)
-over httpcore's pool (respx, with its default settings, mocks it).
+over httpcore's pool (respx, with its default settings, mocks it), whose
+connections are ``_asyncio_net``'s on asyncio (no proxy): a sixth less CPU
+a request than AnyIO's socket streams.
 
 :func:`httpx_kind` reads the kind of failure from what httpx raised: pure,
 no I/O.
