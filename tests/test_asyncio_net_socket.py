@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 import httpcore
+import psutil
 import pytest
 import trustme
 from _raw_servers import closed_port
@@ -37,8 +38,11 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 @contextlib.asynccontextmanager
-async def peer(handler: Handler, **kwargs: object) -> AsyncIterator[int]:
-    """A server on 127.0.0.1 running ``handler`` per connection; its port. Stopped on exit."""
+async def peer(handler: Handler, port: int = 0, **kwargs: object) -> AsyncIterator[int]:
+    """A server on 127.0.0.1 (``port``, or a free one) running ``handler`` per connection.
+
+    Yields its port; on exit it stops, its handlers cancelled.
+    """
     tasks: set[asyncio.Task[None]] = set()
 
     async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -50,7 +54,7 @@ async def peer(handler: Handler, **kwargs: object) -> AsyncIterator[int]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(run, "127.0.0.1", 0, **kwargs)  # type: ignore[arg-type]
+    server = await asyncio.start_server(run, "127.0.0.1", port, **kwargs)  # type: ignore[arg-type]
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
@@ -263,6 +267,124 @@ def test_on_trio_httpcore_s_own_backend_connects() -> None:
     assert kind.__module__.startswith("httpcore")
 
 
+async def test_a_peer_that_answered_and_hung_up_leaves_no_socket_when_closed() -> None:
+    """The peer answers early and half-closes without reading: aclose() still closes the socket.
+
+    asyncio begins closing on the peer's end itself, and then waits for what
+    is queued to send, which this peer never takes.
+    """
+
+    async def answer_and_hang_up(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.get_extra_info("socket").shutdown(socket.SHUT_WR)
+        await asyncio.sleep(10)  # (never reads)
+
+    async with peer(answer_and_hang_up) as port:
+        stream = await _connect(port)
+        sock = stream.get_extra_info("socket")
+        await stream.write(b"POST / HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", timeout=1)
+
+        async def upload() -> None:
+            for _ in range(64):
+                await stream.write(b"x" * 1024 * 1024, timeout=0.2)
+
+        with pytest.raises((httpcore.WriteTimeout, httpcore.WriteError)):
+            await upload()
+        assert (await stream.read(65536, timeout=5)).startswith(b"HTTP/1.1 413")
+        await stream.aclose()
+        assert sock.fileno() == -1
+
+
+async def test_a_cancel_at_any_step_of_connect_and_tls_is_never_lost(ca: trustme.CA) -> None:
+    """Cancelled at each loop step of connect_tcp + start_tls: cancelled, and no socket left.
+
+    (``asyncio.wait_for`` before Python 3.12 can drop a cancellation that
+    arrives as what it waits for completes: the call would go on.)
+    """
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    finished = cancelled = 0
+    async with peer(idle, ssl=server_ctx) as port:
+        for step in range(60):
+
+            async def attempt() -> None:
+                stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+                try:
+                    await stream.start_tls(client_ctx, "127.0.0.1", timeout=5)
+                    await asyncio.sleep(0)  # a cancel that was not lost lands here at the latest
+                finally:
+                    await stream.aclose()
+
+            task = asyncio.ensure_future(attempt())
+            for _ in range(step):
+                await asyncio.sleep(0)
+            if task.done():
+                finished += 1
+                continue
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            cancelled += 1
+        await asyncio.sleep(0.05)
+        mine = [c for c in psutil.Process().net_connections() if c.raddr and c.raddr.port == port]
+    assert cancelled > 10  # steps inside the connect and the handshake were tried
+    assert finished > 0  # and the sweep went past the end
+    assert mine == []
+
+
+async def test_an_unreachable_ipv6_address_costs_a_quarter_second_not_the_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A name with an IPv6 address that drops SYNs, then IPv4: Happy Eyeballs reaches IPv4 soon."""
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        v6 = socket.socket(socket.AF_INET6)
+        v6.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no ::1 on this machine")
+    port = v6.getsockname()[1]
+    v6.listen(0)
+    backlog = []
+    for _ in range(3):  # the accept queue full: further SYNs are dropped
+        s = socket.socket(socket.AF_INET6)
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            s.connect(("::1", port))
+        backlog.append(s)
+    loop = asyncio.get_running_loop()
+
+    async def resolve(
+        host: str | bytes, port_: int, *args: object, **kwargs: object
+    ) -> list[object]:
+        assert host in ("dual.invalid", b"dual.invalid")  # (AnyIO passes it encoded)
+        return [
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::1", port_, 0, 0)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port_)),
+        ]
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolve)
+    try:
+        async with peer(idle, port=port):
+            began = loop.time()
+            stream = await AsyncioBackend().connect_tcp("dual.invalid", port, timeout=3)
+            took = loop.time() - began
+            address = stream.get_extra_info("server_addr")
+            await stream.aclose()
+    finally:
+        for s in backlog:
+            s.close()
+        v6.close()
+    assert address[0] == "127.0.0.1"
+    assert took < 1.5
+
+
 async def test_a_walk_and_a_bulk_delete_go_through_this_backend() -> None:
     """The default client over a served fake: a walk and a bulk delete, every stream ours."""
     fake = FakeAmeyo.seeded(300, campaigns=(6,))
@@ -297,6 +419,7 @@ async def test_a_walk_and_a_bulk_delete_go_through_this_backend() -> None:
         test_a_peer_that_never_reads_is_a_write_timeout,
         test_a_reset_connection_is_a_read_error_holding_the_os_error,
         test_close_has_closed_the_socket_when_it_returns,
+        test_a_peer_that_answered_and_hung_up_leaves_no_socket_when_closed,
     ],
     ids=lambda case: case.__name__.removeprefix("test_").removeprefix("_")[:40],
 )

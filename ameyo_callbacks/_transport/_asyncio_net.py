@@ -22,17 +22,22 @@ cause): httpx maps them and ``_httpx.httpx_kind`` reads them alike.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import socket
 import ssl
+import sys
 from collections import deque
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpcore
 import sniffio
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Iterable
 
 __all__ = ["AsyncioBackend"]
+
+T = TypeVar("T")
 
 #: Bytes received and not yet read past which the socket stops being read
 #: (the kernel's buffer and TCP's window then hold the sender back).
@@ -48,6 +53,7 @@ class _Protocol(asyncio.Protocol):
         "drain",
         "ended",
         "error",
+        "lost",
         "paused_reading",
         "paused_writing",
         "transport",
@@ -59,6 +65,7 @@ class _Protocol(asyncio.Protocol):
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.ended = False
+        self.lost = False  # connection_lost ran: the socket is closed
         self.error: BaseException | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.drain: asyncio.Future[None] | None = None
@@ -84,6 +91,7 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ended = True
+        self.lost = True
         self.error = exc
         _wake(self.waiter)
         _wake(self.drain)
@@ -183,17 +191,26 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     async def aclose(self) -> None:
         """Close the connection and its socket before returning.
 
-        asyncio closes a transport's socket one loop step after ``close()``:
-        a loop that ended right after would leave it open (a ResourceWarning,
-        an fd until collected). So, as AnyIO does: close, one step, abort.
+        asyncio closes a transport's socket one loop step after ``close()``,
+        and only once what is queued to send has gone: a loop that ended
+        right after, or a peer that stopped reading (it answered early and
+        hung up), would leave it open. So: close, one step, and unless the
+        socket is closed by then, abort (what is queued is dropped) and one
+        more step.
         """
-        transport = self._protocol.transport
-        if transport is not None and not transport.is_closing():
+        protocol = self._protocol
+        transport = protocol.transport
+        if transport is None or protocol.lost:
+            return
+        if not transport.is_closing():  # (asyncio may have begun closing: the peer's end)
             transport.close()
-            try:
-                await asyncio.sleep(0)
-            finally:
+        try:
+            await asyncio.sleep(0)
+        finally:
+            if not protocol.lost:
                 transport.abort()
+        if not protocol.lost:
+            await asyncio.sleep(0)
 
     async def start_tls(
         self,
@@ -204,16 +221,16 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         """The TLS handshake on this connection; this stream then reads and writes through TLS."""
         protocol = self._protocol
         assert protocol.transport is not None  # noqa: S101  (connected)
+        handshake = self._loop.start_tls(
+            protocol.transport, protocol, ssl_context, server_hostname=server_hostname
+        )
         try:
-            transport = await asyncio.wait_for(
-                self._loop.start_tls(
-                    protocol.transport, protocol, ssl_context, server_hostname=server_hostname
-                ),
-                timeout,
-            )
+            transport = await _within(handshake, timeout)
         except BaseException as exc:
+            if sys.version_info < (3, 11):
+                _close_tls_layer(protocol.transport)
             await self.aclose()
-            if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            if isinstance(exc, _Expired):
                 raise httpcore.ConnectTimeout(exc) from exc
             if isinstance(exc, OSError):  # ssl.SSLError is one
                 raise httpcore.ConnectError(exc) from exc
@@ -265,13 +282,18 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         if socket_options is not None or sniffio.current_async_library() != "asyncio":
             return await _fallback().connect_tcp(host, port, timeout, local_address, socket_options)
         loop = asyncio.get_running_loop()
+        if await _several_families(loop, host, port):
+            # IPv6 and IPv4: AnyIO's connect races them (Happy Eyeballs, RFC 8305), so an
+            # unreachable IPv6 address costs 0.25 s, not the whole timeout. (asyncio's own
+            # race, happy_eyeballs_delay, left a socket open when cancelled, on 3.12.1 here,
+            # and uvloop has none.)
+            return await _fallback().connect_tcp(host, port, timeout, local_address)
         protocol = _Protocol()
         local = (local_address, 0) if local_address else None
+        connecting = loop.create_connection(lambda: protocol, host, port, local_addr=local)
         try:
-            await asyncio.wait_for(
-                loop.create_connection(lambda: protocol, host, port, local_addr=local), timeout
-            )
-        except (asyncio.TimeoutError, TimeoutError) as exc:
+            await _within(connecting, timeout)
+        except _Expired as exc:
             raise httpcore.ConnectTimeout(exc) from exc
         except OSError as exc:
             raise httpcore.ConnectError(exc) from exc
@@ -286,6 +308,75 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def sleep(self, seconds: float) -> None:
         """httpcore's own backend's sleep."""
         await _fallback().sleep(seconds)
+
+
+def _close_tls_layer(transport: asyncio.Transport) -> None:
+    """Python 3.10: close the TLS layer a failed ``start_tls`` made and left open.
+
+    Its ``start_tls`` closes the socket's transport when the handshake fails
+    or is cancelled, but not the TLS transport it made over it, which warns
+    "unclosed transport" (a ResourceWarning) when collected.
+    """
+    layer = getattr(transport.get_protocol(), "_app_transport", None)
+    if layer is not None and not layer.is_closing():
+        layer.close()
+
+
+class _Expired(Exception):  # noqa: N818  (not raised to callers: each becomes httpcore's)
+    """A connect or handshake took longer than its timeout."""
+
+
+async def _within(awaitable: Awaitable[T], timeout: float | None) -> T:
+    """``await awaitable``, raising :class:`_Expired` after ``timeout`` seconds (None: never).
+
+    Not ``asyncio.wait_for``: before Python 3.12 it runs the awaitable in a
+    task of its own, and a cancellation of the caller that arrives as that
+    task finishes is lost (the call goes on, past a deadline's cancel).
+    """
+    if timeout is None:
+        return await awaitable
+    if sys.version_info >= (3, 11):
+        scope = asyncio.timeout(timeout)
+        try:
+            async with scope:
+                return await awaitable
+        except TimeoutError as exc:
+            if scope.expired():  # (not an OS timeout from within)
+                raise _Expired(timeout) from exc
+            raise
+    task = asyncio.current_task()
+    assert task is not None  # noqa: S101  (called from a task)
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(max(timeout, 0.0), expire)
+    try:
+        return await awaitable
+    except asyncio.CancelledError as exc:
+        if expired:
+            raise _Expired(timeout) from exc
+        raise
+    finally:
+        timer.cancel()
+
+
+async def _several_families(loop: asyncio.AbstractEventLoop, host: str, port: int) -> bool:
+    """Whether ``host`` is a name with addresses of more than one family (IPv4 and IPv6)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return False  # an address: nothing to resolve
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False  # the connect says what is wrong
+    return len({info[0] for info in infos}) > 1
 
 
 def _fallback() -> httpcore.AsyncNetworkBackend:
