@@ -434,3 +434,53 @@ def test_tls_on_uvloop(ca: trustme.CA) -> None:
     uvloop = pytest.importorskip("uvloop")
     uvloop.run(test_tls_on_the_stream_reports_its_ssl_object_and_addresses(ca))
     uvloop.run(test_an_untrusted_certificate_is_a_connect_error_holding_the_ssl_error(ca))
+
+
+async def test_a_name_that_does_not_resolve_is_a_connect_error_after_one_lookup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The lookup's gaierror is what the ConnectError holds (the kind "name not resolved")."""
+    loop = asyncio.get_running_loop()
+    lookups: list[object] = []
+
+    async def resolve(host: str, port: int, *args: object, **kw: object) -> list[object]:
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolve)
+    with pytest.raises(httpcore.ConnectError) as info:
+        await AsyncioBackend().connect_tcp("nosuch.invalid", 80, timeout=5)
+    assert isinstance(info.value.args[0], socket.gaierror)
+    assert lookups == ["nosuch.invalid"]
+
+
+async def test_a_slow_lookup_counts_against_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A lookup slower than the timeout: ConnectTimeout at the timeout, not after the lookup."""
+    loop = asyncio.get_running_loop()
+
+    async def resolve(host: str, port: int, *args: object, **kw: object) -> list[object]:
+        await asyncio.sleep(5)
+        raise AssertionError  # (never reached)
+
+    monkeypatch.setattr(loop, "getaddrinfo", resolve)
+    began = loop.time()
+    with pytest.raises(httpcore.ConnectTimeout):
+        await AsyncioBackend().connect_tcp("slow.invalid", 80, timeout=0.1)
+    assert loop.time() - began < 2
+
+
+async def test_the_os_s_own_connect_timeout_is_a_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ETIMEDOUT from the OS is ConnectTimeout, as from httpcore's own backend."""
+    loop = asyncio.get_running_loop()
+
+    async def timed_out(*args: object, **kwargs: object) -> object:
+        raise TimeoutError(110, "Connection timed out")
+
+    monkeypatch.setattr(loop, "create_connection", timed_out)
+    with pytest.raises(httpcore.ConnectTimeout) as info:
+        await AsyncioBackend().connect_tcp("127.0.0.1", 9, timeout=5)
+    assert isinstance(info.value.args[0], TimeoutError)

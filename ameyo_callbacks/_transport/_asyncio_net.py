@@ -230,7 +230,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             if sys.version_info < (3, 11):
                 _close_tls_layer(protocol.transport)
             await self.aclose()
-            if isinstance(exc, _Expired):
+            if isinstance(exc, (_Expired, TimeoutError)):  # (TimeoutError: the OS's)
                 raise httpcore.ConnectTimeout(exc) from exc
             if isinstance(exc, OSError):  # ssl.SSLError is one
                 raise httpcore.ConnectError(exc) from exc
@@ -282,21 +282,29 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         if socket_options is not None or sniffio.current_async_library() != "asyncio":
             return await _fallback().connect_tcp(host, port, timeout, local_address, socket_options)
         loop = asyncio.get_running_loop()
-        if await _several_families(loop, host, port):
+        began = loop.time()
+        protocol = _Protocol()
+        local = (local_address, 0) if local_address else None
+
+        async def connect() -> bool:
+            if await _several_families(loop, host, port):
+                return False
+            await loop.create_connection(lambda: protocol, host, port, local_addr=local)
+            return True
+
+        try:  # the name's lookup and the connect, within the one timeout
+            connected = await _within(connect(), timeout)
+        except (_Expired, TimeoutError) as exc:  # (TimeoutError: the OS's ETIMEDOUT)
+            raise httpcore.ConnectTimeout(exc) from exc
+        except OSError as exc:  # socket.gaierror (the name) is one
+            raise httpcore.ConnectError(exc) from exc
+        if not connected:
             # IPv6 and IPv4: AnyIO's connect races them (Happy Eyeballs, RFC 8305), so an
             # unreachable IPv6 address costs 0.25 s, not the whole timeout. (asyncio's own
             # race, happy_eyeballs_delay, left a socket open when cancelled, on 3.12.1 here,
             # and uvloop has none.)
-            return await _fallback().connect_tcp(host, port, timeout, local_address)
-        protocol = _Protocol()
-        local = (local_address, 0) if local_address else None
-        connecting = loop.create_connection(lambda: protocol, host, port, local_addr=local)
-        try:
-            await _within(connecting, timeout)
-        except _Expired as exc:
-            raise httpcore.ConnectTimeout(exc) from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(exc) from exc
+            left = None if timeout is None else max(timeout - (loop.time() - began), 0.0)
+            return await _fallback().connect_tcp(host, port, left, local_address)
         return AsyncioStream(protocol, loop)
 
     async def connect_unix_socket(
@@ -331,7 +339,10 @@ async def _within(awaitable: Awaitable[T], timeout: float | None) -> T:
 
     Not ``asyncio.wait_for``: before Python 3.12 it runs the awaitable in a
     task of its own, and a cancellation of the caller that arrives as that
-    task finishes is lost (the call goes on, past a deadline's cancel).
+    task finishes is lost (the call goes on, past a deadline's cancel). On
+    3.10 (no ``asyncio.timeout``) the timer cancels the task itself; a
+    cancel from outside in the very loop step the timer fires reads as the
+    timeout, as with the ``async-timeout`` package there.
     """
     if timeout is None:
         return await awaitable
@@ -372,10 +383,7 @@ async def _several_families(loop: asyncio.AbstractEventLoop, host: str, port: in
         pass
     else:
         return False  # an address: nothing to resolve
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return False  # the connect says what is wrong
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return len({info[0] for info in infos}) > 1
 
 
