@@ -108,6 +108,12 @@ _TIE_MEMORY = 16
 #: A first page sorted by dateAdded with less chance than this of being sorted
 #: by luck makes the walk take the server's order for dateAdded.
 _CHANCE = 1e-6
+#: Records a page asks for at least while the order is on trial, even when
+#: ``max_items`` needs fewer: 10 in a random order come out sorted with less
+#: chance than ``_CHANCE`` (1 in 10!), so a walk cut early on a server that does
+#: not list by dateAdded sees it, and its checkpoint does not skip the records
+#: listed later with earlier dates.
+_ON_TRIAL_LIMIT = 10
 #: Times a bucket starts over when a page does not start where the last one
 #: ended (deletes moved it) before it takes the order for unstable.
 _BUCKET_RESTARTS = 3
@@ -360,6 +366,9 @@ class _Walk:
         else:
             kept = [records[i] for i in new]
             kept_dates = [dates[i] for i in new]
+        room = self.room()
+        if len(kept) > room:  # max_items falls in this page: the frontier stops at the cut
+            kept, kept_dates = kept[:room], kept_dates[:room]
         front.advance(kept, kept_dates)
         self.emit(kept)
         trial = self.trial
@@ -461,6 +470,8 @@ class _Ordered:
             overlap = min(self.plan_pos, max(1, min(walk.page_size // 2, ties + 1)))
             offset = self.plan_pos - overlap
         limit = min(walk.page_size, room + overlap)
+        if walk.trial is not None and room < _ON_TRIAL_LIMIT:
+            limit = min(walk.page_size, _ON_TRIAL_LIMIT + overlap)  # (the cut trims it)
         if self.plan_pos >= 0:
             self.plan_pos = offset + limit
         self.promised += limit - overlap
@@ -881,14 +892,19 @@ class _Windows:
             records.sort(key=_ms)
             dates = [_ms(r) for r in records]
             new = walk.front.new(records, dates)
+            if len(new) >= walk.room():
+                # max_items falls in this window: the frontier stops at the cut, not at
+                # the window's end (a checkpoint resumes right after the last record).
+                new = new[: walk.room()]
+                walk.front.advance([records[i] for i in new], [dates[i] for i in new])
+                walk.emit([records[i] for i in new])
+                return
             if window.end is None:
                 walk.emit([records[i] for i in new])
                 walk.done = True
                 return
             walk.front.close_through(window.end - 1)
             walk.emit([records[i] for i in new])
-            if walk.done:
-                return
         if self.resume and not windows:
             self.resume = False
             self.planner.ordered.resume()

@@ -18,6 +18,7 @@ from _support import drain_into, ids, numbered
 from ameyo_callbacks import (
     AmeyoCallbacksClient,
     CallbackFilter,
+    ConsistencyError,
     CustomerCallback,
     Page,
     RetryPolicy,
@@ -520,3 +521,80 @@ async def test_a_walk_whose_client_closes_under_it_raises_instead_of_ending() ->
     with pytest.raises(RuntimeError, match="was closed before the walk ended"):
         await untouched.__anext__()
     assert [cb async for cb in finished] == []  # (it had ended: that stays so)
+
+
+# -- what no strategy can page through -------------------------------------------
+
+
+async def test_ties_reshuffled_past_a_page_raise_or_in_warn_mode_warn_once_and_go_on() -> None:
+    """250 callbacks in one millisecond, listed in a new order per answer, then 30 more.
+
+    ``raise``: ConsistencyError("ties_unstable"). ``warn``: one RuntimeWarning
+    from the walk, and the callbacks after that millisecond all come out.
+    """
+    tied = [make_record(i, added=5) for i in range(250)]
+    after = [make_record(i, added=10 + i) for i in range(250, 280)]
+    fake = FakeAmeyo([*tied, *after], order="ties")
+    where = CallbackFilter.campaign(CAMPAIGN)
+    async with client_of(fake) as client:
+        with pytest.raises(ConsistencyError) as caught:
+            _ = [cb async for cb in client.iter_callbacks(where, page_size=40)]
+        assert caught.value.reason == "ties_unstable"
+        with pytest.warns(RuntimeWarning, match="share dateAdded") as warned:
+            got = [
+                cb
+                async for cb in client.iter_callbacks(where, page_size=40, on_inconsistency="warn")
+            ]
+    assert len(warned) == 1
+    assert set(ids(after)) <= set(ids(got))
+    assert len(ids(got)) == len(set(ids(got)))
+
+
+async def test_an_order_that_changes_after_it_was_trusted_raises_or_warns_once() -> None:
+    """4,300 callbacks walked by dateAdded (trusted from 4,096), then the server shuffles.
+
+    ``raise``: ConsistencyError("order_changed") at the page that shows it.
+    ``warn``: one RuntimeWarning; the walk goes on in date windows.
+    """
+    fake = fake_with(5000)
+    where = CallbackFilter.campaign(CAMPAIGN)
+
+    async def walk(client: AmeyoCallbacksClient, mode: str) -> list[CustomerCallback]:
+        fake.order = "dateAdded"
+        got: list[CustomerCallback] = []
+        async for cb in client.iter_callbacks(where, prefetch=1, on_inconsistency=mode):  # type: ignore[arg-type]
+            got.append(cb)
+            if len(got) == 4300:
+                fake.order = "unstable"
+        return got
+
+    async with client_of(fake) as client:
+        with pytest.raises(ConsistencyError) as caught:
+            await walk(client, "raise")
+        assert caught.value.reason == "order_changed"
+        assert caught.value.offset is not None
+        assert caught.value.offset >= 4300
+        with pytest.warns(RuntimeWarning, match="does not list callbacks by dateAdded") as warned:
+            got = await walk(client, "warn")
+    assert len(warned) == 1
+    assert sorted(ids(got)) == sorted(ids(expected(fake)))
+
+
+@pytest.mark.parametrize("mode", ["raise", "warn"])
+async def test_start_offset_on_a_server_in_no_date_order_is_refused_in_either_mode(
+    mode: str,
+) -> None:
+    """A raw offset means nothing on a list in no order: ConsistencyError("unordered_offset")."""
+    fake = fake_with(300, order="unstable")
+    async with client_of(fake) as client:
+        with pytest.raises(ConsistencyError, match="resume_from a checkpoint") as caught:
+            _ = [
+                cb
+                async for cb in client.iter_callbacks(
+                    CallbackFilter.campaign(CAMPAIGN),
+                    start_offset=100,
+                    on_inconsistency=mode,  # type: ignore[arg-type]
+                )
+            ]
+    assert caught.value.reason == "unordered_offset"
+    assert caught.value.offset == 100
