@@ -84,7 +84,9 @@ class Cursor:
     ``offset`` counts the records yielded (what ``start_offset`` takes on a
     still list); ``date`` is the walk's frontier in epoch ms: every callback
     added before it is done, and so are the ``ids`` added at that very
-    millisecond; ``scope`` is a fingerprint of the filter. None: a bare
+    millisecond; ``scope`` is a fingerprint of the filter; ``skip``: ids
+    (with their dates, at or past ``date``) done already, out of date order
+    (a walk cut by ``max_items`` while it re-covered dates). None: a bare
     offset (no frontier known).
     """
 
@@ -92,6 +94,7 @@ class Cursor:
     date: int | None = None
     ids: tuple[str, ...] = ()
     scope: str = ""
+    skip: tuple[tuple[str, int], ...] = ()
 
     def encode(self) -> str:
         """The checkpoint string: ``ck2.`` and base64url JSON, ASCII only."""
@@ -101,6 +104,8 @@ class Cursor:
             body["i"] = list(self.ids[-CHECKPOINT_ANCHORS:])
         if self.scope:
             body["s"] = self.scope
+        if self.skip:
+            body["k"] = [list(pair) for pair in self.skip]
         raw = json.dumps(body, separators=(",", ":")).encode()
         return _CHECKPOINT_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
@@ -127,6 +132,7 @@ class Cursor:
             listed = body.get("i", [])
             ids = tuple(i for i in listed if isinstance(i, str))
             scope = str(body.get("s", ""))
+            skip = tuple((str(i), m) for i, m in body.get("k", []))
         except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
             raise ValueError(bad) from None
         for value in (offset, date):
@@ -134,7 +140,9 @@ class Cursor:
                 raise ValueError(bad)
         if offset is None or offset < 0 or len(ids) != len(listed):
             raise ValueError(bad)
-        return cls(offset=offset, date=date, ids=ids, scope=scope)
+        if any(type(m) is not int for _i, m in skip):
+            raise ValueError(bad)
+        return cls(offset=offset, date=date, ids=ids, scope=scope, skip=skip)
 
 
 @attrs.frozen

@@ -81,8 +81,7 @@ import itertools
 import math
 import operator
 from collections import Counter, deque
-from collections.abc import Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import attrs
@@ -199,9 +198,10 @@ def _evidence(dates: Sequence[int]) -> bool:
 class _Frontier:
     """Everything added before ``date`` is done, the ids ``ids`` added at ``date``, and ``skip``.
 
-    ``skip`` holds the ids an ordered walk yielded before the server showed it
-    does not list by dateAdded after all (at most ``_TRUST`` of them): the
-    windows that re-cover their dates leave them out.
+    ``skip`` holds the ids (and dates) an ordered walk yielded before the
+    server showed it does not list by dateAdded after all (at most ``_TRUST``
+    of them): the windows that re-cover their dates leave them out, and a
+    checkpoint taken among them carries those past its date.
     """
 
     __slots__ = ("date", "ids", "skip")
@@ -209,7 +209,7 @@ class _Frontier:
     def __init__(self, date: int, ids: set[str]) -> None:
         self.date = date
         self.ids = ids
-        self.skip: AbstractSet[str] = frozenset()
+        self.skip: Mapping[str, int] = {}
 
     def new(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> list[int]:
         """Indexes of the records past the frontier (``dates`` sorted, as every caller has them)."""
@@ -338,8 +338,14 @@ class _Walk:
 
     def cursor(self) -> Cursor:
         front = self.front
+        d = front.date
+        skip = tuple(sorted((i, m) for i, m in front.skip.items() if m >= d))
         return Cursor(
-            offset=self.position, date=front.date, ids=tuple(sorted(front.ids)), scope=self.scope
+            offset=self.position,
+            date=d,
+            ids=tuple(sorted(front.ids)),
+            scope=self.scope,
+            skip=skip,
         )
 
     def emit(self, records: Sequence[CustomerCallback]) -> None:
@@ -470,7 +476,7 @@ class _Ordered:
             overlap = min(self.plan_pos, max(1, min(walk.page_size // 2, ties + 1)))
             offset = self.plan_pos - overlap
         limit = min(walk.page_size, room + overlap)
-        if walk.trial is not None and room < _ON_TRIAL_LIMIT:
+        if walk.trial is not None and room < _ON_TRIAL_LIMIT and not raw:
             limit = min(walk.page_size, _ON_TRIAL_LIMIT + overlap)  # (the cut trims it)
         if self.plan_pos >= 0:
             self.plan_pos = offset + limit
@@ -486,7 +492,9 @@ class _Ordered:
         is_seek = current and request.offset == 0 and self.seeking
         if is_seek:
             self.seeking = False
-        first = walk.trial is not None and not walk.trial and len(records) >= walk.page_size
+        # (A first page cut short by max_items is judged as a full one: see _ON_TRIAL_LIMIT.)
+        full = walk.page_size if request.raw else min(request.limit, walk.page_size)
+        first = walk.trial is not None and not walk.trial and len(records) >= full
         if not _sorted(dates) or (first and not _evidence(dates)):
             # Not sorted, or a full first page that might be sorted by chance
             # (a few records, or most added in one millisecond): windows.
@@ -612,8 +620,9 @@ class _Ordered:
         """
         walk = self.walk
         end = walk.front.date + 1
+        skip = walk.front.skip
         walk.front = _Frontier(walk.origin, set(walk.origin_ids))
-        walk.front.skip = trial.keys()
+        walk.front.skip = {**skip, **trial} if skip else trial
         self.planner.windows.recover(why, end, sorted(trial.values()), resume=resume)
 
     def check_behind(self) -> None:
@@ -638,7 +647,8 @@ class _Ordered:
         walk = self.walk
         walk.switch("ordered")
         front = walk.front
-        front.skip = frozenset()  # (all before the frontier now)
+        # (All before the frontier now, but what a resumed checkpoint carried past it.)
+        front.skip = {i: m for i, m in front.skip.items() if m >= front.date}
         walk.origin, walk.origin_ids, walk.trial = front.date, frozenset(front.ids), {}
         self.base = self.back = front.date
         self.plan_pos, self.seeking, self.ending = 0, False, 0
@@ -900,6 +910,7 @@ class _Windows:
                 walk.emit([records[i] for i in new])
                 return
             if window.end is None:
+                walk.front.advance([records[i] for i in new], [dates[i] for i in new])
                 walk.emit([records[i] for i in new])
                 walk.done = True
                 return
@@ -1034,6 +1045,7 @@ class WalkPlanner:
         front, position = _Frontier(lo, set()), start_offset
         if resume is not None and resume.date is not None:
             front, position = _Frontier(max(lo, resume.date), set(resume.ids)), resume.offset
+            front.skip = dict(resume.skip)
         self.walk = _Walk(
             page_size, front, to_date, max_items, position, strict=strict, scope=scope
         )

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from ameyo_callbacks import ConsistencyError, CustomerCallback
 from ameyo_callbacks._convert import datetime_to_epoch_ms
-from ameyo_callbacks._models import Cursor
+from ameyo_callbacks._models import Cursor, Page
 from ameyo_callbacks._planner import PageRequest, WalkPlanner
 
 #: Requests a walk may spend beyond 3x the still walk's (probes, a seek, the end).
@@ -568,3 +568,96 @@ def test_deleting_as_it_walks_finds_a_callback_listed_far_out_of_place(
     assert len(got) == len(records)
     assert server.records == {}
     assert server.requests <= 3 * still_requests(records, 10, prefetch) + SLACK
+
+
+# -- a walk cut by max_items, resumed from its checkpoint ---------------------------
+
+
+def pages_walked(planner: WalkPlanner, server: ModelServer, prefetch: int = 1) -> list[Page]:
+    """Like :func:`_model_servers.walk`, keeping the pages (for their checkpoints)."""
+    pages: list[Page] = []
+    flights: list[tuple[PageRequest, list[CustomerCallback]]] = []
+    while True:
+        while len(flights) < prefetch and (request := planner.next_request()) is not None:
+            flights.append((request, server.answer(request)))
+            assert server.requests < 10_000
+        while planner.pages:
+            pages.append(planner.pages.popleft())
+        if not flights:
+            return pages
+        request, answer = flights.pop(0)
+        if planner.stale(request):
+            planner.drop(request)
+        else:
+            planner.take(request, answer)
+
+
+def resumed(page: Page, server: ModelServer, page_size: int) -> list[str]:
+    cursor = Cursor.decode(page.checkpoint)
+    return ids(
+        [
+            cb
+            for p in pages_walked(WalkPlanner(page_size=page_size, resume=cursor), server)
+            for cb in p.items
+        ]
+    )
+
+
+class _PairSwapped(ModelServer):
+    """By dateAdded, but callbacks 39 and 40 listed the other way round."""
+
+    def listed(self, request: PageRequest) -> list[CustomerCallback]:
+        kept = super().listed(request)
+        at = [r.customer_callback_id for r in kept]
+        if "cb000039" in at and "cb000040" in at:
+            i = at.index("cb000039")
+            kept[i], kept[i + 1] = kept[i + 1], kept[i]
+        return kept
+
+
+def test_a_cut_while_walked_dates_are_re_covered_resumes_with_none_twice() -> None:
+    """The swap shows late: the walk re-covers its dates; max_items=41 cuts inside that.
+
+    The checkpoint carries the ids yielded past the cut's date (the frontier
+    went back), so the resumed walk repeats none of them and misses none.
+    """
+    records = {cb.customer_callback_id: cb for cb in (callback(k, 10 * k) for k in range(120))}
+    pages = pages_walked(WalkPlanner(page_size=40, max_items=41), _PairSwapped(dict(records)))
+    first = ids([cb for p in pages for cb in p.items])
+    assert len(first) == 41
+    rest = resumed(pages[-1], _PairSwapped(dict(records)), 40)
+    assert len(first + rest) == len(set(first + rest)) == 120
+
+
+def test_the_last_page_of_a_walk_in_windows_checkpoints_past_itself() -> None:
+    records = listed(300, seed=1)
+    server = ModelServer(dict(records), order="shuffled")
+    pages = pages_walked(WalkPlanner(page_size=40), server)
+    assert sorted(ids([cb for p in pages for cb in p.items])) == sorted(records)
+    assert resumed(pages[-1], server, 40) == []
+
+
+@pytest.mark.parametrize("max_items", [9, 10, 11])
+def test_a_first_page_cut_short_by_max_items_is_judged_as_a_full_one(max_items: int) -> None:
+    """90 callbacks in one millisecond, 10 after, listed in no order: a page of 10 sorted by
+    luck (most in one millisecond) is no evidence of an order; the resume misses nothing.
+    """
+    records = {cb.customer_callback_id: cb for cb in _one_ms(90, 5)}
+    records |= {cb.customer_callback_id: cb for cb in (callback(i, 200 + i) for i in range(10))}
+    for seed in range(40):
+        server = ModelServer(dict(records), order="shuffled", seed=seed)
+        pages = pages_walked(WalkPlanner(page_size=100, max_items=max_items), server)
+        first = ids([cb for p in pages for cb in p.items])
+        rest = resumed(pages[-1], server, 100)
+        assert len(first) == max_items, seed
+        assert sorted(first + rest) == sorted(records), seed
+
+
+@pytest.mark.parametrize("page_size", [2, 5, 9])
+def test_start_offset_with_max_items_below_ten_takes_the_raw_page_as_asked(page_size: int) -> None:
+    """A raw offset's page asks no more than max_items needs (a larger one would be judged)."""
+    records = listed(300, seed=5)
+    in_order = sorted(records.values(), key=lambda cb: (cb.date_added, cb.customer_callback_id))
+    server = ModelServer(dict(records))
+    planner = WalkPlanner(page_size=page_size, max_items=1, start_offset=1)
+    assert walk(planner, server) == in_order[1:2]
