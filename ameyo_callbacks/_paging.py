@@ -239,6 +239,7 @@ class CallbackIterator:
         "_rest",
         "_span_attributes",
         "_tasks",
+        "_unwinding",
         "_yielded",
     )
 
@@ -286,6 +287,9 @@ class CallbackIterator:
         }
         self._op: _tracing.Operation | None = None
         self._dropped: set[Any] = set()  # asyncio tasks of stale requests, cancelled
+        # Stale requests cancelled and not yet ended: they count against prefetch
+        # until they end (a cancel lands at the request's next step).
+        self._unwinding: list[_Flight] = []
         self._yielded = 0  # records of the pages handed out (for the span)
 
     @property
@@ -375,6 +379,7 @@ class CallbackIterator:
         self._planner.pages.clear()
         tasks = {task for task in self._dropped if not task.done()}
         self._dropped.clear()
+        self._unwinding.clear()
         for flight in self._flights:
             flight.cancel()
             if flight.task is not None:
@@ -424,6 +429,17 @@ class CallbackIterator:
                 self._launch()  # the next requests run while the loop body does
                 return page
             self._launch()
+            if not self._flights and not planner.done and self._still_unwinding():
+                # Nothing started: the requests being cancelled still count. Each
+                # ends at its next step (an asyncio task cancelled before its first
+                # step never runs its flight: its task's end is what counts).
+                head = self._unwinding[0]
+                try:
+                    await (head.done.wait() if head.task is None else anyio.lowlevel.checkpoint())
+                except BaseException:
+                    await self.aclose()
+                    raise
+                continue
             if not self._flights:
                 self._ended = True
                 self._end_span()
@@ -500,6 +516,8 @@ class CallbackIterator:
         started = 0
         prefetch = self._prefetch
         out = sum(not f.answered for f in flights)
+        if self._unwinding:
+            out += len(self._still_unwinding())
         while not self._closed and out < prefetch and len(flights) < prefetch + beside:
             request = planner.next_request()
             if request is None:
@@ -542,10 +560,19 @@ class CallbackIterator:
         except BaseExceptionGroup as group_error:
             raise _sole(group_error) from None
 
+    def _still_unwinding(self) -> list[_Flight]:
+        """The stale requests cancelled that have not ended yet."""
+        self._unwinding = live = [
+            f for f in self._unwinding if not f.answered and (f.task is None or not f.task.done())
+        ]
+        return live
+
     def _drop_stale(self) -> None:
         planner = self._planner
         for flight in [f for f in self._flights if planner.stale(f.request)]:
             flight.cancel()
+            if flight.started and not flight.answered:
+                self._unwinding.append(flight)
             if flight.task is not None and not flight.task.done():
                 self._dropped.add(flight.task)  # aclose waits for it
                 flight.task.add_done_callback(self._dropped.discard)

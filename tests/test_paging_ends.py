@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import pytest
 from _support import ListFetch, examples, ids, numbered, random_ticks
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ameyo_callbacks import CallbackIterator, CustomerCallback, Page
@@ -200,10 +200,16 @@ async def test_a_walk_in_date_windows_cut_by_max_items_resumes_right_after_its_l
     seed=st.integers(0, 2**16),
     form=st.sampled_from([plain, piped]),
 )
+@example(n=3, page_size=1, prefetch=1, seed=18, form=piped)  # a stale request still ending
+@example(n=5, page_size=1, prefetch=2, seed=11, form=plain)  # one cancelled before it ran
 async def test_records_come_in_order_whatever_order_pages_arrive_in(
     n: int, page_size: int, prefetch: int, seed: int, form: Form
 ) -> None:
-    """Random latency per request: every record once, in order, at most ``prefetch`` out."""
+    """Random latency per request: every record once, in order, at most ``prefetch`` out.
+
+    Requests the walk cancels (stale when it changes strategy) count until
+    they have ended: no new one starts beside them past ``prefetch``.
+    """
     fetch = ListFetch(DATA[:n], ticks=random_ticks(seed))
     got: list[CustomerCallback] = []
     await form(fetch, got, page_size=page_size, prefetch=prefetch)
