@@ -978,6 +978,15 @@ class _Bucket:
         unstable = bool(self.offset) and (
             not records or records[0].customer_callback_id != self.last
         )
+        if self.offset and not unstable and len(records) < request.limit and not walk.deleting:
+            # The millisecond's last page, its first record where it was: complete
+            # only if every one of the offset + len(records) there has been yielded
+            # (a new order that matched by chance may have hidden some behind).
+            front = walk.front
+            done = front.ids if front.date == date else set()
+            skipped = {i for i, m in front.skip.items() if m == date}  # (yielded before)
+            seen = len(done | skipped | {records[i].customer_callback_id for i in keep})
+            unstable = seen < request.offset + len(records)
         if unstable and len(records) < request.limit and not walk.deleting:
             # A short answer in another order: complete if as many are there as were seen.
             unstable = known < request.offset + len(records)

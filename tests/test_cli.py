@@ -2264,9 +2264,14 @@ def test_demo_delete_runs_against_the_demo_server() -> None:
 
 @pytest.mark.integration
 def test_timeout_flag_gives_up_on_a_slow_server(tmp_path: Path) -> None:
-    """--timeout 0.2 with retries off: a 2 s answer is a one-line timeout error, exit 1."""
+    """--timeout 0.2 with retries off: a 2 s answer is a one-line timeout error, exit 1.
+
+    Every request the walk sends at first is slow: it sends several at once,
+    and the server may take any of them first (one slow request left the
+    export a page to keep, and another message: 1 run in CI).
+    """
     fake = FakeAmeyo.seeded(50)
-    fake.script("list", Fault.slow(delay=2.0))
+    fake.script("list", *[Fault.slow(delay=2.0)] * 8)
     with serve(fake) as url:
         started = time.monotonic()
         result = run(
