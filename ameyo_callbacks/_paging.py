@@ -143,6 +143,11 @@ class _Flight:
             for _ in range(WIRE_STEPS):
                 await anyio.lowlevel.checkpoint()
 
+    def ended(self, _task: object) -> None:
+        """Its asyncio task ended: done, even if the task was cancelled before it ran."""
+        self.answered = True
+        self.done.set()
+
     def cancel(self) -> None:
         self.scope.cancel()
         if self.task is not None:
@@ -430,12 +435,10 @@ class CallbackIterator:
                 return page
             self._launch()
             if not self._flights and not planner.done and self._still_unwinding():
-                # Nothing started: the requests being cancelled still count. Each
-                # ends at its next step (an asyncio task cancelled before its first
-                # step never runs its flight: its task's end is what counts).
-                head = self._unwinding[0]
+                # Nothing started: the requests being cancelled still count until
+                # they have ended (usually at their next step).
                 try:
-                    await (head.done.wait() if head.task is None else anyio.lowlevel.checkpoint())
+                    await self._unwinding[0].done.wait()
                 except BaseException:
                     await self.aclose()
                     raise
@@ -495,7 +498,9 @@ class CallbackIterator:
             import asyncio  # noqa: PLC0415  (only on asyncio)
 
             def spawn(flight: _Flight) -> None:
-                flight.task = asyncio.get_running_loop().create_task(flight.run(fetch))
+                task = asyncio.get_running_loop().create_task(flight.run(fetch))
+                task.add_done_callback(flight.ended)
+                flight.task = task
 
             return spawn
         return None
@@ -562,9 +567,7 @@ class CallbackIterator:
 
     def _still_unwinding(self) -> list[_Flight]:
         """The stale requests cancelled that have not ended yet."""
-        self._unwinding = live = [
-            f for f in self._unwinding if not f.answered and (f.task is None or not f.task.done())
-        ]
+        self._unwinding = live = [f for f in self._unwinding if not f.answered]
         return live
 
     def _drop_stale(self) -> None:

@@ -309,3 +309,32 @@ async def test_a_server_that_ignores_the_date_filters_stops_the_walk_in_either_m
             _ = [cb async for cb in CallbackIterator(unfiltered, on_inconsistency=mode)]  # type: ignore[arg-type]
         assert caught.value.reason == "date_filter_ignored"
         assert "does not filter by date" in str(caught.value)
+
+
+async def test_a_plain_walk_closed_from_another_task_ends_there() -> None:
+    """The client closing (another task) cancels a plain walk's tasks before they ran.
+
+    The walk waiting on its first request must wake, and say the client closed.
+    """
+    it = CallbackIterator(ListFetch(DATA[:50]), page_size=10)
+    outcome: list[BaseException | None] = []
+
+    async def consume() -> None:
+        try:
+            async for _cb in it:
+                pass
+        except RuntimeError as error:
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(consume)
+        await anyio.sleep(0)  # the walk planned its requests and waits on the first
+        it.client_closed()
+        it.cancel()
+        with anyio.fail_after(5):
+            while not outcome:
+                await anyio.sleep(0)
+    assert isinstance(outcome[0], RuntimeError)
+    assert "closed" in str(outcome[0])
