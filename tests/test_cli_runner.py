@@ -42,10 +42,18 @@ RUNNERS = [pytest.param(run, id="run"), pytest.param(backport, id="backport")]
 
 @pytest.fixture(autouse=True)
 def _default_sigint() -> Iterator[None]:
-    """Every test starts and must end with Python's own SIGINT handler."""
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    yield
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    """Every test starts and must end with Python's own SIGINT handler.
+
+    Installed here: a suite started in the background (``&`` in a script,
+    ``nohup``) inherits an ignored SIGINT, and Python then keeps it ignored.
+    What the process had is put back after the test.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def ctrl_c_in(seconds: float) -> None:
