@@ -132,7 +132,7 @@ class Cursor:
             listed = body.get("i", [])
             ids = tuple(i for i in listed if isinstance(i, str))
             scope = str(body.get("s", ""))
-            skip = tuple((str(i), m) for i, m in body.get("k", []))
+            skip = tuple((i, m) for i, m in body.get("k", []))
         except (ValueError, TypeError, KeyError, AttributeError, binascii.Error):
             raise ValueError(bad) from None
         for value in (offset, date):
@@ -140,7 +140,7 @@ class Cursor:
                 raise ValueError(bad)
         if offset is None or offset < 0 or len(ids) != len(listed):
             raise ValueError(bad)
-        if any(type(m) is not int for _i, m in skip):
+        if any(not isinstance(i, str) or type(m) is not int for i, m in skip):
             raise ValueError(bad)
         return cls(offset=offset, date=date, ids=ids, scope=scope, skip=skip)
 

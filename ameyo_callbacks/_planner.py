@@ -348,19 +348,25 @@ class _Walk:
             skip=skip,
         )
 
-    def emit(self, records: Sequence[CustomerCallback]) -> None:
-        """Queue ``records`` as a page (trimmed to ``max_items``)."""
+    def emit(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> int:
+        """Queue ``records`` (sorted by date, past the frontier) as a page; how many.
+
+        Trimmed to ``max_items``: the frontier moves past the records handed
+        out, never past a cut (a checkpoint resumes right after the last one).
+        """
         room = self.room()
         items = tuple(records[:room])
         if len(items) >= room:
             self.done = True
         if not items:
-            return
+            return 0
+        self.front.advance(items, dates[: len(items)])
         self.yielded += len(items)
         first = self.position
         self.position += len(items)
         page = Page(items=items, offset=first, next_offset=self.position, cursor=self.cursor())
         self.pages.append(page)
+        return len(items)
 
     def advance(self, records: Sequence[CustomerCallback], dates: Sequence[int]) -> int:
         """Yield the records past the frontier (sorted by date) and move it; how many."""
@@ -372,17 +378,15 @@ class _Walk:
         else:
             kept = [records[i] for i in new]
             kept_dates = [dates[i] for i in new]
-        room = self.room()
-        if len(kept) > room:  # max_items falls in this page: the frontier stops at the cut
-            kept, kept_dates = kept[:room], kept_dates[:room]
-        front.advance(kept, kept_dates)
-        self.emit(kept)
+        n = self.emit(kept, kept_dates)
         trial = self.trial
         if trial is not None:  # (ordered, or a bucket of it: windows end the trial)
-            trial.update(zip((r.customer_callback_id for r in kept), kept_dates, strict=True))
+            trial.update(
+                zip((r.customer_callback_id for r in kept[:n]), kept_dates[:n], strict=True)
+            )
             if len(trial) > _TRUST:
                 self.trial = None  # that many in order: trusted (memory stays flat)
-        return len(kept)
+        return n
 
     def inconsistent(self, text: str, offset: int, reason: str, *, fatal: bool = False) -> None:
         """Raise ConsistencyError, or (warn mode) note it once and go on."""
@@ -902,20 +906,13 @@ class _Windows:
             records.sort(key=_ms)
             dates = [_ms(r) for r in records]
             new = walk.front.new(records, dates)
-            if len(new) >= walk.room():
-                # max_items falls in this window: the frontier stops at the cut, not at
-                # the window's end (a checkpoint resumes right after the last record).
-                new = new[: walk.room()]
-                walk.front.advance([records[i] for i in new], [dates[i] for i in new])
-                walk.emit([records[i] for i in new])
-                return
-            if window.end is None:
-                walk.front.advance([records[i] for i in new], [dates[i] for i in new])
-                walk.emit([records[i] for i in new])
+            items, at = [records[i] for i in new], [dates[i] for i in new]
+            if window.end is None or len(items) >= walk.room():
+                walk.emit(items, at)  # the last window, or max_items falls in it
                 walk.done = True
                 return
             walk.front.close_through(window.end - 1)
-            walk.emit([records[i] for i in new])
+            walk.emit(items, at)
         if self.resume and not windows:
             self.resume = False
             self.planner.ordered.resume()
@@ -974,22 +971,18 @@ class _Bucket:
             walk.advance([records[i] for i in keep], [date] * len(keep))
             self.offset, self.last = 0, None
             return
-        known = len(walk.front.ids) if walk.front.date == date else 0
         unstable = bool(self.offset) and (
             not records or records[0].customer_callback_id != self.last
         )
-        if self.offset and not unstable and len(records) < request.limit and not walk.deleting:
-            # The millisecond's last page, its first record where it was: complete
-            # only if every one of the offset + len(records) there has been yielded
-            # (a new order that matched by chance may have hidden some behind).
+        if self.offset and len(records) < request.limit and not walk.deleting:
+            # The millisecond's last page, in its order or another: complete only if
+            # every one of the offset + len(records) there has been seen (a new order
+            # whose first record matched by chance may have hidden some behind).
             front = walk.front
             done = front.ids if front.date == date else set()
             skipped = {i for i, m in front.skip.items() if m == date}  # (yielded before)
             seen = len(done | skipped | {records[i].customer_callback_id for i in keep})
             unstable = seen < request.offset + len(records)
-        if unstable and len(records) < request.limit and not walk.deleting:
-            # A short answer in another order: complete if as many are there as were seen.
-            unstable = known < request.offset + len(records)
         full = len(records) >= request.limit
         if unstable and (walk.deleting or self.restarts < _BUCKET_RESTARTS):
             # Deletes moved the offsets (the caller's, or anyone's): ask from the

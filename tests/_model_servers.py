@@ -16,7 +16,7 @@ from typing import Literal
 import attrs
 
 from ameyo_callbacks._convert import datetime_to_epoch_ms
-from ameyo_callbacks._models import CustomerCallback
+from ameyo_callbacks._models import CustomerCallback, Page
 from ameyo_callbacks._planner import PageRequest, WalkPlanner
 
 Order = Literal["dateAdded", "ties", "shuffled", "callbackTime", "swapped"]
@@ -109,8 +109,11 @@ def walk(
     prefetch: int = 4,
     on_page: Callable[[list[CustomerCallback]], None] | None = None,
     max_requests: int = 100_000,
+    pages: list[Page] | None = None,
 ) -> list[CustomerCallback]:
     """Run ``planner`` against ``server`` with ``prefetch`` requests out: what it yielded.
+
+    ``pages``: where to keep the pages too (for their checkpoints).
 
     Each request is answered when sent (a prefetched answer may be old by the
     time it is read), and answers are read in the order they were planned.
@@ -122,7 +125,10 @@ def walk(
             flights.append((request, server.answer(request)))
             assert server.requests <= max_requests, "the walk does not end"
         while planner.pages:
-            items = list(planner.pages.popleft().items)
+            page = planner.pages.popleft()
+            if pages is not None:
+                pages.append(page)
+            items = list(page.items)
             out.extend(items)
             if on_page is not None:
                 on_page(items)

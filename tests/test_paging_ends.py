@@ -60,6 +60,14 @@ async def settled(fetch: ListFetch) -> None:
     await fetch.assert_quiet(20)
 
 
+async def assert_cancelled(fetch: ListFetch, offsets: frozenset[int], at_least: int) -> None:
+    """Once settled: every request asked at ``offsets`` (``at_least`` of them) was cancelled."""
+    await settled(fetch)
+    out = [offset for offset, _ in fetch.calls if offset in offsets]
+    assert len(out) >= at_least
+    assert sorted(fetch.cancelled) == sorted(out)
+
+
 async def pages_of(it: CallbackIterator) -> list[Page]:
     return [page async for page in it.pages()]
 
@@ -102,10 +110,7 @@ async def test_requests_past_the_end_are_cancelled_once_an_answer_shows_it(form:
     with anyio.fail_after(5):
         await form(fetch, got, prefetch=4)
     assert got == list(DATA[:150])
-    await settled(fetch)
-    out_past = [offset for offset, _ in fetch.calls if offset in late]
-    assert out_past  # (prefetch 4: some were out when the end showed)
-    assert sorted(fetch.cancelled) == sorted(out_past)
+    await assert_cancelled(fetch, late, 1)  # (prefetch 4: some were out when the end showed)
     assert len(fetch.calls) <= 2 + 4 + 1  # the list's two pages, prefetch past them, one held
 
 
@@ -259,10 +264,7 @@ async def test_an_error_cancels_the_requests_out_behind_it(form: Form) -> None:
         await form(fetch, got, prefetch=4)
     assert caught.value is boom
     assert got == list(DATA[:100])
-    await settled(fetch)
-    out_behind = [offset for offset, _ in fetch.calls if offset in hanging]
-    assert len(out_behind) >= 2
-    assert sorted(fetch.cancelled) == sorted(out_behind)
+    await assert_cancelled(fetch, hanging, 2)
 
 
 async def test_an_error_on_the_first_page_comes_out_of_pages() -> None:
@@ -283,10 +285,7 @@ async def test_a_cancel_while_the_loop_body_waits_cancels_every_request_out(form
         await form(fetch, got, stop=50, page_size=20, prefetch=4)
     assert scope.cancelled_caught
     assert got == list(DATA[:50])
-    await settled(fetch)
-    out = [offset for offset, _ in fetch.calls if offset in hanging]
-    assert len(out) >= 2
-    assert sorted(fetch.cancelled) == sorted(out)
+    await assert_cancelled(fetch, hanging, 2)
 
 
 # -- what no strategy can page through ---------------------------------------------------

@@ -573,23 +573,10 @@ def test_deleting_as_it_walks_finds_a_callback_listed_far_out_of_place(
 # -- a walk cut by max_items, resumed from its checkpoint ---------------------------
 
 
-def pages_walked(planner: WalkPlanner, server: ModelServer, prefetch: int = 1) -> list[Page]:
-    """Like :func:`_model_servers.walk`, keeping the pages (for their checkpoints)."""
+def pages_walked(planner: WalkPlanner, server: ModelServer) -> list[Page]:
     pages: list[Page] = []
-    flights: list[tuple[PageRequest, list[CustomerCallback]]] = []
-    while True:
-        while len(flights) < prefetch and (request := planner.next_request()) is not None:
-            flights.append((request, server.answer(request)))
-            assert server.requests < 10_000
-        while planner.pages:
-            pages.append(planner.pages.popleft())
-        if not flights:
-            return pages
-        request, answer = flights.pop(0)
-        if planner.stale(request):
-            planner.drop(request)
-        else:
-            planner.take(request, answer)
+    walk(planner, server, prefetch=1, pages=pages)
+    return pages
 
 
 def resumed(page: Page, server: ModelServer, page_size: int) -> list[str]:
